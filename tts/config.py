@@ -1,0 +1,409 @@
+"""Typed config schemas (registered in Hydra's ConfigStore), validation, and builders.
+
+Why here and only here: every config has a dataclass schema, and every check of a config value happens in
+`validate()`, before Ray starts or a model loads, with a message that names the field, the bad value and the
+allowed values. Library classes never receive a config object: the `build_*` functions at the bottom turn
+config nodes into plain arguments.
+
+Config groups (YAML under conf/<group>/, each option extending the schema registered here as `<group>/base_*`):
+policy, prm, strategy, dataset, engine, cluster, difficulty; sweep presets live in sweeps/ (group `sweep`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from tts.engines.aggregation import AGGREGATIONS
+
+
+class ConfigError(ValueError):
+    """An invalid config value. The message names the field, the bad value and the fix."""
+
+
+# --------------------------------------------------------------------------------------------- schemas
+@dataclass
+class FewShotExample:
+    question: str = MISSING
+    answer: str = MISSING
+
+
+@dataclass
+class PolicyConfig:
+    """A policy model and how it is prompted. `model` is a hub id, a local folder, or "embedded:<name>"."""
+
+    name: str = MISSING
+    model: str = MISSING
+    tokenizer: str | None = None
+    params: int | None = None  # parameter count; None = read from the model config
+    chat_template: bool = True  # apply the tokenizer's chat template
+    system_prompt: str | None = None
+    prompt_template: str = "{question}"  # the user turn; must contain {question}
+    few_shot: list[FewShotExample] = field(default_factory=list)  # earlier user/assistant turns
+    temperature: float = 0.8
+    top_p: float = 1.0
+    max_tokens: int = 256
+    step_delimiter: str = "\n\n"
+    step_max_tokens: int = 96
+
+
+@dataclass
+class PRMConfig:
+    """A process reward model / verifier. `kind` selects the implementation (see tts.engines.PRM_KINDS)."""
+
+    name: str = MISSING
+    kind: str = MISSING  # none | rule_arithmetic | vllm_pooling | judge
+    model: str | None = None
+    params: int | None = None
+    aggregation: str = "last"  # last | min | prod | mean
+    # vllm_pooling: "qwen_math_prm" (steps joined by <extra_0>) or "step_tag" (Math-Shepherd style)
+    format: str = "qwen_math_prm"
+    step_tag: str = "ки"
+    good_token: str = "+"
+    bad_token: str = "-"
+    # judge: a causal LM asked whether each step is correct; score = P(yes_token) / (P(yes) + P(no))
+    judge_prompt: str | None = None
+    yes_token: str = "Yes"
+    no_token: str = "No"
+
+
+@dataclass
+class StrategyConfig:
+    """Fields every strategy has. Each strategy's YAML extends its own schema below (no flat option bag)."""
+
+    name: str = MISSING
+    temperature: float | None = None  # None = the policy's
+
+
+@dataclass
+class MajorityVoteConfig(StrategyConfig):
+    name: str = "majority_vote"
+
+
+@dataclass
+class BestOfNConfig(StrategyConfig):
+    name: str = "best_of_n"
+
+
+@dataclass
+class WeightedBestOfNConfig(StrategyConfig):
+    name: str = "weighted_best_of_n"
+
+
+@dataclass
+class BeamSearchConfig(StrategyConfig):
+    name: str = "beam_search"
+    beam_width: int = 4  # M: beams kept per problem; N / M is the expansion per beam
+    max_steps: int = 8
+
+
+@dataclass
+class DVTSConfig(StrategyConfig):
+    name: str = "dvts"
+    beam_width: int = 4  # M: N / M independent subtrees, each a greedy beam of width M
+    max_steps: int = 8
+
+
+@dataclass
+class LookaheadConfig(StrategyConfig):
+    name: str = "lookahead"
+    beam_width: int = 4
+    max_steps: int = 8
+    lookahead: int = 2  # k: steps rolled out (at temperature 0) to score a candidate step
+
+
+@dataclass
+class DatasetConfig:
+    """A problem set. `name` selects the loader (see tts.data.DATASETS)."""
+
+    name: str = MISSING
+    path: str | None = None  # local JSONL/Parquet (loader "local")
+    hub_id: str | None = None
+    split: str = "test"
+    columns: dict[str, str] = field(default_factory=dict)  # record field -> source column
+    levels: list[int] | None = None  # keep only these levels
+    limit: int | None = None  # first K problems (after the level filter), per level when per_level is set
+    per_level: int | None = None  # built-in set: problems generated per level
+    seed: int = 0  # built-in set: generator seed
+
+
+@dataclass
+class EngineConfig:
+    """vLLM engine settings and Ray resources per model replica."""
+
+    dtype: str = "auto"
+    enforce_eager: bool = False
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = 4096
+    max_num_seqs: int = 256
+    enable_prefix_caching: bool = True
+    tensor_parallel_size: int = 1
+    num_gpus: float = 1.0  # per replica; 0.5 co-locates a policy and a PRM on one GPU
+    num_cpus: float = 1.0
+    replicas: int = 1
+    seed: int = 0
+
+
+@dataclass
+class ClusterConfig:
+    mode: str = "local"  # local: ray.init() here; ray: connect to an existing cluster
+    address: str | None = None  # "auto" or ray://host:10001 in ray mode
+    num_cpus: int | None = None  # local mode only
+    num_gpus: int | None = None  # local mode only
+    auth_mode: str = "disabled"  # RAY_AUTH_MODE for local clusters; clusters use "token"
+    max_inflight_per_engine: int = 2
+    max_tries: int = 3
+
+
+@dataclass
+class DifficultyConfig:
+    method: str = "dataset_level"  # dataset_level | oracle_quantile | absolute | predicted
+    num_bins: int = 5
+    thresholds: list[float] = field(default_factory=lambda: [0.1, 0.5])  # absolute: pass@1 cut points
+    samples: int = 8  # K samples per problem used to estimate pass@1 (oracle / absolute)
+    bins: list[Any] | None = None  # restrict the sweep's cells to these bins
+
+
+@dataclass
+class SweepConfig:
+    name: str = "default"
+    axes: dict[str, str] = field(default_factory=dict)  # key -> Hydra sweep grammar, e.g. "1,4,16" or "range(1,5)"
+
+
+@dataclass
+class TTSConfig:
+    """The root config: one grid point (a cell) once the sweep axes are fixed."""
+
+    policy: PolicyConfig = MISSING
+    prm: PRMConfig = MISSING
+    strategy: Any = MISSING  # one of the StrategyConfig subclasses above
+    dataset: DatasetConfig = MISSING
+    engine: EngineConfig = MISSING
+    cluster: ClusterConfig = MISSING
+    difficulty: DifficultyConfig = MISSING
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    n: int = 4
+    seed: int = 0
+    results_dir: str = "results"
+
+
+STRATEGY_SCHEMAS: dict[str, type[StrategyConfig]] = {
+    "majority_vote": MajorityVoteConfig,
+    "best_of_n": BestOfNConfig,
+    "weighted_best_of_n": WeightedBestOfNConfig,
+    "beam_search": BeamSearchConfig,
+    "dvts": DVTSConfig,
+    "lookahead": LookaheadConfig,
+}
+TREE_STRATEGIES = ("beam_search", "dvts", "lookahead")  # N must be a multiple of beam_width
+
+
+def register_configs() -> None:
+    """Register every schema in Hydra's ConfigStore (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=TTSConfig)
+    cs.store(group="policy", name="base_policy", node=PolicyConfig)
+    cs.store(group="prm", name="base_prm", node=PRMConfig)
+    for name, schema in STRATEGY_SCHEMAS.items():
+        cs.store(group="strategy", name=f"base_{name}", node=schema)
+    cs.store(group="dataset", name="base_dataset", node=DatasetConfig)
+    cs.store(group="engine", name="base_engine", node=EngineConfig)
+    cs.store(group="cluster", name="base_cluster", node=ClusterConfig)
+    cs.store(group="difficulty", name="base_difficulty", node=DifficultyConfig)
+
+
+def conf_dir() -> Path:
+    """The config tree: $TTS_CONF_DIR, else conf/ beside the package (a source checkout / editable install)."""
+    import os
+
+    env = os.environ.get("TTS_CONF_DIR")
+    path = Path(env) if env else Path(__file__).resolve().parent.parent / "conf"
+    if not (path / "config.yaml").is_file():
+        raise ConfigError(f"conf dir: no config.yaml in {path}; set TTS_CONF_DIR to the project's conf/ folder")
+    return path
+
+
+def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """Compose conf/config.yaml with Hydra overrides (no sweep values), as `tts sweep` does for one cell."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides))
+
+
+# ------------------------------------------------------------------------------------------ validation
+DIFFICULTY_METHODS = ("dataset_level", "oracle_quantile", "absolute", "predicted")
+CLUSTER_MODES = ("local", "ray")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def _fail(field_name: str, value: object, fix: str) -> ConfigError:
+    return ConfigError(f"{field_name}: invalid value {value!r}; {fix}")
+
+
+def _check_model(field_name: str, model: str | None) -> None:
+    """A model is a hub id (org/name), "embedded:<name>", or an existing local folder."""
+    if model is None or model == "":
+        raise _fail(field_name, model, "set it to a hub id (org/name), embedded:<name>, or a local folder")
+    if model.startswith("embedded:"):
+        from tts.engines.embedded import EMBEDDED_MODELS
+
+        name = model.removeprefix("embedded:")
+        if name not in EMBEDDED_MODELS:
+            raise _fail(field_name, model, f"allowed embedded models: {', '.join(sorted(EMBEDDED_MODELS))}")
+        return
+    looks_local = model.startswith(("/", ".", "~")) or Path(model).expanduser().exists()
+    if looks_local:
+        if not Path(model).expanduser().is_dir():
+            raise _fail(field_name, model, "no such model folder; give an existing path or a hub id (org/name)")
+        return
+    if not HUB_ID.match(model):
+        raise _fail(field_name, model, "not a hub id (org/name), embedded:<name>, or an existing folder")
+
+
+def validate(cfg: DictConfig | TTSConfig) -> TTSConfig:
+    """Check one composed cell config and return it as a typed TTSConfig. Raises ConfigError on the first
+    problem found. Imports only registries (names), never model backends."""
+    from tts.data import DATASETS
+    from tts.engines import PRM_KINDS
+    from tts.strategies import STRATEGIES
+
+    if isinstance(cfg, DictConfig):
+        try:
+            obj = OmegaConf.to_object(cfg)
+        except Exception as exc:  # missing mandatory value, type mismatch
+            raise ConfigError(f"config: {exc}") from exc
+    else:
+        obj = cfg
+    if not isinstance(obj, TTSConfig):
+        raise ConfigError("config: root is not a TTSConfig; compose it from conf/config.yaml")
+
+    s = obj.strategy
+    name = s.get("name") if isinstance(s, dict) else getattr(s, "name", None)
+    if name not in STRATEGIES or name not in STRATEGY_SCHEMAS:
+        raise ConfigError(STRATEGIES.unknown_message(name, field="strategy.name"))
+    if isinstance(s, dict):  # a strategy node composed without its schema: type it now
+        try:
+            s = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(STRATEGY_SCHEMAS[name]), s))
+        except Exception as exc:
+            raise ConfigError(f"strategy: {exc}") from exc
+        obj.strategy = s
+    if obj.prm.kind not in PRM_KINDS:
+        raise ConfigError(PRM_KINDS.unknown_message(obj.prm.kind, field="prm.kind"))
+    if obj.dataset.name not in DATASETS:
+        raise ConfigError(DATASETS.unknown_message(obj.dataset.name, field="dataset.name"))
+
+    if not isinstance(obj.n, int) or isinstance(obj.n, bool) or obj.n <= 0:
+        raise _fail("n", obj.n, "the budget N must be a positive integer")
+    if obj.seed < 0:
+        raise _fail("seed", obj.seed, "must be >= 0")
+    if name in TREE_STRATEGIES:
+        if s.beam_width <= 0:
+            raise _fail("strategy.beam_width", s.beam_width, "must be a positive integer")
+        if obj.n % s.beam_width != 0:
+            raise _fail("n", obj.n, f"{name} needs N to be a multiple of strategy.beam_width={s.beam_width}")
+        if s.max_steps <= 0:
+            raise _fail("strategy.max_steps", s.max_steps, "must be a positive integer")
+        if name == "lookahead" and s.lookahead < 0:
+            raise _fail("strategy.lookahead", s.lookahead, "must be >= 0")
+    if s.temperature is not None and s.temperature < 0:
+        raise _fail("strategy.temperature", s.temperature, "must be >= 0 (0 = greedy)")
+
+    p = obj.policy
+    _check_model("policy.model", p.model)
+    if "{question}" not in p.prompt_template:
+        raise _fail("policy.prompt_template", p.prompt_template, "must contain the placeholder {question}")
+    if p.temperature < 0:
+        raise _fail("policy.temperature", p.temperature, "must be >= 0")
+    if not 0 < p.top_p <= 1:
+        raise _fail("policy.top_p", p.top_p, "must be in (0, 1]")
+    for fname in ("max_tokens", "step_max_tokens"):
+        if getattr(p, fname) <= 0:
+            raise _fail(f"policy.{fname}", getattr(p, fname), "must be a positive integer")
+    if not p.step_delimiter:
+        raise _fail("policy.step_delimiter", p.step_delimiter, 'must be non-empty, e.g. "\\n\\n"')
+    if p.params is not None and p.params <= 0:
+        raise _fail("policy.params", p.params, "must be positive, or null to read it from the model config")
+
+    r = obj.prm
+    if r.aggregation not in AGGREGATIONS:
+        raise _fail("prm.aggregation", r.aggregation, f"allowed: {', '.join(AGGREGATIONS)}")
+    if r.kind in ("vllm_pooling", "judge"):
+        _check_model("prm.model", r.model)
+    if r.kind == "vllm_pooling" and r.format not in ("qwen_math_prm", "step_tag"):
+        raise _fail("prm.format", r.format, "allowed: qwen_math_prm, step_tag")
+
+    d = obj.dataset
+    if d.limit is not None and d.limit <= 0:
+        raise _fail("dataset.limit", d.limit, "must be a positive integer or null")
+    if d.per_level is not None and d.per_level <= 0:
+        raise _fail("dataset.per_level", d.per_level, "must be a positive integer or null")
+    if d.path is not None and not Path(d.path).expanduser().exists():
+        raise _fail("dataset.path", d.path, "no such file; give a JSONL or Parquet file")
+
+    e = obj.engine
+    if not 0 < e.gpu_memory_utilization <= 1:
+        raise _fail("engine.gpu_memory_utilization", e.gpu_memory_utilization, "must be in (0, 1]")
+    if e.tensor_parallel_size < 1:
+        raise _fail("engine.tensor_parallel_size", e.tensor_parallel_size, "must be >= 1")
+    if e.num_gpus < 0 or (e.num_gpus > 1 and e.num_gpus != int(e.num_gpus)):
+        raise _fail("engine.num_gpus", e.num_gpus, "must be a fraction in [0, 1] or a whole number")
+    if e.replicas < 1:
+        raise _fail("engine.replicas", e.replicas, "must be >= 1")
+    if e.dtype not in ("auto", "float32", "float16", "bfloat16"):
+        raise _fail("engine.dtype", e.dtype, "allowed: auto, float32, float16, bfloat16")
+
+    c = obj.cluster
+    if c.mode not in CLUSTER_MODES:
+        raise _fail("cluster.mode", c.mode, f"allowed: {', '.join(CLUSTER_MODES)}")
+    if c.max_tries < 1:
+        raise _fail("cluster.max_tries", c.max_tries, "must be >= 1")
+    if c.max_inflight_per_engine < 1:
+        raise _fail("cluster.max_inflight_per_engine", c.max_inflight_per_engine, "must be >= 1")
+
+    k = obj.difficulty
+    if k.method not in DIFFICULTY_METHODS:
+        raise _fail("difficulty.method", k.method, f"allowed: {', '.join(DIFFICULTY_METHODS)}")
+    if k.num_bins < 1:
+        raise _fail("difficulty.num_bins", k.num_bins, "must be >= 1")
+    if list(k.thresholds) != sorted(k.thresholds) or any(not 0 <= t <= 1 for t in k.thresholds):
+        raise _fail("difficulty.thresholds", list(k.thresholds), "must be increasing pass@1 cut points in [0, 1]")
+    if k.samples < 1:
+        raise _fail("difficulty.samples", k.samples, "must be >= 1")
+    return obj
+
+
+# -------------------------------------------------------------------------------------------- builders
+def sampling_settings(cfg: TTSConfig) -> Any:
+    """The SamplingSettings a strategy runs with: the policy's knobs, the strategy's temperature override,
+    and the PRM's aggregation."""
+    from tts.strategies.base import SamplingSettings
+
+    p, s = cfg.policy, cfg.strategy
+    return SamplingSettings(
+        temperature=p.temperature if s.temperature is None else s.temperature,
+        top_p=p.top_p,
+        max_tokens=p.max_tokens,
+        step_delimiter=p.step_delimiter,
+        step_max_tokens=p.step_max_tokens,
+        aggregation=cfg.prm.aggregation,
+    )
+
+
+def strategy_params(cfg: TTSConfig) -> dict[str, Any]:
+    """The strategy's own options as plain keywords (everything in its schema but `name`/`temperature`)."""
+    from dataclasses import asdict
+
+    params = asdict(cfg.strategy)
+    params.pop("name")
+    params.pop("temperature")
+    return params

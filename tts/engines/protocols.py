@@ -1,0 +1,95 @@
+"""The two small protocols every strategy talks to, and the records that cross them.
+
+Why protocols: strategies are pure search logic. They see a `PolicyEngine` (text in, completions out) and a
+`PRMScorer` (question + steps in, per-step scores out) and know nothing of vLLM, Ray or files. The same strategy
+code runs against a vLLM engine in-process, a Ray actor proxy, or a `Fake...` engine in unit tests.
+
+Both protocols are batched on purpose: beam search and DVTS advance every beam of every problem in lockstep with
+one `generate` and one `score` call per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+FinishReason = Literal["eos", "stop_string", "length"]
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Sample `n` continuations of `prompt` (an already-templated prompt plus any partial solution).
+
+    stop: strings that end a continuation (e.g. the step delimiter "\\n\\n"); the stop string is NOT included
+    in the returned text, and `finish_reason == "stop_string"` says one was hit.
+    """
+
+    prompt: str
+    n: int = 1
+    max_tokens: int = 256
+    temperature: float = 0.8
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sampled continuation."""
+
+    text: str
+    tokens_out: int
+    finish_reason: FinishReason
+    cumulative_logprob: float | None = None
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The completions for one request, with the prompt's token counts (the prompt is prefilled once for all n).
+
+    prompt_tokens: tokens in the prompt; cached_prompt_tokens: of those, tokens served from the prefix cache
+    (FLOPs accounting charges only the uncached ones).
+    """
+
+    completions: tuple[Completion, ...]
+    prompt_tokens: int
+    cached_prompt_tokens: int = 0
+
+
+@runtime_checkable
+class PolicyEngine(Protocol):
+    """Generates text. Implementations: `VLLMPolicy` (tts.engines.vllm_policy), the Ray proxy, `FakePolicy`."""
+
+    def build_prompt(self, question: str) -> str:
+        """The full prompt text for a question: system text, few-shot turns and chat template applied."""
+        ...
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        """One Generation per request, in order."""
+        ...
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Score each step of one candidate solution of `question`. `steps` are the step texts without delimiters."""
+
+    question: str
+    steps: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StepScores:
+    """Per-step scores in [0, 1] (probability the step is correct), one per step, and the tokens the PRM read."""
+
+    scores: tuple[float, ...]
+    tokens: int = 0
+
+
+@runtime_checkable
+class PRMScorer(Protocol):
+    """Scores solution steps. Implementations: vLLM pooling PRMs, the generative judge, the rule-based
+    arithmetic verifier, and `none`. Aggregate with `tts.engines.aggregation.aggregate`."""
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[StepScores]:
+        """One StepScores per request, in order, with len(scores) == len(request.steps)."""
+        ...

@@ -1,0 +1,92 @@
+"""The results contract between the runtime (writer), `tts.store.load` and `tts.analysis` / notebooks (readers).
+
+Layout of `results/<sweep>/`:
+  cells/<cell_id>.parquet   one row per problem of the cell: CELL_COLUMNS, then every resolved config field
+                            flattened as "config.<group>.<field>" (e.g. "config.strategy.beam_width")
+  samples/<pool_id>.parquet the sample pool: one row per (problem, sample): SAMPLE_COLUMNS
+  difficulty.parquet        per (policy, problem): DIFFICULTY_COLUMNS (written by tts.analysis.difficulty)
+  manifest.jsonl            one JSON line per finished file: kind, id, file, rows, sha256, config, git_sha, versions
+  sweep.yaml                the sweep's resolved config
+
+Column meanings are given next to each name. Nullable columns say so.
+"""
+
+from __future__ import annotations
+
+CELL_COLUMNS: dict[str, str] = {
+    "sweep": "sweep name",
+    "cell_id": "stable id of the cell (hash of its resolved config)",
+    "pool_id": "id of the sample pool the row was derived from (pool strategies), else null",
+    "problem_id": "Problem.id",
+    "dataset": "dataset name",
+    "level": "dataset's own level (nullable int)",
+    "kind": "math | code",
+    "policy": "policy name",
+    "policy_model": "policy model id/path",
+    "policy_params": "policy parameter count (from the model config)",
+    "prm": "PRM name",
+    "prm_kind": "none | rule_arithmetic | vllm_pooling | judge",
+    "prm_model": "PRM model id/path (nullable)",
+    "prm_params": "PRM parameter count (0 for rule-based / none)",
+    "aggregation": "last | min | prod | mean",
+    "strategy": "strategy name",
+    "n": "budget N in generations",
+    "seed": "sweep seed",
+    "temperature": "sampling temperature used",
+    "beam_width": "search strategies' M (nullable)",
+    "max_steps": "search strategies' max steps (nullable)",
+    "lookahead": "lookahead k (nullable)",
+    "answer": "extracted final answer (nullable)",
+    "reference": "reference answer",
+    "correct": "bool: answer equivalent to reference (code: tests passed)",
+    "expected_correct": "pool strategies: exact expected accuracy over random N-subsets of the pool (nullable)",
+    "no_answer": "bool: nothing could be extracted",
+    "fallback_extraction": "bool: answer came from the last-number fallback",
+    "truncated": "bool: the chosen solution hit max_tokens",
+    "generations": "completions sampled for this problem",
+    "tokens_in": "prompt tokens prefilled (sum over generate requests)",
+    "tokens_cached": "of tokens_in, served from the prefix cache",
+    "tokens_out": "generated tokens",
+    "prm_tokens": "tokens the PRM read",
+    "flops_policy": "2 x policy_params x (tokens_in - tokens_cached + tokens_out)",
+    "flops_prm": "2 x prm_params x prm_tokens",
+    "flops": "flops_policy + flops_prm",
+    "wall_time_s": "wall time of the cell divided evenly over its problems",
+    "status": "ok | failed",
+    "error": "error text when failed (nullable)",
+    "git_sha": "git commit of the code that produced the row (nullable)",
+    "tts_version": "tts-sweep version",
+}
+
+SAMPLE_COLUMNS: dict[str, str] = {
+    "pool_id": "hash of (policy, prm, dataset, problem set, seed, sampling settings, n_max)",
+    "sweep": "sweep name",
+    "policy": "policy name",
+    "prm": "PRM name",
+    "problem_id": "Problem.id",
+    "dataset": "dataset name",
+    "level": "dataset's own level (nullable)",
+    "seed": "seed",
+    "sample_idx": "0..n_max-1; the first k samples form the pool for budget k",
+    "text": "completion text",
+    "answer": "extracted answer (nullable)",
+    "correct": "bool",
+    "no_answer": "bool",
+    "fallback_extraction": "bool",
+    "truncated": "bool",
+    "finish_reason": "eos | stop_string | length",
+    "tokens_out": "generated tokens of this sample",
+    "prompt_tokens": "prompt tokens of the problem's request (same on every sample row of a problem)",
+    "step_scores": "list<float>: per-step PRM scores",
+    "score": "aggregated PRM score with the PRM's aggregation",
+    "prm_tokens": "tokens the PRM read for this sample",
+}
+
+DIFFICULTY_COLUMNS: dict[str, str] = {
+    "policy": "policy name",
+    "problem_id": "Problem.id",
+    "method": "dataset_level | oracle_quantile | absolute | predicted",
+    "bin": "bin label (str)",
+    "pass_at_1": "estimated pass@1 (nullable for dataset_level / predicted)",
+    "samples_used": "samples spent to assign the bin (charged to the budget)",
+}
