@@ -1,0 +1,84 @@
+"""Every YAML under conf/ and sweeps/ composes against its schema and validates; validate() names the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from tts.config import ConfigError, TTSConfig, compose, conf_dir, validate
+
+GROUPS = ["policy", "prm", "strategy", "dataset", "engine", "cluster", "difficulty"]
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
+
+
+ALL_OPTIONS = [(g, o) for g in GROUPS for o in _options(g)]
+SWEEPS = sorted(p.stem for p in (conf_dir() / "sweep").glob("*.yaml"))
+
+
+def test_every_group_has_options() -> None:
+    for group in GROUPS:
+        assert _options(group), f"conf/{group}/ has no YAML"
+
+
+@pytest.mark.parametrize(("group", "option"), ALL_OPTIONS, ids=[f"{g}={o}" for g, o in ALL_OPTIONS])
+def test_every_config_option_composes_and_validates(group: str, option: str) -> None:
+    overrides = [f"{group}={option}"]
+    if group == "strategy" and option in ("beam_search", "dvts", "lookahead"):
+        overrides.append("n=8")
+    cfg = compose(overrides)
+    typed = validate(cfg)
+    assert isinstance(typed, TTSConfig)
+    node = getattr(typed, group)
+    # the option's own values made it through the schema (no silent drop)
+    raw = OmegaConf.load(conf_dir() / group / f"{option}.yaml")
+    for key, value in raw.items():
+        if key == "defaults" or isinstance(value, (dict, list)) or OmegaConf.is_config(value):
+            continue
+        assert getattr(node, key) == value, f"{group}/{option}.yaml: {key}"
+
+
+@pytest.mark.parametrize("preset", SWEEPS)
+def test_every_sweep_preset_composes(preset: str) -> None:
+    cfg = compose([f"+sweep={preset}"])
+    assert cfg.sweep.name, f"sweeps/{preset}.yaml must set sweep.name"
+    header = (conf_dir() / "sweep" / f"{preset}.yaml").read_text()
+    assert f"+sweep={preset}" in header, f"sweeps/{preset}.yaml: the header must show the command that runs it"
+
+
+def test_unknown_key_in_strategy_is_rejected() -> None:
+    with pytest.raises(Exception, match="beam_widht"):
+        compose(["strategy=beam_search", "+strategy.beam_widht=4"]).strategy.beam_widht  # noqa: B018
+        validate(compose(["strategy=beam_search", "+strategy.beam_widht=4"]))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "hint"),
+    [
+        (["n=0"], "n", "positive"),
+        (["strategy=beam_search", "n=6", "strategy.beam_width=4"], "n", "multiple of strategy.beam_width"),
+        (["strategy=dvts", "n=10", "strategy.beam_width=4"], "n", "multiple"),
+        (["prm.aggregation=median"], "prm.aggregation", "last, min, prod, mean"),
+        (["strategy.name=best_of_m"], "strategy.name", "best_of_n"),
+        (["prm.kind=magic"], "prm.kind", "rule_arithmetic"),
+        (["dataset.name=math5000"], "dataset.name", "math500"),
+        (["policy.model=/no/such/model"], "policy.model", "no such model folder"),
+        (["policy.prompt_template=Solve it"], "policy.prompt_template", "{question}"),
+        (["engine.gpu_memory_utilization=1.5"], "engine.gpu_memory_utilization", "(0, 1]"),
+        (["difficulty.method=vibes"], "difficulty.method", "oracle_quantile"),
+    ],
+)
+def test_validate_names_field_value_and_fix(overrides: list[str], field: str, hint: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        validate(compose(overrides))
+    msg = str(err.value)
+    assert msg.startswith(f"{field}:"), msg
+    assert hint in msg, msg
+
+
+def test_conf_dir_points_at_repo_conf() -> None:
+    assert conf_dir() == Path(__file__).resolve().parents[2] / "conf"
