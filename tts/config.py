@@ -158,6 +158,7 @@ class ClusterConfig:
     auth_mode: str = "disabled"  # RAY_AUTH_MODE for local clusters; clusters use "token"
     max_inflight_per_engine: int = 2
     max_tries: int = 3
+    max_engine_restarts: int = 8  # Ray restarts a dead engine actor this many times (its work is requeued)
 
 
 @dataclass
@@ -173,6 +174,9 @@ class DifficultyConfig:
 class SweepConfig:
     name: str = "default"
     axes: dict[str, str] = field(default_factory=dict)  # key -> Hydra sweep grammar, e.g. "1,4,16" or "range(1,5)"
+    # optional named sub-grids, each crossed with `axes`; the sweep is their union (e.g. sampling strategies at
+    # N in 1,2,4,8 and beam search at N in 2,4,8). Empty: the sweep is `axes` alone. See tts/grid.py.
+    grids: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -347,6 +351,8 @@ def validate(cfg: DictConfig | TTSConfig) -> TTSConfig:
         raise _fail("dataset.limit", d.limit, "must be a positive integer or null")
     if d.per_level is not None and d.per_level <= 0:
         raise _fail("dataset.per_level", d.per_level, "must be a positive integer or null")
+    if d.name == "local" and not d.path:
+        raise _fail("dataset.path", d.path, "dataset=local needs dataset.path=<file.jsonl|file.parquet>")
     if d.path is not None and not Path(d.path).expanduser().exists():
         raise _fail("dataset.path", d.path, "no such file; give a JSONL or Parquet file")
 

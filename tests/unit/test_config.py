@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from tests.fixtures.paths import SHARED
 from tts.config import ConfigError, TTSConfig, compose, conf_dir, validate
 
 GROUPS = ["policy", "prm", "strategy", "dataset", "engine", "cluster", "difficulty"]
@@ -30,6 +31,8 @@ def test_every_config_option_composes_and_validates(group: str, option: str) -> 
     overrides = [f"{group}={option}"]
     if group == "strategy" and option in ("beam_search", "dvts", "lookahead"):
         overrides.append("n=8")
+    if group == "dataset" and option in ("local", "code_jsonl"):
+        overrides.append(f"dataset.path={SHARED / 'data' / 'math500.jsonl'}")
     cfg = compose(overrides)
     typed = validate(cfg)
     assert isinstance(typed, TTSConfig)

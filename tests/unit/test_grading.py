@@ -1,0 +1,190 @@
+"""Grading: answer extraction, math-verify equivalence (thread-safe, never raising), grade() flags, and the
+MATH-500 check the issue asks for: every reference answer is accepted against itself and a perturbed one is not."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+import types
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tts.config import DatasetConfig
+from tts.data import DATASETS, Problem
+from tts.grading import Extraction, Grade, answers_equivalent, extract_answer, grade, math_equivalent
+
+
+# ------------------------------------------------------------------------------------------ extraction
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("5 + 2 = 7.\n\nThe answer is \\boxed{7}.", Extraction("7", False)),
+        ("first \\boxed{3}, then \\boxed{4}", Extraction("4", False)),
+        ("so $\\boxed{\\frac{1}{2}}$.", Extraction("\\frac{1}{2}", False)),
+        (
+            "\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}",
+            Extraction("\\left( 3, \\frac{\\pi}{2} \\right)", False),
+        ),
+        ("\\boxed{\\{1, 2\\}}", Extraction("\\{1, 2\\}", False)),  # escaped braces do not count
+        ("\\fbox{12}", Extraction("12", False)),
+        ("the answer is \\boxed 5 apples", Extraction("5", False)),
+        ("\\boxed{ 13. }", Extraction("13", False)),
+        ("\\boxed{} then \\boxed{9}", Extraction("9", False)),
+        ("\\boxed{9} and an empty \\boxed{}", Extraction("9", False)),
+        ("She makes 9 * 2 = $18.\n#### 18", Extraction("18", False)),
+        ("#### $1,234.", Extraction("1234", False)),
+        ("so she has 18 dollars", Extraction("18", True)),
+        ("total: 1,234,567 and 2.5 left", Extraction("2.5", True)),
+        ("it is -3/4", Extraction("-3/4", True)),
+        ("no numbers here", Extraction(None, False)),
+        ("", Extraction(None, False)),
+        ("\\boxed{\\frac{1}{2", Extraction("2", True)),  # unclosed box: not an answer; fallback flagged
+        ("}}}{{{\\boxed{{{", Extraction(None, False)),
+        ("\\boxed{7} and \\boxed{\\frac{8}{", Extraction("7", False)),
+        ("\\boxedfoo{3}", Extraction("3", True)),  # another command, not a box
+    ],
+)
+def test_extract_answer(text: str, expected: Extraction) -> None:
+    assert extract_answer(text) == expected
+
+
+def test_extract_answer_is_fast_and_safe_on_huge_malformed_text() -> None:
+    huge = "\\boxed{" * 50_000 + "{" * 200_000 + " 42"
+    start = time.perf_counter()
+    assert extract_answer(huge) == Extraction("42", True)
+    assert extract_answer("x" * 2_000_000) == Extraction(None, False)
+    assert extract_answer(None) == Extraction(None, False)  # type: ignore[arg-type]
+    assert time.perf_counter() - start < 2.0
+
+
+# ------------------------------------------------------------------------------------------ equivalence
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("\\frac{1}{2}", "0.5"),
+        ("3\\sqrt{13}", "\\sqrt{117}"),
+        ("\\left( 3, \\frac{\\pi}{2} \\right)", "(3,\\pi/2)"),
+        ("\\{1,2\\}", "\\{2,1\\}"),
+        ("90^\\circ", "90"),
+        ("\\text{Evelyn}", "Evelyn"),
+        ("6 - 5i", "6-5i"),
+        ("1,000", "1000"),
+        ("x = 2", "2"),
+        ("\\dfrac{3}{4}", "\\frac34"),
+        ("18", "18"),
+    ],
+)
+def test_equivalent_answers(a: str, b: str) -> None:
+    assert answers_equivalent(a, b)
+    assert answers_equivalent(b, a)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("2", "3"),
+        ("\\frac{1}{2}", "\\frac{1}{3}"),
+        ("", ""),
+        ("5", ""),
+        ("x+1", "x-1"),
+        ("\\text{east}", "west"),
+    ],
+)
+def test_different_answers(a: str, b: str) -> None:
+    assert not answers_equivalent(a, b)
+
+
+def test_equivalence_never_raises_and_guards_against_hangs() -> None:
+    start = time.perf_counter()
+    assert not answers_equivalent("9^{9^{9^{9}}}", "9^{9^{9^{9}}}+1")  # would hang sympy without the guard
+    assert answers_equivalent("9^{9^{9^{9}}}", "9^{9^{9^{9}}}")
+    assert not answers_equivalent("\\frac{", "1")
+    assert not answers_equivalent("}{", "}{}")
+    assert not answers_equivalent(None, "1")  # type: ignore[arg-type]
+    assert not answers_equivalent("1" * 5000, "2")
+    assert time.perf_counter() - start < 5.0
+
+
+def test_equivalence_is_thread_safe() -> None:
+    pairs = [("\\frac{1}{2}", "0.5", True), ("\\sqrt{8}", "2\\sqrt{2}", True), ("7", "8", False)] * 20
+    pairs = [(f"{a}+{i}", f"{b}+{i}", same) for i, (a, b, same) in enumerate(pairs)]  # defeat the caches
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        verdicts = list(pool.map(lambda p: answers_equivalent(p[0], p[1]), pairs))
+    assert verdicts == [same for _, _, same in pairs]
+
+
+# ------------------------------------------------------------------------------------------ grade()
+def _problem(answer: str, kind: str = "math") -> Problem:
+    return Problem(id="t/1", question="q", answer=answer, dataset="t", kind=kind)  # type: ignore[arg-type]
+
+
+def test_grade_flags() -> None:
+    right = grade(_problem("\\frac{1}{2}"), "so \\boxed{0.5}")
+    assert right == Grade("0.5", True, False, False, False, "")
+    wrong = grade(_problem("13"), "The answer is \\boxed{12}.")
+    assert (wrong.correct, wrong.no_answer, wrong.answer) == (False, False, "12")
+    assert "'12' is not equivalent to the reference '13'" in wrong.detail
+    fallback = grade(_problem("18"), "she makes 18 dollars")
+    assert (fallback.correct, fallback.fallback_extraction) == (True, True)
+    empty = grade(_problem("18"), "I do not know", finish_reason="length")
+    assert (empty.answer, empty.correct, empty.no_answer, empty.truncated) == (None, False, True, True)
+    assert "no answer found" in empty.detail
+    assert grade(_problem("3"), "\\boxed{3}", finish_reason="stop_string").truncated is False
+
+
+def test_grade_dispatches_code_problems_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def fake_grade_code(problem: Problem, text: str) -> Grade:
+        calls.append((problem.id, text))
+        return Grade("<code>", True, False, False, False, "3/3 tests passed")
+
+    monkeypatch.setitem(sys.modules, "tts.grading.code", types.SimpleNamespace(grade_code=fake_grade_code))
+    result = grade(_problem("", kind="code"), "def f(): ...", finish_reason="length")
+    assert calls == [("t/1", "def f(): ...")]
+    assert (result.correct, result.truncated, result.detail) == (True, True, "3/3 tests passed")
+
+
+# ------------------------------------------------------------------------------------------ MATH-500
+def perturb(answer: str) -> str | None:
+    """A different answer: add 1 to the first number (not a base subscript or a unit's power, which math-verify
+    rightly ignores: 52_8 is graded as 52); else change the last letter of a \\text{} or a one-letter
+    variable; else add 1 to the whole expression."""
+    m = re.search(r"\d+", answer)
+    if m:
+        return answer[: m.start()] + str(int(m.group(0)) + 1) + answer[m.end() :]
+    text = re.search(r"\\text\{[^}]*?([A-Za-z])[^A-Za-z}]*\}", answer) or re.search(
+        r"(?<![\\A-Za-z])([A-Za-z])(?![A-Za-z])", answer
+    )
+    if text:
+        i = text.start(1)
+        return answer[:i] + chr(ord(answer[i]) + 1) + answer[i + 1 :]
+    return f"{answer}+1"
+
+
+def test_math500_every_reference_is_accepted_and_a_perturbed_one_rejected(shared_data: Path) -> None:
+    problems = DATASETS.get("math500")(DatasetConfig(name="math500", path=str(shared_data / "math500.jsonl")))
+    assert len(problems) == 500
+    not_self, not_graded, accepted_perturbed, perturbed = [], [], [], 0
+    for p in problems:
+        if not math_equivalent(p.answer, p.answer):  # math-verify itself, no string fast path
+            not_self.append(p.answer)
+        g = grade(p, f"Putting it together, the final answer is $\\boxed{{{p.answer}}}$.")
+        if not (g.correct and not g.fallback_extraction):
+            not_graded.append((p.answer, g))
+        other = perturb(p.answer)
+        if other is not None and other != p.answer:
+            perturbed += 1
+            if answers_equivalent(p.answer, other):
+                accepted_perturbed.append((p.answer, other))
+    print(
+        f"\nMATH-500: {500 - len(not_self)}/500 self-equivalent, {500 - len(not_graded)}/500 graded correct, "
+        f"{perturbed - len(accepted_perturbed)}/{perturbed} perturbed answers rejected"
+    )
+    assert not_self == []
+    assert not_graded == []
+    assert perturbed == 500
+    assert accepted_perturbed == []

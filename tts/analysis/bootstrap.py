@@ -1,0 +1,87 @@
+"""Seeded bootstrap confidence intervals over problems, for many configurations at once.
+
+Why: a table row's accuracy is a mean over the problems of a bin, and the uncertainty that matters is which
+problems were drawn. Every configuration of one (policy, dataset, bin) is evaluated on the same problems, so one
+matrix of resampling weights W (replicates x problems) serves them all: replicate accuracies are
+(W @ correct_sums) / (W @ row_counts), a ratio that also handles several seeds per problem and configurations
+missing some problems. Paired differences (a gain over a baseline) use the same W.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+
+def resample_weights(num_problems: int, replicates: int, seed: int, key: str = "") -> np.ndarray:
+    """(replicates x num_problems) multinomial counts: how often each problem is drawn in each replicate.
+    Seeded by (seed, key) so a group's CI does not depend on what else is computed."""
+    if num_problems < 1 or replicates < 1:
+        raise ValueError(
+            f"bootstrap: need problems >= 1 and replicates >= 1, got {num_problems}, {replicates}"
+        )
+    rng = np.random.default_rng([seed, zlib.crc32(key.encode())])
+    draws = rng.integers(0, num_problems, size=(replicates, num_problems), dtype=np.int64)
+    draws += (np.arange(replicates, dtype=np.int64) * num_problems)[:, None]
+    counts = np.bincount(draws.ravel(), minlength=replicates * num_problems)
+    return counts.reshape(replicates, num_problems).astype(np.float32)
+
+
+def bootstrap_ci(
+    y_sum: np.ndarray,
+    counts: np.ndarray | None = None,
+    *,
+    ci: float = 0.95,
+    replicates: int = 1000,
+    seed: int = 0,
+    key: str = "",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile CI of the mean accuracy per column.
+
+    y_sum: (problems,) or (problems, configs) sums of per-row correctness (or a per-problem accuracy with
+      counts = 1); counts: rows behind each sum (0 = problem missing for that config), default all ones.
+    Returns (low, high) arrays of shape (configs,) (scalars' shape (1,) for 1-d input)."""
+    if not 0 < ci < 1:
+        raise ValueError(f"ci: invalid value {ci!r}; must be in (0, 1), e.g. 0.95")
+    y = np.asarray(y_sum, dtype=np.float64)
+    y = y[:, None] if y.ndim == 1 else y
+    c = np.ones_like(y) if counts is None else np.asarray(counts, dtype=np.float64).reshape(y.shape)
+    y = np.where(c > 0, np.nan_to_num(y), 0.0)
+    w = resample_weights(y.shape[0], replicates, seed, key).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reps = (w @ y) / (w @ c)
+    alpha = (1.0 - ci) / 2.0
+    low, high = np.nanquantile(reps, [alpha, 1.0 - alpha], axis=0)
+    return low, high
+
+
+def grouped_ci(
+    problem_ids: Sequence[str],
+    values: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    *,
+    ci: float,
+    replicates: int,
+    seed: int,
+    key: str,
+) -> dict[str, tuple[float, float]]:
+    """CIs for several configurations over one problem set (a bin).
+
+    values: name -> (problem_ids of the config's rows, y_sum, counts); problems outside `problem_ids` are
+    ignored, problems the config lacks count as missing. Returns name -> (low, high)."""
+    index = pd.Index(pd.unique(np.asarray(problem_ids, dtype=object)))
+    names = list(values)
+    if not names or not len(index):
+        return {}
+    ys = np.zeros((len(index), len(names)))
+    cs = np.zeros_like(ys)
+    for j, name in enumerate(names):
+        pids, y, c = values[name]
+        rows = index.get_indexer(np.asarray(pids, dtype=object))
+        keep = rows >= 0
+        ys[rows[keep], j] = np.asarray(y, float)[keep]
+        cs[rows[keep], j] = np.asarray(c, float)[keep]
+    low, high = bootstrap_ci(ys, cs, ci=ci, replicates=replicates, seed=seed, key=key)
+    return {name: (float(lo), float(hi)) for name, lo, hi in zip(names, low, high, strict=True)}

@@ -1,0 +1,128 @@
+"""What the compute-optimal tables and plots read, whichever engine produced it.
+
+Why a small contract: the same table code runs on the materialised summary (fast, repeated queries), on a
+DuckDB scan of the raw cell files (first look, no materialisation) and on an in-memory DataFrame (tests,
+notebooks). Each produces an `AnalysisData`:
+
+  stats     one row per (configuration, bin) of ONE difficulty method: CONFIG_KEYS, config_id, bin, rows
+            (problem x seed rows), problems, y_sum / y_sq (sums of correctness, `expected_correct` when present),
+            and `<measure>_sum` for every COMPUTE_COLUMNS measure. Bin ALL_BIN covers every problem.
+  bins      (policy, problem_id, bin) of that method: the problem sets the bootstrap resamples.
+  values    config ids -> per-problem (config_id, problem_id, y_sum, rows) for the bootstrap.
+  binning   optional (policy, bin, binning_samples, binning_tokens, binning_prm_tokens) means per problem:
+            what assigning the bins cost, charged in FLOPs-matched tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tts.analysis.keys import ALL_BIN, COMPUTE_COLUMNS, CONFIG_KEYS
+
+Y_EXPR = "expected_correct if not null, else correct"
+
+
+@dataclass
+class AnalysisData:
+    stats: pd.DataFrame
+    bins: pd.DataFrame
+    values: Callable[[Sequence[int]], pd.DataFrame]
+    method: str = "none"
+    binning: pd.DataFrame | None = None
+
+
+def row_y(rows: pd.DataFrame) -> pd.Series:
+    """Per-row correctness the analysis averages: `expected_correct` when present (exact over the pool,
+    lower variance), else `correct`."""
+    y = rows["correct"].astype(float)
+    if "expected_correct" in rows.columns:
+        y = rows["expected_correct"].astype(float).fillna(y)
+    return y
+
+
+def with_means(stats: pd.DataFrame) -> pd.DataFrame:
+    """Add accuracy, its standard error over rows, and per-problem means of every compute measure."""
+    out = stats.copy()
+    rows = out["rows"].where(out["rows"] > 0)
+    out["accuracy"] = out["y_sum"] / rows
+    var = (out["y_sq"] / rows - out["accuracy"] ** 2).clip(lower=0)
+    out["se"] = np.sqrt(var / rows)
+    for m in COMPUTE_COLUMNS:
+        out[m] = out[f"{m}_sum"] / rows
+    out["tokens"] = out["tokens_in"] - out["tokens_cached"] + out["tokens_out"] + out["prm_tokens"]
+    return out
+
+
+def bin_sort_key(labels: pd.Series) -> pd.Series:
+    """Order bins: numeric labels ascending, then easy / medium / hard, then others, ALL_BIN last."""
+    named = {"easy": 1000, "medium": 1001, "hard": 1002, ALL_BIN: 10**9}
+    num = pd.to_numeric(labels, errors="coerce")
+    return num.fillna(labels.map(named)).fillna(5000)
+
+
+def stats_from_rows(rows: pd.DataFrame, bins: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(stats, per-problem values) from in-memory cell rows and a one-method bins frame (None = ALL_BIN only).
+    Rows with status != "ok" are left out."""
+    df = rows[rows["status"] == "ok"] if "status" in rows.columns else rows
+    df = df.assign(y=row_y(df))
+    df = df.assign(y2=df["y"] ** 2)
+    for k in CONFIG_KEYS:
+        if k not in df.columns:
+            df = df.assign(**{k: None})
+    cfg = df[list(CONFIG_KEYS)].drop_duplicates().reset_index(drop=True)
+    cfg["config_id"] = np.arange(len(cfg))
+    df = df.merge(cfg, on=list(CONFIG_KEYS), how="left")
+    agg = {"y_sum": ("y", "sum"), "y_sq": ("y2", "sum"), "rows": ("y", "size")}
+    agg |= {f"{m}_sum": (m, "sum") for m in COMPUTE_COLUMNS if m in df.columns}
+    values = df.groupby(["config_id", "problem_id"], sort=True).agg(**agg).reset_index()
+    for m in COMPUTE_COLUMNS:
+        if f"{m}_sum" not in values.columns:
+            values[f"{m}_sum"] = 0.0
+    values = values.merge(cfg[["config_id", "policy"]], on="config_id")
+    if bins is not None:
+        values = values.merge(bins[["policy", "problem_id", "bin"]], on=["policy", "problem_id"], how="left")
+        values["bin"] = values["bin"].fillna("unbinned")
+    else:
+        values["bin"] = ALL_BIN
+    stats = aggregate_values(values, cfg)
+    return stats, values
+
+
+def aggregate_values(values: pd.DataFrame, cfg: pd.DataFrame) -> pd.DataFrame:
+    """Per-problem values (with a `bin` column) -> per (config, bin) stats, plus the ALL_BIN rows."""
+    sums = ["y_sum", "y_sq", "rows", *[f"{m}_sum" for m in COMPUTE_COLUMNS]]
+    per_bin = values.groupby(["config_id", "bin"], sort=True)
+    stats = per_bin[sums].sum().join(per_bin.size().rename("problems")).reset_index()
+    if not (stats["bin"] == ALL_BIN).all():
+        whole = values.groupby("config_id", sort=True)
+        total = whole[sums].sum().join(whole.size().rename("problems")).reset_index().assign(bin=ALL_BIN)
+        stats = pd.concat([stats, total], ignore_index=True)
+    return stats.merge(cfg, on="config_id", how="left")
+
+
+def from_rows(
+    rows: pd.DataFrame, difficulty: pd.DataFrame | None = None, method: str | None = None
+) -> AnalysisData:
+    """AnalysisData from in-memory rows (tests, notebooks). `difficulty`: DIFFICULTY_COLUMNS rows; `method`
+    picks one of its methods (default: the only one present)."""
+    bins = None
+    if difficulty is not None and len(difficulty):
+        methods = sorted(difficulty["method"].unique())
+        method = method or (methods[0] if len(methods) == 1 else None)
+        if method not in methods:
+            raise ValueError(
+                f"method: {method!r} not in the difficulty frame; available: {', '.join(methods)}"
+            )
+        bins = difficulty.loc[difficulty["method"] == method, ["policy", "problem_id", "bin"]]
+    stats, values = stats_from_rows(rows, bins)
+    if bins is None:
+        bins = values[["policy", "problem_id"]].drop_duplicates().assign(bin=ALL_BIN)
+
+    def fetch(ids: Sequence[int]) -> pd.DataFrame:
+        return values[values["config_id"].isin(list(ids))][["config_id", "problem_id", "y_sum", "rows"]]
+
+    return AnalysisData(stats=stats, bins=bins, values=fetch, method=method or "none")

@@ -1,0 +1,293 @@
+"""Compute-optimal tables: which strategy wins, by how much, per (policy, PRM, difficulty bin, budget).
+
+Why: this is the question a sweep answers (Snell et al. 2024, Liu et al. 2025). Three tables, all from an
+`AnalysisData` (tts.analysis.source), so they run the same on the summary, a raw scan or in-memory rows:
+
+  generation_matched  per budget N (generations): the best configuration (strategy + hyperparameters), its
+                      accuracy with a seeded bootstrap CI over problems, and its gain over the best best-of-N
+                      and the best majority vote at the same N.
+  flops_matched       budgets on a log2 grid of FLOPs per problem: the best configuration whose FLOPs (plus
+                      the binning's, when charged) fit the budget, and the same gains. Its accuracy column is
+                      the compute-optimal frontier.
+  cross_size          for each policy's single-sample (CoT, N=1) accuracy, the smallest policy and cheapest
+                      configuration that matches or beats it, with the FLOPs ratio small / large.
+
+Configurations of a PRM-free run (prm_kind "none") compete in every PRM group of their policy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tts.analysis.bootstrap import grouped_ci
+from tts.analysis.keys import ALL_BIN, BEST_OF_N, HYPERPARAMS, MAJORITY_VOTE, hyperparams_label
+from tts.analysis.source import AnalysisData, bin_sort_key, with_means
+
+GROUP = ["policy", "prm", "dataset", "bin"]
+POOL_STRATEGIES = ("majority_vote", "best_of_n", "weighted_best_of_n")
+BASE_COLUMNS = [
+    "config_id",
+    "strategy",
+    "hyperparams",
+    *HYPERPARAMS,
+    "n",
+    "accuracy",
+    "problems",
+    "rows",
+    "flops",
+    "tokens",
+    "generations",
+]
+
+
+@dataclass
+class Tables:
+    generation: pd.DataFrame
+    flops: pd.DataFrame
+    cross_size: pd.DataFrame
+    method: str
+    ci: float
+
+
+def candidates(data: AnalysisData, *, charge_binning: bool = True) -> pd.DataFrame:
+    """Every (configuration, bin) with its accuracy and per-problem compute; PRM-free rows copied into each
+    PRM group; `flops_charged` adds the binning's FLOPs when `charge_binning` and binning costs are known."""
+    s = with_means(data.stats)
+    s = s[s["rows"] > 0].copy()
+    free = s["prm_kind"].eq("none").fillna(False).astype(bool)
+    if free.any() and (~free).any():
+        groups = s.loc[~free, ["policy", "dataset", "prm"]].drop_duplicates()
+        s = pd.concat(
+            [s, s[free].drop(columns="prm").merge(groups, on=["policy", "dataset"])], ignore_index=True
+        )
+    hp = s[list(HYPERPARAMS)].astype(object).drop_duplicates()
+    hp["hyperparams"] = [hyperparams_label(r) for r in hp.to_dict("records")]
+    s = s.merge(hp, on=list(HYPERPARAMS), how="left")
+    s["binning_samples"], s["binning_flops"] = 0.0, 0.0
+    if data.binning is not None and len(data.binning):
+        b = data.binning[["policy", "bin", "binning_samples", "binning_tokens", "binning_prm_tokens"]]
+        s = s.drop(columns=["binning_samples", "binning_flops"]).merge(b, on=["policy", "bin"], how="left")
+        s["binning_samples"] = s["binning_samples"].fillna(0.0)
+        s["binning_flops"] = 2.0 * s["policy_params"].fillna(0) * s["binning_tokens"].fillna(0) + (
+            2.0 * s["prm_params"].fillna(0) * s["binning_prm_tokens"].fillna(0)
+        )
+    s["flops_charged"] = s["flops"] + (s["binning_flops"] if charge_binning else 0.0)
+    return s
+
+
+def _best(s: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Highest accuracy per group; ties go to the cheaper, then to the strategy name (deterministic)."""
+    ranked = s.sort_values(
+        ["accuracy", "flops", "strategy", "config_id"], ascending=[False, True, True, True]
+    )
+    return ranked.drop_duplicates(keys)
+
+
+def _sort(df: pd.DataFrame, extra: list[str]) -> pd.DataFrame:
+    order = df.assign(_bin=bin_sort_key(df["bin"].astype(str)))
+    return (
+        order.sort_values(["policy", "prm", "dataset", "_bin", *extra])
+        .drop(columns="_bin")
+        .reset_index(drop=True)
+    )
+
+
+def generation_matched(s: pd.DataFrame) -> pd.DataFrame:
+    """Best configuration per (policy, PRM, dataset, bin, N) with gains over best-of-N and majority vote."""
+    keys = [*GROUP, "n"]
+    best = _best(s, keys)
+    for name, col in ((BEST_OF_N, "gain_vs_best_of_n"), (MAJORITY_VOTE, "gain_vs_majority")):
+        base = s[s["strategy"] == name].groupby(keys, dropna=False)["accuracy"].max().rename(name)
+        best = best.merge(base.reset_index(), on=keys, how="left")
+        best[col] = best["accuracy"] - best[name]
+    cols = [
+        *GROUP,
+        *BASE_COLUMNS,
+        "binning_samples",
+        BEST_OF_N,
+        "gain_vs_best_of_n",
+        MAJORITY_VOTE,
+        "gain_vs_majority",
+    ]
+    return _sort(best[cols], ["n"])
+
+
+def _running_best(flops: np.ndarray, acc: np.ndarray, budgets: np.ndarray) -> np.ndarray:
+    """Index (into flops-sorted arrays) of the most accurate entry with flops <= budget; -1 when none fits."""
+    if not len(flops):
+        return np.full(len(budgets), -1)
+    prior = np.concatenate([[-np.inf], np.maximum.accumulate(acc)[:-1]])
+    arg = np.maximum.accumulate(np.where(acc > prior, np.arange(len(acc)), 0))
+    pos = np.searchsorted(flops, budgets, side="right") - 1
+    return np.where(pos >= 0, arg[np.maximum(pos, 0)], -1)
+
+
+def flops_matched(s: pd.DataFrame, *, grid_step: float = 1.0) -> pd.DataFrame:
+    """Best configuration within each FLOPs budget (a log2 grid, `grid_step` octaves apart) per group."""
+    if grid_step <= 0:
+        raise ValueError(f"grid_step: invalid value {grid_step!r}; must be > 0 (octaves between budgets)")
+    out = []
+    for _key, grp in s.groupby(GROUP, sort=False, dropna=False):
+        grp = grp.sort_values(["flops_charged", "accuracy"], ascending=[True, False])
+        f = np.maximum(grp["flops_charged"].to_numpy(float), 1.0)
+        lo, hi = math.floor(math.log2(f.min()) / grid_step), math.ceil(math.log2(f.max()) / grid_step)
+        budgets = 2.0 ** (np.arange(lo, hi + 1) * grid_step)
+        idx = _running_best(f, grp["accuracy"].to_numpy(float), budgets)
+        keep = idx >= 0
+        rows = grp.iloc[idx[keep]].assign(flops_budget=budgets[keep])
+        for name, col in ((BEST_OF_N, "gain_vs_best_of_n"), (MAJORITY_VOTE, "gain_vs_majority")):
+            sub = grp[grp["strategy"] == name]
+            j = _running_best(
+                np.maximum(sub["flops_charged"].to_numpy(float), 1.0),
+                sub["accuracy"].to_numpy(float),
+                budgets[keep],
+            )
+            rows[name] = np.where(
+                j >= 0, sub["accuracy"].to_numpy(float)[np.maximum(j, 0)] if len(sub) else np.nan, np.nan
+            )
+            rows[col] = rows["accuracy"] - rows[name]
+        out.append(rows)
+    cols = [
+        *GROUP,
+        "flops_budget",
+        *BASE_COLUMNS,
+        "flops_charged",
+        "binning_flops",
+        BEST_OF_N,
+        "gain_vs_best_of_n",
+        MAJORITY_VOTE,
+        "gain_vs_majority",
+    ]
+    if not out:
+        return pd.DataFrame(columns=cols)
+    return _sort(pd.concat(out, ignore_index=True)[cols], ["flops_budget"])
+
+
+def cross_size(s: pd.DataFrame, *, tolerance: float = 0.0) -> pd.DataFrame:
+    """Per (dataset, bin) and larger policy: the smallest policy + cheapest configuration whose accuracy is
+    >= the larger policy's single-sample (N=1, sampling strategy) accuracy - tolerance, and the FLOPs ratio."""
+    single = s[(s["n"] == 1) & s["strategy"].isin(POOL_STRATEGIES)]
+    single = single.sort_values(["flops", "strategy"]).drop_duplicates(["policy", "dataset", "bin"])
+    rows = []
+    for large in single.itertuples(index=False):
+        pool = s[
+            (s["dataset"] == large.dataset)
+            & (s["bin"] == large.bin)
+            & (s["policy_params"] < large.policy_params)
+        ]
+        match = pool[pool["accuracy"] >= large.accuracy - tolerance]
+        row = {
+            "dataset": large.dataset,
+            "bin": large.bin,
+            "large_policy": large.policy,
+            "large_params": large.policy_params,
+            "large_accuracy": large.accuracy,
+            "large_flops": large.flops,
+        }
+        if len(match):
+            small = match[match["policy_params"] == match["policy_params"].min()]
+            best = small.sort_values(["flops", "accuracy", "config_id"], ascending=[True, False, True]).iloc[
+                0
+            ]
+            row |= {
+                "policy": best["policy"],
+                "small_params": best["policy_params"],
+                "prm": best["prm"],
+                "config_id": best["config_id"],
+                "strategy": best["strategy"],
+                "hyperparams": best["hyperparams"],
+                "n": best["n"],
+                "accuracy": best["accuracy"],
+                "flops": best["flops"],
+                "flops_ratio": best["flops"] / large.flops if large.flops else np.nan,
+            }
+        rows.append(row)
+    cols = [
+        "dataset",
+        "bin",
+        "large_policy",
+        "large_params",
+        "large_accuracy",
+        "large_flops",
+        "policy",
+        "small_params",
+        "prm",
+        "strategy",
+        "hyperparams",
+        "n",
+        "accuracy",
+        "flops",
+        "flops_ratio",
+        "config_id",
+    ]
+    df = pd.DataFrame(rows, columns=cols)
+    if df.empty:
+        return df
+    df = df.assign(_bin=bin_sort_key(df["bin"].astype(str)))
+    return df.sort_values(["dataset", "_bin", "large_params"]).drop(columns="_bin").reset_index(drop=True)
+
+
+def attach_ci(
+    tables: list[pd.DataFrame], data: AnalysisData, *, ci: float, replicates: int, seed: int
+) -> None:
+    """Add ci_low / ci_high (bootstrap over the bin's problems) to each table's winning configurations, in place.
+    One fetch of per-problem values for every winner; one weight matrix per (policy, dataset, bin)."""
+    frames = [t[["policy", "dataset", "bin", "config_id"]].dropna() for t in tables if len(t)]
+    if not frames:
+        for t in tables:
+            t["ci_low"], t["ci_high"] = np.nan, np.nan
+        return
+    wanted = pd.concat(frames).drop_duplicates()
+    wanted["config_id"] = wanted["config_id"].astype("int64")
+    vals = data.values(sorted(wanted["config_id"].unique()))
+    by_cfg = {cid: g for cid, g in vals.groupby("config_id", sort=False)}
+    bins = data.bins
+    result: dict[tuple, tuple[float, float]] = {}
+    for (policy, dataset, bin_), grp in wanted.groupby(["policy", "dataset", "bin"], sort=False):
+        members = bins.loc[bins["policy"] == policy]
+        if bin_ != ALL_BIN:
+            members = members[members["bin"] == bin_]
+        ids = [c for c in grp["config_id"] if c in by_cfg]
+        seen = pd.concat([by_cfg[c]["problem_id"] for c in ids]) if ids else pd.Series([], dtype=object)
+        problems = members["problem_id"][members["problem_id"].isin(seen)].to_numpy(dtype=object)
+        got = {
+            c: (
+                by_cfg[c]["problem_id"].to_numpy(dtype=object),
+                by_cfg[c]["y_sum"].to_numpy(float),
+                by_cfg[c]["rows"].to_numpy(float),
+            )
+            for c in ids
+        }
+        cis = grouped_ci(
+            problems, got, ci=ci, replicates=replicates, seed=seed, key=f"{policy}|{dataset}|{bin_}"
+        )
+        result |= {(policy, dataset, bin_, c): v for c, v in cis.items()}
+    for t in tables:
+        keys = list(zip(t["policy"], t["dataset"], t["bin"], t["config_id"], strict=True))
+        t["ci_low"] = [result.get(k, (np.nan, np.nan))[0] for k in keys]
+        t["ci_high"] = [result.get(k, (np.nan, np.nan))[1] for k in keys]
+
+
+def compute_optimal_tables(
+    data: AnalysisData,
+    *,
+    ci: float = 0.95,
+    replicates: int = 1000,
+    seed: int = 0,
+    grid_step: float = 1.0,
+    charge_binning: bool = True,
+    tolerance: float = 0.0,
+) -> Tables:
+    """All three tables for one difficulty method, with bootstrap CIs on every winning configuration."""
+    s = candidates(data, charge_binning=charge_binning)
+    gen, flo, cross = (
+        generation_matched(s),
+        flops_matched(s, grid_step=grid_step),
+        cross_size(s, tolerance=tolerance),
+    )
+    attach_ci([gen, flo, cross], data, ci=ci, replicates=replicates, seed=seed)
+    return Tables(generation=gen, flops=flo, cross_size=cross, method=data.method, ci=ci)

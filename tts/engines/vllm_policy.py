@@ -1,0 +1,189 @@
+"""The policy engine on vLLM: `VLLMPolicy` implements `PolicyEngine` over one `vllm.LLM`.
+
+Why this shape: strategies batch everything (all problems x all samples, or every beam of every problem), so
+`generate` turns a whole list of requests into ONE `llm.generate` call with one `SamplingParams` per request;
+vLLM schedules them together and its prefix cache serves the shared prompt (and, for beam search, the shared
+partial solution) once. The prompt format comes from the policy YAML:
+
+    system_prompt -> system turn; few_shot -> earlier user/assistant turns (questions verbatim);
+    prompt_template ("{question}" replaced) -> the last user turn; then the tokenizer's chat template with
+    add_generation_prompt=True. With chat_template=false: the same parts as plain text, blank-line separated.
+
+Finish reasons: vLLM "length" -> "length"; "stop" on a stop string (`stop_reason` is a str) -> "stop_string"
+(the string is not in the text); any other stop (EOS / stop token) -> "eos". Token counts: `tokens_out` from
+the sampled token ids, `prompt_tokens` from the prompt ids, `cached_prompt_tokens` from vLLM's
+`num_cached_tokens` when the version reports it (FLOPs charge only uncached prefill).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from tts.engines.embedded import resolve_model
+from tts.engines.protocols import Completion, FinishReason, Generation, GenerationRequest
+from tts.engines.vllm_common import EngineSettings, accepts_kwarg, make_llm, param_count_of, shutdown_llm
+
+log = logging.getLogger(__name__)
+
+
+class VLLMPolicy:
+    """A `PolicyEngine` on a vLLM model. Build it with `build(policy_cfg, engine_cfg)` or plain arguments.
+
+    model: a local folder or hub id ("embedded:<name>" is resolved by `build`/`resolve_model` first).
+    few_shot: (question, answer) pairs rendered as earlier user/assistant turns.
+    logprobs: ask vLLM for the sampled tokens' logprobs so `Completion.cumulative_logprob` is filled
+      (vLLM only tracks it when logprobs are requested; the cost is one log-softmax per sampled token).
+    llm: an already started `vllm.LLM` to use instead of starting one (tests, sharing).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        tokenizer: str | None = None,
+        chat_template: bool = True,
+        system_prompt: str | None = None,
+        prompt_template: str = "{question}",
+        few_shot: Sequence[tuple[str, str]] = (),
+        params: int | None = None,
+        engine: EngineSettings | None = None,
+        logprobs: bool = True,
+        llm: Any = None,
+    ) -> None:
+        if "{question}" not in prompt_template:
+            raise ValueError(
+                f"prompt_template: {prompt_template!r} must contain the placeholder {{question}}"
+            )
+        self.model_path = model
+        self.chat_template = chat_template
+        self.system_prompt = system_prompt
+        self.prompt_template = prompt_template
+        self.few_shot = tuple((str(q), str(a)) for q, a in few_shot)
+        self.logprobs = logprobs
+        self.engine = engine or EngineSettings()
+        self.start_seconds = 0.0
+        if llm is None:
+            kwargs = self.engine.llm_kwargs()
+            if tokenizer:
+                kwargs["tokenizer"] = tokenizer
+            start = time.perf_counter()
+            llm = make_llm(model, **kwargs)
+            self.start_seconds = time.perf_counter() - start
+            log.info("policy %s ready in %.1f s", model, self.start_seconds)
+        self.llm = llm
+        self.tokenizer = llm.get_tokenizer()
+        if chat_template and not getattr(self.tokenizer, "chat_template", None):
+            raise ValueError(
+                f"policy.chat_template: true, but the tokenizer of {model!r} has no chat template; "
+                "set policy.chat_template=false to prompt it with plain text"
+            )
+        self.param_count = int(params) if params else param_count_of(model)
+        # chat-templated text already holds its special tokens (BOS, <|im_start|>): do not add them again
+        self._tok_kwargs = {"add_special_tokens": False} if chat_template else None
+        self._has_tok_kwargs = accepts_kwarg(llm.generate, "tokenization_kwargs")
+
+    # ------------------------------------------------------------------------------------------ prompts
+    def _user_turn(self, question: str) -> str:
+        return self.prompt_template.replace("{question}", question)
+
+    def messages(self, question: str) -> list[dict[str, str]]:
+        """The chat messages for a question: system, few-shot turns, then the templated question."""
+        msgs = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        for q, a in self.few_shot:
+            msgs += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+        msgs.append({"role": "user", "content": self._user_turn(question)})
+        return msgs
+
+    def build_prompt(self, question: str) -> str:
+        """The full prompt text for `question` (the model continues it with the solution)."""
+        if self.chat_template:
+            return self.tokenizer.apply_chat_template(
+                self.messages(question), add_generation_prompt=True, tokenize=False
+            )
+        parts = [self.system_prompt] if self.system_prompt else []
+        parts += [f"{q}\n{a}" for q, a in self.few_shot]
+        parts.append(self._user_turn(question))
+        return "\n\n".join(parts) + "\n"
+
+    # --------------------------------------------------------------------------------------- generation
+    def sampling_params(self, req: GenerationRequest) -> Any:
+        from vllm import SamplingParams
+
+        return SamplingParams(
+            n=req.n,
+            max_tokens=req.max_tokens,
+            temperature=req.temperature,
+            top_p=req.top_p,
+            stop=list(req.stop) or None,
+            logprobs=0 if self.logprobs else None,
+        )
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        """One Generation per request, in order, from ONE `llm.generate` call."""
+        if not requests:
+            return []
+        for i, req in enumerate(requests):
+            if req.n < 1 or req.max_tokens < 1:
+                raise ValueError(f"requests[{i}]: n={req.n}, max_tokens={req.max_tokens}; both must be >= 1")
+        prompts = [r.prompt for r in requests]
+        params = [self.sampling_params(r) for r in requests]
+        kwargs: dict[str, Any] = {"use_tqdm": False}
+        if self._tok_kwargs is not None:
+            if self._has_tok_kwargs:
+                kwargs["tokenization_kwargs"] = self._tok_kwargs
+            else:  # older vLLM: hand it token ids tokenized our way
+                prompts = [
+                    {"prompt_token_ids": self.tokenizer.encode(p, **self._tok_kwargs)} for p in prompts
+                ]
+        outputs = self.llm.generate(prompts, params, **kwargs)
+        return [_to_generation(out) for out in outputs]
+
+    def shutdown(self) -> None:
+        """Stop the engine and free its memory (the object is unusable afterwards)."""
+        shutdown_llm(self.llm)
+        self.llm = None
+
+
+def finish_reason(vllm_reason: str | None, stop_reason: object) -> FinishReason:
+    """Map vLLM's (finish_reason, stop_reason) to the protocol's FinishReason."""
+    if vllm_reason == "length":
+        return "length"
+    if vllm_reason == "stop":
+        return "stop_string" if isinstance(stop_reason, str) else "eos"
+    raise RuntimeError(f"vLLM finished a completion with finish_reason={vllm_reason!r} (aborted or failed)")
+
+
+def _to_generation(out: Any) -> Generation:
+    completions = tuple(
+        Completion(
+            text=o.text,
+            tokens_out=len(o.token_ids),
+            finish_reason=finish_reason(o.finish_reason, o.stop_reason),
+            cumulative_logprob=o.cumulative_logprob,
+        )
+        for o in sorted(out.outputs, key=lambda o: o.index)
+    )
+    return Generation(
+        completions=completions,
+        prompt_tokens=len(out.prompt_token_ids or ()),
+        cached_prompt_tokens=int(getattr(out, "num_cached_tokens", None) or 0),
+    )
+
+
+def build(policy_cfg: Any, engine_cfg: Any) -> VLLMPolicy:
+    """Build a VLLMPolicy from a `PolicyConfig` and an `EngineConfig` (resolving "embedded:<name>")."""
+    model = resolve_model(policy_cfg.model)
+    tokenizer = resolve_model(policy_cfg.tokenizer) if policy_cfg.tokenizer else None
+    return VLLMPolicy(
+        model,
+        tokenizer=tokenizer,
+        chat_template=policy_cfg.chat_template,
+        system_prompt=policy_cfg.system_prompt,
+        prompt_template=policy_cfg.prompt_template,
+        few_shot=[(ex.question, ex.answer) for ex in (policy_cfg.few_shot or ())],
+        params=policy_cfg.params,
+        engine=EngineSettings.from_config(engine_cfg),
+    )

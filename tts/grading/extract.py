@@ -1,0 +1,132 @@
+"""Final-answer extraction from a completion: the last `\\boxed{...}`, then GSM8K's `#### N`, then a flagged
+last-number fallback.
+
+Why a hand-written scanner and not a regex: boxed answers nest braces (`\\boxed{\\frac{1}{2}}`), escape them
+(`\\boxed{\\{1, 2\\}}`) and are cut off mid-way when a completion hits its token limit. A brace-counting scan
+handles all three in linear time, and an unclosed box is skipped rather than swallowing the rest of the text.
+Model output is untrusted: every function here accepts any string (empty, huge, malformed) and never raises.
+
+    >>> extract_answer("5 + 2 = 7.\\n\\nThe answer is \\\\boxed{7}.")
+    Extraction(answer='7', fallback=False)
+    >>> extract_answer("so she has 18 dollars")
+    Extraction(answer='18', fallback=True)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+BOX_COMMANDS = ("\\boxed", "\\fbox")
+MAX_BOXES_TRIED = 32  # unclosed boxes tried from the end before giving up on \boxed
+MAX_BOX_CHARS = 4_000  # a box longer than this is treated as unclosed (a runaway, not an answer)
+FALLBACK_WINDOW = 20_000  # the last-number fallback looks at the tail of the text only
+
+_GSM8K = re.compile(r"####[ \t]*([^\n]*)")
+_NUMBER = re.compile(r"(?<![\d.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?(?!\d)")
+_THOUSANDS = re.compile(r"-?\$?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """The extracted final answer (None when the text has none) and whether it came from the last-number
+    fallback rather than an explicit answer marker."""
+
+    answer: str | None
+    fallback: bool = False
+
+
+def extract_answer(text: str) -> Extraction:
+    """The final answer of a completion: last `\\boxed{}` / `\\fbox{}`, else the last GSM8K `#### N`, else the
+    last number in the text (flagged `fallback=True`), else `Extraction(None, False)`. Never raises."""
+    if not isinstance(text, str) or not text:
+        return Extraction(None, False)
+    boxed = last_boxed(text)
+    if boxed is not None:
+        return Extraction(boxed, False)
+    marked = gsm8k_answer(text)
+    if marked is not None:
+        return Extraction(marked, False)
+    number = last_number(text)
+    if number is not None:
+        return Extraction(number, True)
+    return Extraction(None, False)
+
+
+def last_boxed(text: str) -> str | None:
+    """The content of the last closed, non-empty `\\boxed{...}` (or `\\fbox{...}`, or `\\boxed 5`), cleaned."""
+    end = len(text)
+    for _ in range(MAX_BOXES_TRIED):
+        start, command = max((text.rfind(c, 0, end), c) for c in BOX_COMMANDS)
+        if start < 0:
+            return None
+        content = _box_content(text, start + len(command))
+        if content is not None:
+            cleaned = clean_answer(content)
+            if cleaned:
+                return cleaned
+        end = start
+    return None
+
+
+def _box_content(text: str, i: int) -> str | None:
+    """The argument of a box command whose name ends at `i`, or None when it is missing or unclosed."""
+    n = len(text)
+    if i < n and text[i].isalpha():  # \boxedfoo is another command
+        return None
+    while i < n and text[i] in " \t":
+        i += 1
+    if i >= n:
+        return None
+    if text[i] != "{":  # "\boxed 5": the next token
+        match = re.match(r"[^\s$]+", text[i : i + 64])
+        return match.group(0) if match else None
+    depth, j, stop = 0, i, min(n, i + MAX_BOX_CHARS)
+    while j < stop:
+        ch = text[j]
+        if ch == "\\":  # \{ and \} are literal braces; skip the escaped character
+            j += 2
+            continue
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i + 1 : j]
+        j += 1
+    return None
+
+
+def gsm8k_answer(text: str) -> str | None:
+    """The answer after the last GSM8K `#### ` marker ("#### $1,234." -> "1234"), or None when there is none.
+    Shared with the data loaders, which turn GSM8K reference solutions into bare answers the same way."""
+    if not isinstance(text, str) or "####" not in text:
+        return None
+    for match in reversed(list(_GSM8K.finditer(text[-FALLBACK_WINDOW:]))):
+        cleaned = clean_answer(match.group(1))
+        if _THOUSANDS.fullmatch(cleaned) or cleaned.startswith("$"):
+            cleaned = cleaned.replace(",", "").replace("$", "").strip()
+        if cleaned:
+            return cleaned
+    return None
+
+
+def last_number(text: str) -> str | None:
+    """The last number written in the text ("1,234" -> "1234", "-2.5", "3/4"), or None."""
+    if not isinstance(text, str):
+        return None
+    found = _NUMBER.findall(text[-FALLBACK_WINDOW:])
+    return found[-1].replace(",", "") if found else None
+
+
+def clean_answer(answer: str) -> str:
+    """Strip what surrounds an answer but is not part of it: whitespace, `$...$`, a trailing period/comma."""
+    s = answer.strip()
+    for _ in range(3):
+        before = s
+        if len(s) >= 2 and s[0] == "$" and s[-1] == "$":
+            s = s.strip("$").strip()
+        s = s.rstrip(".,;: ").strip()
+        if s == before:
+            break
+    return s

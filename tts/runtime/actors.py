@@ -1,0 +1,182 @@
+"""Engine actors and the proxies strategies talk to.
+
+Why: loading weights is the expensive part of a sweep, so one long-lived Ray actor per model replica holds the
+engines (a policy, PRMs, or a policy plus judge PRMs on the same model) for the whole sweep, and strategies reach
+it through `PolicyProxy` / `PRMProxy`, which implement the PolicyEngine / PRMScorer protocols with
+`ray.get(actor.method.remote(...))`. Strategies never import Ray.
+
+An engine that dies (vLLM's EngineDeadError) leaves a live actor behind, so the actor exits its process and Ray
+restarts it (max_restarts) with fresh engines; the scheduler requeues the work that was in flight.
+
+What an actor holds is an `EngineSpec`; `builder` ("module:attr", called inside the actor) turns the spec into
+engines. The default builds vLLM engines through the registries; tests pass `tts.runtime.fake_engines:build`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tts.config import EngineConfig, PolicyConfig, PRMConfig
+from tts.engines.protocols import Generation, GenerationRequest, ScoreRequest, StepScores
+
+log = logging.getLogger(__name__)
+DEFAULT_BUILDER = "tts.runtime.actors:build_engines"
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """What one engine actor holds. `prms` are (scorer id, config) pairs built in the same process (a judge on
+    the policy's model shares the policy's engine: `PRM_KINDS` builders receive `policy=`)."""
+
+    key: str
+    label: str  # short display name, e.g. "smollm2-135m +judge-smollm2-135m"
+    policy: PolicyConfig | None
+    prms: tuple[tuple[str, PRMConfig], ...]
+    engine: EngineConfig
+    builder: Any = DEFAULT_BUILDER  # "module:attr" or a picklable callable(spec) -> (policy, {name: prm})
+
+
+def resolve(target: str) -> Callable[..., Any]:
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def build_engines(spec: EngineSpec) -> tuple[Any, dict[str, Any]]:
+    """The real builder: a VLLMPolicy (tts.engines.vllm_policy) and PRM scorers from tts.engines.PRM_KINDS."""
+    from tts.engines import PRM_KINDS
+
+    policy = None
+    if spec.policy is not None:
+        from tts.engines.vllm_policy import build
+
+        policy = build(spec.policy, spec.engine)
+    prms = {pid: PRM_KINDS.get(p.kind)(p, spec.engine, policy=policy) for pid, p in spec.prms}
+    return policy, prms
+
+
+def _engine_dead(exc: BaseException) -> bool:
+    """vLLM's EngineDeadError (any version), or a CUDA error that leaves the engine unusable."""
+    names = {c.__name__ for c in type(exc).__mro__}
+    return "EngineDeadError" in names or "CUDA error" in str(exc)
+
+
+class EngineActor:
+    """The body of a Ray engine actor (wrapped with `ray.remote(...).options(...)` by the engine pool)."""
+
+    def __init__(self, spec: EngineSpec, cache_size: int = 8) -> None:
+        started = time.monotonic()
+        self.spec = spec
+        builder = resolve(spec.builder) if isinstance(spec.builder, str) else spec.builder
+        self.policy, self.prms = builder(spec)
+        self.load_s = time.monotonic() - started
+        self._cache: OrderedDict[str, list[Generation]] = OrderedDict()
+        self._cache_size = cache_size
+        self.calls = 0
+        self.tokens_out = 0
+
+    def _guard(self, fn: Callable[[], Any]) -> Any:
+        self.calls += 1
+        try:
+            return fn()
+        except Exception as exc:
+            if _engine_dead(exc):
+                log.error("engine %s died (%s); exiting so that Ray restarts this actor", self.spec.key, exc)
+                os._exit(1)
+            raise
+
+    def info(self) -> dict[str, Any]:
+        """Where the actor runs and what it holds (waits for the constructor, so it doubles as `ready`)."""
+        import ray
+
+        ctx = ray.get_runtime_context()
+        return {
+            "key": self.spec.key,
+            "pid": os.getpid(),
+            "node_id": ctx.get_node_id(),
+            "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "load_s": self.load_s,
+            "policy_params": getattr(self.policy, "param_count", None),
+            "policy_model": getattr(self.policy, "model_path", None),
+            "prm_params": {k: getattr(v, "param_count", None) for k, v in self.prms.items()},
+            "placement_group": str(ctx.get_placement_group_id()) if ctx.get_placement_group_id() else None,
+        }
+
+    def build_prompts(self, questions: Sequence[str]) -> list[str]:
+        return self._guard(lambda: [self.policy.build_prompt(q) for q in questions])
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], cache_key: str | None = None
+    ) -> tuple[list[Generation], bool]:
+        """(generations, cache hit). With `cache_key`, a call with a key seen before returns the cached
+        generations: the sample pools of one policy scored by several PRMs share one generation."""
+        if cache_key is not None and cache_key in self._cache:
+            self._cache.move_to_end(cache_key)
+            return self._cache[cache_key], True
+        out = self._guard(lambda: self.policy.generate(list(requests)))
+        self.tokens_out += sum(c.tokens_out for g in out for c in g.completions)
+        if cache_key is not None:
+            self._cache[cache_key] = out
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return out, False
+
+    def score(self, prm: str, requests: Sequence[ScoreRequest]) -> list[StepScores]:
+        if prm not in self.prms:
+            raise KeyError(f"prm: {prm!r} is not held by engine {self.spec.key}; held: {sorted(self.prms)}")
+        return self._guard(lambda: self.prms[prm].score(list(requests)))
+
+    def stats(self) -> dict[str, int]:
+        return {"calls": self.calls, "tokens_out": self.tokens_out}
+
+
+# ----------------------------------------------------------------------------------------------- proxies
+class PolicyProxy:
+    """A PolicyEngine backed by an engine actor. `cache_key` marks a pool generation (see EngineActor.generate)."""
+
+    def __init__(self, actor: Any, cache_key: str | None = None) -> None:
+        self.actor = actor
+        self.cache_key = cache_key
+        self._prompts: dict[str, str] = {}
+        self.tokens_out = 0
+
+    def prefetch_prompts(self, questions: Sequence[str]) -> None:
+        """Template many questions in one actor call (strategies call build_prompt once per problem)."""
+        import ray
+
+        todo = [q for q in dict.fromkeys(questions) if q not in self._prompts]
+        if todo:
+            self._prompts.update(zip(todo, ray.get(self.actor.build_prompts.remote(todo)), strict=True))
+
+    def build_prompt(self, question: str) -> str:
+        if question not in self._prompts:
+            self.prefetch_prompts([question])
+        return self._prompts[question]
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        import ray
+
+        out, hit = ray.get(self.actor.generate.remote(list(requests), self.cache_key))
+        if not hit:  # tokens this call made the engine generate (a cache hit generated nothing)
+            self.tokens_out += sum(c.tokens_out for g in out for c in g.completions)
+        return out
+
+
+class PRMProxy:
+    """A PRMScorer backed by an engine actor holding the scorer with id `prm` (engine_pool.prm_id)."""
+
+    def __init__(self, actor: Any, prm: str) -> None:
+        self.actor = actor
+        self.prm = prm
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[StepScores]:
+        import ray
+
+        return ray.get(self.actor.score.remote(self.prm, list(requests)))

@@ -1,0 +1,316 @@
+"""Units of work (jobs) and what runs inside them: sample pools, search cells, grading, result rows.
+
+Why: the scheduler moves small picklable jobs to light Ray tasks; the task bodies here are plain functions over
+a PolicyEngine and a PRMScorer (actor proxies at run time, fakes in unit tests), so they are tested without Ray.
+
+Two kinds of job:
+  PoolJob    every sampling cell (majority vote, best-of-N, weighted best-of-N) that shares a pool: one
+             `build_pool` of N_max samples (or the pool stored by an earlier run), then `select` + exact
+             `expected_correct` per cell; returns the pool's sample rows and each cell's per-problem outcomes.
+  SearchJob  one search cell (beam search, DVTS, lookahead): the strategy over all its problems in lockstep.
+The driver turns outcomes into full result rows (`cell_rows`: config columns, parameter counts, FLOPs).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tts.data.problem import Problem
+from tts.engines.aggregation import aggregate
+from tts.strategies.base import Candidate, SamplingSettings, StrategyResult
+
+
+@dataclass(frozen=True)
+class CellJob:
+    """One cell's part of a job: what to select / run and over which problems."""
+
+    cell_id: str
+    strategy: str
+    n: int
+    aggregation: str
+    problem_ids: tuple[str, ...]
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PoolJob:
+    uid: str  # the pool id
+    cache_key: str  # same policy, problems, sampling, seed and N_max -> one generation, whatever the PRM
+    problems: tuple[Problem, ...]
+    cells: tuple[CellJob, ...]
+    n_max: int
+    sampling: SamplingSettings
+    seed: int
+    score: bool
+    meta: dict[str, Any] = field(default_factory=dict)  # policy / prm names for the sample rows
+    stored: tuple[dict[str, Any], ...] | None = None  # sample rows of a verified stored pool
+
+
+@dataclass(frozen=True)
+class SearchJob:
+    uid: str  # the cell id
+    cell: CellJob
+    problems: tuple[Problem, ...]
+    sampling: SamplingSettings
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class JobResult:
+    uid: str
+    outcomes: dict[str, list[dict[str, Any]]]  # cell id -> one dict per problem
+    sample_rows: list[dict[str, Any]] | None = None  # a newly built pool
+    tokens_generated: int = 0
+    wall_s: float = 0.0
+
+
+# ------------------------------------------------------------------------------------------ grading
+def outcome(
+    problem: Problem, result: StrategyResult, sampling: SamplingSettings, **extra: Any
+) -> dict[str, Any]:
+    """Grade one StrategyResult: the per-problem part of a result row."""
+    from tts.grading import grade
+
+    g = grade(problem, result.text, "length" if result.truncated else "eos")
+    return {
+        "problem_id": problem.id,
+        "dataset": problem.dataset,
+        "level": problem.level,
+        "kind": problem.kind,
+        "answer": result.answer if result.answer is not None else g.answer,
+        "reference": problem.answer,
+        "correct": bool(g.correct),
+        "no_answer": bool(g.no_answer),
+        "fallback_extraction": bool(result.fallback_extraction or g.fallback_extraction),
+        "truncated": bool(result.truncated or g.truncated),
+        "generations": result.generations,
+        "tokens_in": result.tokens_in,
+        "tokens_cached": result.tokens_cached,
+        "tokens_out": result.tokens_out,
+        "prm_tokens": result.prm_tokens,
+        "temperature": sampling.temperature,
+        **extra,
+    }
+
+
+# ------------------------------------------------------------------------------------------ pools
+def sample_rows(job: PoolJob, problems: Sequence[Problem], pools: Sequence[Any]) -> list[dict[str, Any]]:
+    """SAMPLE_COLUMNS rows of freshly built pools, each sample graded."""
+    from tts.grading import grade
+
+    rows = []
+    for problem, pool in zip(problems, pools, strict=True):
+        for j, c in enumerate(pool.candidates):
+            g = grade(problem, c.text, c.finish_reason)
+            rows.append(
+                {
+                    "pool_id": job.uid,
+                    "sweep": job.meta.get("sweep"),
+                    "policy": job.meta.get("policy"),
+                    "prm": job.meta.get("prm"),
+                    "problem_id": problem.id,
+                    "dataset": problem.dataset,
+                    "level": problem.level,
+                    "seed": job.seed,
+                    "sample_idx": j,
+                    "text": c.text,
+                    "answer": c.answer,
+                    "correct": bool(g.correct),
+                    "no_answer": c.answer is None,
+                    "fallback_extraction": bool(pool.fallback[j]),
+                    "truncated": c.finish_reason == "length",
+                    "finish_reason": c.finish_reason,
+                    "tokens_out": c.tokens_out,
+                    "prompt_tokens": pool.prompt_tokens,
+                    "cached_prompt_tokens": pool.cached_prompt_tokens,
+                    "step_scores": list(c.step_scores),
+                    "score": c.score,
+                    "prm_tokens": int(pool.prm_tokens[j]),
+                }
+            )
+    return rows
+
+
+def pools_from_rows(rows: Sequence[dict[str, Any]], sampling: SamplingSettings, seed: int) -> dict[str, Any]:
+    """Rebuild ProblemPools (problem id -> pool) from stored sample rows."""
+    from tts.strategies.pool import ProblemPool
+    from tts.strategies.steps import split_steps
+
+    by_problem: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_problem.setdefault(r["problem_id"], []).append(r)
+    out = {}
+    for pid, rs in by_problem.items():
+        rs.sort(key=lambda r: r["sample_idx"])
+        candidates = tuple(
+            Candidate(
+                text=r["text"],
+                steps=split_steps(r["text"], sampling.step_delimiter),
+                step_scores=tuple(r["step_scores"] or ()),
+                score=aggregate(tuple(r["step_scores"] or ()), sampling.aggregation),
+                answer=r["answer"],
+                finish_reason=r["finish_reason"],
+                tokens_out=int(r["tokens_out"]),
+            )
+            for r in rs
+        )
+        out[pid] = ProblemPool(
+            problem_id=pid,
+            candidates=candidates,
+            prompt_tokens=int(rs[0]["prompt_tokens"]),
+            cached_prompt_tokens=int(rs[0].get("cached_prompt_tokens") or 0),
+            prm_tokens=tuple(int(r["prm_tokens"] or 0) for r in rs),
+            fallback=tuple(bool(r["fallback_extraction"]) for r in rs),
+            seed=seed,
+        )
+    return out
+
+
+def run_pool_job(job: PoolJob, policy: Any, prm: Any) -> JobResult:
+    """Build (or reload) the pool, then select + grade + estimate for every cell sharing it."""
+    from tts.strategies.pool import build_pool, expected_correct, select
+
+    started = time.monotonic()
+    new_rows = None
+    generated = 0
+    if job.stored is not None:
+        pools = pools_from_rows(job.stored, job.sampling, job.seed)
+        correct = {
+            pid: [bool(r["correct"]) for r in sorted(rs, key=lambda r: r["sample_idx"])]
+            for pid, rs in _group(job.stored).items()
+        }
+    else:
+        if hasattr(policy, "prefetch_prompts"):
+            policy.prefetch_prompts([p.question for p in job.problems])
+        tokens_before = getattr(policy, "tokens_out", 0)
+        built = build_pool(
+            job.problems, policy, prm, n_max=job.n_max, sampling=job.sampling, seed=job.seed, score=job.score
+        )
+        generated = getattr(policy, "tokens_out", 0) - tokens_before
+        new_rows = sample_rows(job, job.problems, built)
+        pools = {p.problem_id: p for p in built}
+        correct = {pid: [bool(r["correct"]) for r in rs] for pid, rs in _group(new_rows).items()}
+    build_s = time.monotonic() - started
+    by_id = {p.id: p for p in job.problems}
+    outcomes: dict[str, list[dict[str, Any]]] = {}
+    for cell in job.cells:
+        rows = []
+        for pid in cell.problem_ids:
+            pool = pools[pid]
+            result = select(pool, cell.strategy, cell.n, cell.aggregation)
+            est = expected_correct(
+                pool, cell.strategy, cell.n, cell.aggregation, correct[pid], seed=cell.seed
+            )
+            wall = build_s * cell.n / job.n_max / max(len(cell.problem_ids), 1)
+            rows.append(
+                outcome(by_id[pid], result, job.sampling, expected_correct=float(est.value), wall_time_s=wall)
+            )
+        outcomes[cell.cell_id] = rows
+    return JobResult(job.uid, outcomes, new_rows, generated, time.monotonic() - started)
+
+
+def _group(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(r["problem_id"], []).append(r)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ search
+def run_search_job(job: SearchJob, policy: Any, prm: Any) -> JobResult:
+    """Run a search strategy over all the cell's problems (lockstep batching is the strategy's job)."""
+    from tts.strategies import STRATEGIES
+
+    started = time.monotonic()
+    if hasattr(policy, "prefetch_prompts"):
+        policy.prefetch_prompts([p.question for p in job.problems])
+    tokens_before = getattr(policy, "tokens_out", 0)
+    run = STRATEGIES.get(job.cell.strategy)
+    results = run(
+        list(job.problems), policy, prm, n=job.cell.n, sampling=job.sampling, seed=job.cell.seed, **job.params
+    )
+    if len(results) != len(job.problems):
+        raise RuntimeError(
+            f"{job.cell.strategy} returned {len(results)} results for {len(job.problems)} problems"
+        )
+    wall = time.monotonic() - started
+    per = wall / max(len(job.problems), 1)
+    rows = [
+        outcome(p, r, job.sampling, expected_correct=None, wall_time_s=per)
+        for p, r in zip(job.problems, results, strict=True)
+    ]
+    generated = getattr(policy, "tokens_out", 0) - tokens_before
+    return JobResult(job.uid, {job.cell.cell_id: rows}, None, generated, wall)
+
+
+def run_job(job: PoolJob | SearchJob, policy: Any, prm: Any) -> JobResult:
+    return run_pool_job(job, policy, prm) if isinstance(job, PoolJob) else run_search_job(job, policy, prm)
+
+
+# ------------------------------------------------------------------------------------------ result rows
+def cell_rows(
+    cell: Any,
+    outcomes: Sequence[dict[str, Any]],
+    *,
+    sweep: str,
+    pool_id: str | None,
+    policy_params: int,
+    prm_params: int,
+    policy_model: str | None = None,
+    status: str = "ok",
+    error: str | None = None,
+) -> list[dict[str, Any]]:
+    """Full CELL_COLUMNS rows (plus "config.*" columns) for one cell from its per-problem outcomes."""
+    from tts import __version__
+    from tts.analysis.compute import policy_flops, prm_flops
+    from tts.store import config_columns, git_sha
+
+    cfg = cell.config
+    s = cfg.strategy
+    common = {
+        "sweep": sweep,
+        "cell_id": cell.id,
+        "pool_id": pool_id,
+        "policy": cfg.policy.name,
+        "policy_model": policy_model or cfg.policy.model,
+        "policy_params": policy_params,
+        "prm": cfg.prm.name,
+        "prm_kind": cfg.prm.kind,
+        "prm_model": cfg.prm.model,
+        "prm_params": prm_params,
+        "aggregation": cfg.prm.aggregation,
+        "strategy": s.name,
+        "n": cfg.n,
+        "seed": cfg.seed,
+        "beam_width": getattr(s, "beam_width", None),
+        "max_steps": getattr(s, "max_steps", None),
+        "lookahead": getattr(s, "lookahead", None),
+        "status": status,
+        "error": error,
+        "git_sha": git_sha(),
+        "tts_version": __version__,
+    }
+    config = config_columns(cfg)
+    rows = []
+    for o in outcomes:
+        row = {**common, **o}
+        if status == "ok":
+            fp = policy_flops(policy_params, o["tokens_in"], o["tokens_cached"], o["tokens_out"])
+            fr = prm_flops(prm_params, o["prm_tokens"])
+            row.update(flops_policy=fp, flops_prm=fr, flops=fp + fr)
+        row.update(config)
+        rows.append(row)
+    return rows
+
+
+def failed_outcomes(problems: Sequence[Problem]) -> list[dict[str, Any]]:
+    """Per-problem placeholders for a failed cell (one row with no problem when none could be loaded)."""
+    if not problems:
+        return [{"problem_id": None}]
+    return [
+        {"problem_id": p.id, "dataset": p.dataset, "level": p.level, "kind": p.kind, "reference": p.answer}
+        for p in problems
+    ]

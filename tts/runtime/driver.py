@@ -1,0 +1,371 @@
+"""The sweep driver: a Grid in, results/<sweep>/ out. Resumes by construction.
+
+Why: this is the one place that ties the pieces together, in order:
+  1. open the sweep's store (one driver per sweep folder: a file lock), write sweep.yaml;
+  2. skip every cell the manifest lists as finished with a file that checks out (a rerun computes 0 cells and
+     starts no Ray at all); a corrupt or missing file only recomputes its cell;
+  3. load data sets once, bin problems by difficulty when cells are restricted to bins;
+  4. start Ray (local `ray.init()`, or connect to a cluster), plan the engines, run the scheduler;
+  5. write each finished pool / cell atomically as it arrives, failures as `status=failed` rows with the error;
+  6. release engines, shut Ray down if we started it, print a one-line summary with the results path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from tts.config import ClusterConfig
+from tts.grid import Cell, Grid, semantic_config
+from tts.runtime.actors import DEFAULT_BUILDER
+from tts.runtime.cells import JobResult, cell_rows, failed_outcomes
+from tts.runtime.engine_pool import EnginePool, plan_engines
+from tts.runtime.plan import (
+    Problems,
+    binning_cells,
+    dataset_key,
+    needs_binning,
+    order_works,
+    pool_works,
+    search_works,
+)
+from tts.runtime.progress import Progress
+from tts.runtime.scheduler import Scheduler, Work
+from tts.store import SweepStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepSummary:
+    name: str
+    path: str
+    total: int
+    skipped: int  # finished by an earlier run
+    computed: int  # finished by this run
+    failed: int
+    corrupt: int  # files that failed their checksum (their cells were recomputed)
+    engine_loads: int  # engine actors created (each loads its models once)
+    engine_deaths: int
+    requeued: int
+    tokens: int
+    wall_s: float
+
+    def line(self) -> str:
+        return (
+            f"sweep {self.name}: {self.computed} cells computed, {self.skipped} already finished, "
+            f"{self.failed} failed ({self.total} total) in {self.wall_s:.0f} s, {self.engine_loads} engine loads, "
+            f"{self.tokens} tokens generated -> {self.path}"
+        )
+
+
+def sweep_dir(grid: Grid) -> Path:
+    return Path(str(grid.base.results_dir)).expanduser() / grid.name
+
+
+def connect(cluster: ClusterConfig, cpus_needed: float = 1.0, log_to_driver: bool = True) -> bool:
+    """Start (local) or join (ray) a Ray cluster unless one is up already; True if we started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    os.environ["RAY_AUTH_MODE"] = cluster.auth_mode
+    if cluster.mode == "ray":
+        ray.init(address=cluster.address or "auto", log_to_driver=log_to_driver)
+        return True
+    num_cpus = cluster.num_cpus or max(os.cpu_count() or 1, int(cpus_needed + 0.999))
+    ray.init(
+        num_cpus=num_cpus,
+        num_gpus=cluster.num_gpus,
+        include_dashboard=False,
+        dashboard_host="127.0.0.1",
+        log_to_driver=log_to_driver,
+    )
+    return True
+
+
+class Driver:
+    """Runs one Grid. `builder` overrides how engine actors build engines (tests: FakeEngineBuilder)."""
+
+    def __init__(self, grid: Grid, *, builder: Any = DEFAULT_BUILDER, live: bool | None = None) -> None:
+        self.grid = grid
+        self.builder = builder
+        self.live = live
+        self.store = SweepStore(sweep_dir(grid))
+        self.cells = {c.id: c for c in grid.cells}
+        self.problems = Problems()
+        self.bins: dict[tuple[str, str], str] = {}
+        self.pool_meta: dict[str, dict[str, Any]] = {}
+        self.deaths = 0
+        self.progress: Progress | None = None
+        self.engine_pool: EnginePool | None = None
+
+    # ---- results
+    def _params(self, work: Work, cell: Cell) -> tuple[int, int, str | None]:
+        cfg = cell.config
+        info = self.engine_pool.info(work.policy_key) if self.engine_pool and work.policy_key else {}
+        meta = self.pool_meta.get(work.uid, {})
+        policy_params = cfg.policy.params or info.get("policy_params") or meta.get("policy_params") or 0
+        prm_params = cfg.prm.params or 0
+        if not prm_params and work.prm_key and self.engine_pool:
+            prm_params = (self.engine_pool.info(work.prm_key).get("prm_params") or {}).get(work.prm_id) or 0
+        if not prm_params:
+            prm_params = meta.get("prm_params") or 0
+        return int(policy_params), int(prm_params), info.get("policy_model") or meta.get("policy_model")
+
+    def on_result(self, work: Work, result: JobResult) -> None:
+        pool_id = work.uid if work.job.__class__.__name__ == "PoolJob" else None
+        params = self._params(work, work.cells[0])
+        if result.sample_rows is not None:
+            meta = {
+                "n_max": work.job.n_max,
+                "policy_params": params[0],
+                "prm_params": params[1],
+                "policy_model": params[2],
+                "cells": [c.id for c in work.cells],
+            }
+            self.store.write_rows("pool", work.uid, result.sample_rows, meta=meta)
+        ok = 0
+        for cell in work.cells:
+            policy_params, prm_params, model = self._params(work, cell)
+            rows = cell_rows(
+                cell,
+                result.outcomes[cell.id],
+                sweep=self.grid.name,
+                pool_id=pool_id,
+                policy_params=policy_params,
+                prm_params=prm_params,
+                policy_model=model,
+            )
+            self._write_cell(cell, rows, "ok", work)
+            ok += 1
+        if self.progress:
+            self.progress.cells(ok=ok, tokens=result.tokens_generated)
+
+    def on_failure(self, work: Work, error: str) -> None:
+        self._fail_cells(work.cells, error, work)
+
+    def _fail_cells(self, cells: list[Cell], error: str, work: Work | None = None) -> None:
+        """Record cells as failed (status=failed rows with the error); a rerun retries them."""
+        for cell in cells:
+            problems = self.problems.for_cell(cell, self.bins)
+            rows = cell_rows(
+                cell,
+                failed_outcomes(problems),
+                sweep=self.grid.name,
+                pool_id=None,
+                policy_params=0,
+                prm_params=0,
+                status="failed",
+                error=error,
+            )
+            self._write_cell(cell, rows, "failed", work)
+        if self.progress:
+            self.progress.cells(failed=len(cells))
+
+    def _write_cell(self, cell: Cell, rows: list[dict[str, Any]], status: str, work: Work | None) -> None:
+        meta = {"overrides": list(cell.overrides), "axes": dict(cell.axes)}
+        if work is not None:
+            meta.update(tries=work.tries, engine_deaths=work.deaths, errors=work.errors[-3:])
+        self.store.write_rows(
+            "cell", cell.id, rows, status=status, config=semantic_config(cell.config), meta=meta
+        )
+
+    def on_event(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "retry" and data.get("death"):
+            self.deaths += 1
+        if self.progress is None or self.engine_pool is None:
+            return
+        if kind == "engine":
+            label = self.engine_pool.engines[data["key"]].spec.label
+            state = (
+                "failed"
+                if data.get("error")
+                else f"ready ({(data.get('info') or {}).get('load_s', 0):.0f} s)"
+            )
+            self.progress.engine(label, state)
+        elif kind == "launch":
+            for key in data["keys"]:
+                label = self.engine_pool.engines[key].spec.label
+                if self.progress.engines.get(label) is None:
+                    self.progress.engine(label, "starting")
+        elif kind == "released":
+            self.progress.engine(self.engine_pool.engines[data["key"]].spec.label, "released")
+        elif kind == "retry":
+            self.progress.requeued += 1
+        self.progress.tick()
+
+    # ---- the run
+    def _stored_pool(self, pool_id: str) -> list[dict[str, Any]] | None:
+        entry = self._pools.get(pool_id)
+        if entry is None:
+            return None
+        self.pool_meta[pool_id] = entry.meta
+        return self.store.read(entry).to_pylist()
+
+    def run(self) -> SweepSummary:
+        from filelock import FileLock, Timeout
+
+        started = time.monotonic()
+        self.store.root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.store.root / ".lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout as exc:
+            raise RuntimeError(
+                f"{self.store.root}: another `tts sweep` is writing this sweep (lock held)"
+            ) from exc
+        try:
+            return self._run(started)
+        finally:
+            lock.release()
+
+    def _run(self, started: float) -> SweepSummary:
+        grid, store = self.grid, self.store
+        header = (
+            "# Resolved sweep config, written by `tts sweep`. Overrides: " + " ".join(grid.overrides) + "\n"
+        )
+        axes = OmegaConf.to_yaml(OmegaConf.create({"expanded_axes": grid.axes, "cells": len(grid.cells)}))
+        store.write_text("sweep.yaml", header + OmegaConf.to_yaml(grid.base) + axes)
+        finished, corrupt = store.verified("cell")
+        self._pools, bad_pools = store.verified("pool")
+        for eid, why in {**corrupt, **bad_pools}.items():
+            log.warning("result file of %s is unusable (%s): recomputing it", eid, why)
+        done = {eid for eid, e in finished.items() if e.status == "ok"}
+        todo = [c for c in grid.cells if c.id not in done]
+        skipped = len(grid.cells) - len(todo)
+        summary = SweepSummary(
+            grid.name,
+            str(store.root),
+            len(grid.cells),
+            skipped,
+            0,
+            0,
+            len([c for c in grid.cells if c.id in corrupt]),
+            0,
+            0,
+            0,
+            0,
+            0.0,
+        )
+        if not todo:
+            summary.wall_s = time.monotonic() - started
+            print(summary.line(), flush=True)
+            return summary
+
+        self.problems.load(grid.cells)
+        self.progress = Progress(grid.name, len(grid.cells), skipped, live=self.live)
+        cluster = todo[0].config.cluster
+        specs = plan_engines(todo, self.builder)
+        cpus = max((s.engine.num_cpus * s.engine.replicas for s in specs.values()), default=1)
+        started_ray = connect(cluster, cpus + 1, log_to_driver=not self.progress.live)
+        self.engine_pool = EnginePool(specs, max_restarts=cluster.max_engine_restarts)
+        scheduler = Scheduler(
+            self.engine_pool,
+            max_inflight_per_engine=cluster.max_inflight_per_engine,
+            max_tries=cluster.max_tries,
+            max_engine_restarts=cluster.max_engine_restarts,
+            on_result=self.on_result,
+            on_failure=self.on_failure,
+            on_event=self.on_event,
+        )
+        try:
+            for cell in [c for c in todo if dataset_key(c.config) in self.problems.errors]:
+                self._fail_cells([cell], self.problems.errors[dataset_key(cell.config)])
+            todo = [c for c in todo if dataset_key(c.config) not in self.problems.errors]
+            self._bin(todo, scheduler)
+            todo_ids = {c.id for c in todo}
+            works = pool_works(
+                grid.cells,
+                todo_ids,
+                self._problems_for,
+                self._stored_pool,
+                sweep=grid.name,
+                builder=self.builder,
+            )
+            works += search_works(grid.cells, todo_ids, self._problems_for, builder=self.builder)
+            scheduler.run(order_works(works))
+        finally:
+            self.engine_pool.shutdown()
+            if started_ray:
+                import ray
+
+                ray.shutdown()
+        p = self.progress
+        summary.computed, summary.failed, summary.tokens = p.done, p.failed, p.tokens
+        summary.engine_loads = self.engine_pool.actors_created
+        summary.engine_deaths, summary.requeued = self.deaths, scheduler.requeues
+        summary.wall_s = time.monotonic() - started
+        p.close(summary.line())
+        return summary
+
+    def _problems_for(self, cell: Cell) -> list[Any]:
+        return self.problems.for_cell(self.cells.get(cell.id, cell), self.bins)
+
+    def _bin(self, todo: list[Cell], scheduler: Scheduler) -> None:
+        """Difficulty bins from samples (oracle / absolute / predicted), for cells restricted to bins."""
+        reps = binning_cells([c for c in self.grid.cells if needs_binning(c)])
+        if not reps:
+            return
+        import pandas as pd
+
+        from tts.analysis.difficulty import assign_bins
+
+        frames = []
+        for rep in reps:
+            k = rep.config.difficulty
+            results: list[JobResult] = []
+            works = pool_works(
+                [rep],
+                {rep.id},
+                lambda c: self.problems.for_cell(c),
+                self._stored_pool,
+                sweep=self.grid.name,
+                builder=self.builder,
+                n_max_override=k.samples,
+                score_override=k.method == "predicted",
+            )
+            for w in works:
+                w.cells = []  # the binning pool produces samples, not cells
+
+            def keep(work: Work, result: JobResult, sink: list[JobResult] = results) -> None:
+                if result.sample_rows is not None:
+                    meta = {"n_max": work.job.n_max, "binning": True}
+                    self.store.write_rows("pool", work.uid, result.sample_rows, meta=meta)
+                    sink.append(result)
+                else:
+                    sink.append(JobResult(work.uid, {}, list(work.job.stored or ())))
+
+            scheduler.on_result, original = keep, scheduler.on_result
+            reserved = {key for w in works for key in w.keys} | set(self.engine_pool.engines)
+            scheduler.run(works, reserved=reserved)
+            scheduler.on_result = original
+            rows = [r for res in results for r in (res.sample_rows or [])]
+            if rows:
+                frames.append(
+                    assign_bins(
+                        pd.DataFrame(rows),
+                        k.method,
+                        num_bins=k.num_bins,
+                        thresholds=list(k.thresholds),
+                        samples_per_problem=k.samples,
+                        prm=rep.config.prm.name,
+                    )
+                )
+        if frames:
+            table = pd.concat(frames, ignore_index=True)
+            import pyarrow as pa
+
+            self.store.write("difficulty", "difficulty", pa.Table.from_pandas(table, preserve_index=False))
+            self.bins = {(r.policy, r.problem_id): str(r.bin) for r in table.itertuples()}
+
+
+def run_sweep(grid: Grid, *, builder: Any = DEFAULT_BUILDER, live: bool | None = None) -> SweepSummary:
+    """Run (or resume) a sweep; returns its summary. Ray is started here unless it is already up."""
+    return Driver(grid, builder=builder, live=live).run()

@@ -1,0 +1,275 @@
+"""Which engine actors a sweep needs, and starting / picking / releasing them on Ray.
+
+Why: a model is loaded once per sweep and serves every cell that uses it. `plan_engines` maps each cell to the
+engine keys it needs: its policy's actor, and its PRM's, which is
+  - the policy's own actor for a judge PRM on the policy's model (the judge reuses the policy's vLLM engine),
+  - a separate actor for any other model-backed PRM,
+  - nothing for rule-based / none PRMs (they run inside the light strategy task).
+`EnginePool` creates `replicas` actors per key with the resources the engine config asks for:
+  - CPU (num_gpus 0): `num_cpus`;
+  - one GPU or a fraction (0.5 co-locates a policy and a PRM on one GPU; fractional engines start one after the
+    other, so that each one's memory profiling sees the other's allocation);
+  - tensor parallelism > 1: a placement group of `tensor_parallel_size` bundles {GPU: 1, CPU: num_cpus} packed on
+    one node; the actor runs in bundle 0 without a GPU and vLLM places its workers in the bundles
+    (distributed_executor_backend "ray").
+A key whose work is all done is released (actors killed, placement groups removed) so that later groups can use
+its GPUs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tts.config import TTSConfig
+from tts.grid import ENGINE_RESOURCE_FIELDS, Cell, stable_hash
+from tts.runtime.actors import DEFAULT_BUILDER, EngineActor, EngineSpec
+
+log = logging.getLogger(__name__)
+MODEL_PRM_KINDS = ("vllm_pooling", "judge")  # PRM kinds that load a model
+
+
+POLICY_SAMPLING_FIELDS = ("name", "temperature", "top_p", "max_tokens", "step_delimiter", "step_max_tokens")
+
+
+def _engine_dict(cfg: TTSConfig) -> dict[str, Any]:
+    return asdict(cfg.engine)
+
+
+def policy_key(cfg: TTSConfig) -> str:
+    """The policy engine's key: its model, prompt and engine settings (sampling knobs are per request)."""
+    model_fields = {k: v for k, v in asdict(cfg.policy).items() if k not in POLICY_SAMPLING_FIELDS}
+    return f"policy:{cfg.policy.name}:{stable_hash([model_fields, _engine_dict(cfg)], 8)}"
+
+
+def prm_id(cfg: TTSConfig) -> str:
+    """The scorer's name inside its actor: the PRM's name and a hash of everything but its aggregation."""
+    model_fields = {k: v for k, v in asdict(cfg.prm).items() if k != "aggregation"}
+    return f"{cfg.prm.name}:{stable_hash(model_fields, 8)}"
+
+
+def prm_shares_policy(cfg: TTSConfig) -> bool:
+    """A judge PRM on the policy's own model reuses the policy's engine."""
+    return cfg.prm.kind == "judge" and cfg.prm.model == cfg.policy.model
+
+
+def prm_key(cfg: TTSConfig) -> str | None:
+    """The engine key serving the cell's PRM, or None when the PRM runs in the task (rule-based / none)."""
+    if cfg.prm.kind not in MODEL_PRM_KINDS:
+        return None
+    if prm_shares_policy(cfg):
+        return policy_key(cfg)
+    return f"prm:{prm_id(cfg)}:{stable_hash(_engine_dict(cfg), 8)}"
+
+
+def plan_engines(cells: Iterable[Cell], builder: Any = DEFAULT_BUILDER) -> dict[str, EngineSpec]:
+    """The engine specs the cells need, keyed by engine key (policy engines also hold their shared judges)."""
+    specs: dict[str, dict[str, Any]] = {}
+    for cell in cells:
+        cfg = cell.config
+        pk = policy_key(cfg)
+        spec = specs.setdefault(pk, {"policy": cfg.policy, "prms": {}, "engine": cfg.engine})
+        rk = prm_key(cfg)
+        if rk == pk:
+            spec["prms"][prm_id(cfg)] = cfg.prm
+        elif rk is not None:
+            specs.setdefault(rk, {"policy": None, "prms": {}, "engine": cfg.engine})["prms"][prm_id(cfg)] = (
+                cfg.prm
+            )
+    out = {}
+    for key, s in specs.items():
+        names = [s["policy"].name] if s["policy"] is not None else []
+        names += [("+" if s["policy"] is not None else "") + p.name for p in s["prms"].values()]
+        out[key] = EngineSpec(
+            key, " ".join(names), s["policy"], tuple(s["prms"].items()), s["engine"], builder
+        )
+    return out
+
+
+def actor_options(spec: EngineSpec, max_restarts: int) -> tuple[dict[str, Any], Any]:
+    """Ray options for one replica of `spec`, and the placement group it needs (None without TP)."""
+    e = spec.engine
+    opts: dict[str, Any] = {"max_restarts": max_restarts, "max_task_retries": 0, "max_concurrency": 1}
+    if e.num_gpus and e.tensor_parallel_size > 1:
+        from ray.util.placement_group import placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        bundles = [{"GPU": 1.0, "CPU": float(e.num_cpus)} for _ in range(e.tensor_parallel_size)]
+        pg = placement_group(bundles, strategy="PACK")
+        opts.update(
+            num_cpus=e.num_cpus,
+            num_gpus=0,
+            scheduling_strategy=PlacementGroupSchedulingStrategy(
+                placement_group=pg, placement_group_bundle_index=0, placement_group_capture_child_tasks=True
+            ),
+        )
+        return opts, pg
+    opts.update(num_cpus=e.num_cpus, num_gpus=e.num_gpus)
+    return opts, None
+
+
+@dataclass
+class Replica:
+    key: str
+    index: int
+    handle: Any = None
+    pg: Any = None
+    ready_ref: Any = None
+    info: dict[str, Any] | None = None
+    inflight: int = 0
+    error: str | None = None
+    started_at: float = 0.0
+
+    @property
+    def ready(self) -> bool:
+        return self.info is not None and self.error is None
+
+
+@dataclass
+class Engine:
+    spec: EngineSpec
+    replicas: list[Replica] = field(default_factory=list)
+    state: str = "pending"  # pending | starting | ready | failed | released
+    error: str | None = None
+
+    @property
+    def fractional(self) -> bool:
+        """CPU engines and GPU fractions start one at a time (they share a device's memory)."""
+        return self.spec.engine.num_gpus < 1 and self.spec.engine.tensor_parallel_size == 1
+
+
+class EnginePool:
+    """Starts engine actors on demand, tracks readiness and in-flight work, picks the least-loaded replica."""
+
+    def __init__(
+        self, specs: dict[str, EngineSpec], *, max_restarts: int, replicas: dict[str, int] | None = None
+    ):
+        self.engines = {k: Engine(s) for k, s in specs.items()}
+        self.max_restarts = max_restarts
+        self._replicas = replicas or {}
+        self._queue: list[Replica] = []  # replicas waiting to be created
+        self.actors_created = 0
+
+    # ---- starting
+    def request(self, key: str) -> None:
+        """Ask for `key`'s engine: its replicas are queued and created by `pump`."""
+        engine = self.engines[key]
+        if engine.state not in ("pending", "released"):
+            return
+        engine.state = "starting"
+        n = self._replicas.get(key, engine.spec.engine.replicas)
+        engine.replicas = [Replica(key, i) for i in range(n)]
+        self._queue.extend(engine.replicas)
+
+    def pump(self) -> None:
+        """Create queued actors: whole-GPU / TP ones at once, fractional ones (CPU, GPU share) one at a time."""
+        import ray
+
+        busy = any(
+            r.handle is not None and r.info is None and r.error is None and self.engines[r.key].fractional
+            for e in self.engines.values()
+            for r in e.replicas
+        )
+        for replica in list(self._queue):
+            engine = self.engines[replica.key]
+            if engine.fractional and busy:
+                continue
+            opts, pg = actor_options(engine.spec, self.max_restarts)
+            replica.pg = pg
+            replica.handle = ray.remote(EngineActor).options(**opts).remote(engine.spec)
+            replica.ready_ref = replica.handle.info.remote()
+            self.actors_created += 1
+            replica.started_at = time.monotonic()
+            self._queue.remove(replica)
+            log.info("starting engine %s replica %d", engine.spec.label, replica.index)
+            if engine.fractional:
+                busy = True
+
+    def ready_refs(self) -> dict[Any, Replica]:
+        return {
+            r.ready_ref: r
+            for e in self.engines.values()
+            if e.state == "starting" or e.state == "ready"
+            for r in e.replicas
+            if r.ready_ref is not None and r.info is None and r.error is None
+        }
+
+    def on_ready(self, replica: Replica) -> None:
+        """Collect a replica's `info` (raises nothing: a failed start marks the engine failed)."""
+        import ray
+
+        engine = self.engines[replica.key]
+        if engine.state == "released":
+            return
+        try:
+            replica.info = ray.get(replica.ready_ref)
+        except Exception as exc:  # the constructor raised (bad model path, out of memory, ...)
+            replica.error = f"engine {replica.key} failed to start: {type(exc).__name__}: {_short(exc)}"
+            log.error(replica.error)
+        if any(r.ready for r in engine.replicas):
+            engine.state = "ready"
+        elif all(r.error for r in engine.replicas):
+            engine.state, engine.error = "failed", engine.replicas[0].error
+
+    # ---- using
+    def state(self, key: str) -> str:
+        return self.engines[key].state
+
+    def capacity(self, key: str, per_replica: int) -> bool:
+        return any(r.ready and r.inflight < per_replica for r in self.engines[key].replicas)
+
+    def acquire(self, key: str) -> Replica:
+        replica = min((r for r in self.engines[key].replicas if r.ready), key=lambda r: (r.inflight, r.index))
+        replica.inflight += 1
+        return replica
+
+    def release_slot(self, replica: Replica) -> None:
+        replica.inflight = max(0, replica.inflight - 1)
+
+    def alive(self, replica: Replica) -> bool:
+        """False once Ray gave up restarting the actor (restarts exhausted)."""
+        from ray.util.state import get_actor
+
+        try:
+            state = get_actor(replica.handle._actor_id.hex())
+        except Exception:  # the state API is best-effort; assume alive and let max_tries decide
+            return True
+        return state is None or getattr(state, "state", "ALIVE") != "DEAD"
+
+    def info(self, key: str) -> dict[str, Any]:
+        return next((r.info for r in self.engines[key].replicas if r.info), {})
+
+    # ---- stopping
+    def release(self, key: str) -> None:
+        """Kill a key's actors and remove their placement groups (its work is done)."""
+        import ray
+        from ray.util.placement_group import remove_placement_group
+
+        engine = self.engines[key]
+        for r in engine.replicas:
+            if r.handle is not None:
+                ray.kill(r.handle, no_restart=True)
+            if r.pg is not None:
+                remove_placement_group(r.pg)
+        engine.state = "released"
+        self._queue = [r for r in self._queue if r.key != key]
+
+    def shutdown(self) -> None:
+        for key, engine in self.engines.items():
+            if engine.state not in ("pending", "released"):
+                self.release(key)
+
+    def labels(self, states: tuple[str, ...] = ("starting", "ready")) -> list[str]:
+        return [e.spec.label for e in self.engines.values() if e.state in states]
+
+
+def _short(exc: BaseException, limit: int = 400) -> str:
+    text = str(exc).strip().splitlines()
+    tail = text[-1] if text else type(exc).__name__
+    return tail[:limit]
+
+
+__all__ = ["ENGINE_RESOURCE_FIELDS", "EnginePool", "plan_engines", "policy_key", "prm_key"]

@@ -1,0 +1,225 @@
+"""The scheduler: feeds jobs to engine actors through light Ray tasks, with bounded in-flight work per engine,
+requeue on actor death, K tries per job, and engines released when their work is done.
+
+Why a hand-written loop and not Ray Data / a task DAG: jobs need different engine pairs (policy, PRM), engines are
+started lazily and may die and come back (Ray restarts the actor, its in-flight jobs are requeued), and one bad
+job must be recorded as failed without stopping the rest. `ray.wait` over task refs and engine `info` refs keeps
+the loop event-driven. The task body is `tts.runtime.cells.run_job` against actor proxies; strategies never see
+Ray.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tts.runtime.actors import EngineSpec, PolicyProxy, PRMProxy, resolve
+from tts.runtime.cells import JobResult, PoolJob, SearchJob, run_job
+from tts.runtime.engine_pool import EnginePool, Replica
+
+log = logging.getLogger(__name__)
+TASK_NUM_CPUS = 0  # strategy tasks mostly wait on engine actors; they must never queue behind them for a CPU
+
+
+@dataclass
+class Work:
+    """A job and what scheduling it needs: the engines it talks to, its cells, its tries so far."""
+
+    job: PoolJob | SearchJob
+    cells: list[Any]  # tts.grid.Cell
+    policy_key: str | None  # None: a stored pool needs no engine
+    prm_key: str | None  # engine serving the PRM; None: built inside the task (rule-based / none)
+    prm_id: str
+    local_prm: EngineSpec | None  # how to build a task-local PRM
+    tries: int = 0
+    deaths: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def uid(self) -> str:
+        return self.job.uid
+
+    @property
+    def keys(self) -> list[str]:
+        return list(dict.fromkeys(k for k in (self.policy_key, self.prm_key) if k is not None))
+
+
+def _task(
+    job: PoolJob | SearchJob, policy_actor: Any, prm_actor: Any, prm_id: str, local_prm: Any
+) -> JobResult:
+    """The body of a light Ray task: proxies to the engine actors, then the job."""
+    cache_key = job.cache_key if isinstance(job, PoolJob) else None
+    policy = PolicyProxy(policy_actor, cache_key) if policy_actor is not None else None
+    if prm_actor is not None:
+        prm = PRMProxy(prm_actor, prm_id)
+    elif local_prm is not None:
+        builder = resolve(local_prm.builder) if isinstance(local_prm.builder, str) else local_prm.builder
+        prm = builder(local_prm)[1][prm_id]
+    else:
+        prm = None
+    return run_job(job, policy, prm)
+
+
+def is_actor_death(exc: BaseException) -> bool:
+    from ray.exceptions import RayActorError
+
+    cause = getattr(exc, "cause", None)
+    return isinstance(exc, RayActorError) or isinstance(cause, RayActorError)
+
+
+def is_infrastructure(exc: BaseException) -> bool:
+    """A failure of the task's worker / node rather than of the job's code."""
+    from ray import exceptions as rx
+
+    kinds = tuple(
+        getattr(rx, n)
+        for n in ("WorkerCrashedError", "NodeDiedError", "ObjectLostError", "OwnerDiedError")
+        if hasattr(rx, n)
+    )
+    return isinstance(exc, kinds) or isinstance(getattr(exc, "cause", None), kinds)
+
+
+def error_text(exc: BaseException, limit: int = 2000) -> str:
+    cause = getattr(exc, "cause", None) or exc
+    text = f"{type(cause).__name__}: {cause}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class Scheduler:
+    """Runs Work items to completion; results and final failures go to the callbacks (the driver writes them)."""
+
+    def __init__(
+        self,
+        pool: EnginePool,
+        *,
+        max_inflight_per_engine: int,
+        max_tries: int,
+        max_engine_restarts: int,
+        on_result: Callable[[Work, JobResult], None],
+        on_failure: Callable[[Work, str], None],
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.pool = pool
+        self.max_inflight = max_inflight_per_engine
+        self.max_tries = max_tries
+        self.max_deaths = max_engine_restarts + 1
+        self.on_result = on_result
+        self.on_failure = on_failure
+        self.on_event = on_event or (lambda kind, data: None)
+        self.pending: deque[Work] = deque()
+        self.inflight: dict[Any, tuple[Work, list[Replica]]] = {}
+        self.requeues = 0
+        self._remote: Any = None
+
+    def _remote_task(self) -> Any:
+        if self._remote is None:
+            import ray
+
+            self._remote = ray.remote(num_cpus=TASK_NUM_CPUS, max_retries=0)(_task)
+        return self._remote
+
+    # ---- the loop
+    def run(self, works: Iterable[Work], reserved: set[str] = frozenset()) -> None:
+        """Run `works` until each has a result or a recorded failure. Engines in `reserved` stay up."""
+        import ray
+
+        self.pending.extend(works)
+        while self.pending or self.inflight:
+            self._launch()
+            self.pool.pump()
+            ready = self.pool.ready_refs()
+            refs = list(self.inflight) + list(ready)
+            if not refs:
+                if self.pending:  # nothing runs and nothing starts: engines are queued behind others
+                    time.sleep(0.05)
+                continue
+            done, _ = ray.wait(refs, num_returns=1, timeout=1.0)
+            for ref in done:
+                if ref in ready:
+                    replica = ready[ref]
+                    self.pool.on_ready(replica)
+                    self.on_event(
+                        "engine", {"key": replica.key, "info": replica.info, "error": replica.error}
+                    )
+                else:
+                    self._finish(ref)
+            self._release_idle(reserved)
+            self.on_event("tick", {})
+
+    def _launch(self) -> None:
+        for work in list(self.pending):
+            keys = work.keys
+            failed = [k for k in keys if self.pool.state(k) == "failed"]
+            if failed:
+                self.pending.remove(work)
+                self.on_failure(work, self.pool.engines[failed[0]].error or f"engine {failed[0]} failed")
+                continue
+            for k in keys:
+                self.pool.request(k)
+            if not all(
+                self.pool.state(k) == "ready" and self.pool.capacity(k, self.max_inflight) for k in keys
+            ):
+                continue
+            replicas = [self.pool.acquire(k) for k in keys]
+            by_key = dict(zip(keys, replicas, strict=True))
+            policy = by_key[work.policy_key].handle if work.policy_key else None
+            prm = by_key[work.prm_key].handle if work.prm_key else None
+            ref = self._remote_task().remote(work.job, policy, prm, work.prm_id, work.local_prm)
+            self.inflight[ref] = (work, replicas)
+            self.pending.remove(work)
+            work.tries += 1
+            log.debug("launched %s on %s", work.uid, keys)
+            self.on_event("launch", {"uid": work.uid, "keys": keys})
+
+    def _finish(self, ref: Any) -> None:
+        import ray
+
+        work, replicas = self.inflight.pop(ref)
+        log.debug("finished %s", work.uid)
+        for r in replicas:
+            self.pool.release_slot(r)
+        try:
+            result = ray.get(ref)
+        except Exception as exc:
+            self._failed(work, exc)
+            return
+        try:
+            self.on_result(work, result)
+        except Exception as exc:  # writing results failed (disk full?): record, keep going
+            log.exception("writing results of %s failed", work.uid)
+            self.on_failure(work, f"writing results failed: {error_text(exc)}")
+
+    def _failed(self, work: Work, exc: BaseException) -> None:
+        text = error_text(exc)
+        work.errors.append(text)
+        if is_actor_death(exc):
+            work.deaths += 1
+            work.tries -= 1  # an engine death is not the job's fault: it does not use up a try
+            retry = work.deaths < self.max_deaths
+        else:
+            retry = work.tries < self.max_tries
+        log.warning("job %s failed (try %d, engine deaths %d): %s", work.uid, work.tries, work.deaths, text)
+        self.on_event(
+            "retry" if retry else "fail", {"uid": work.uid, "error": text, "death": is_actor_death(exc)}
+        )
+        if retry:
+            self.requeues += 1
+            self.pending.appendleft(work)
+        else:
+            self.on_failure(work, text)
+
+    def _release_idle(self, reserved: set[str]) -> None:
+        needed = set(reserved)
+        for w in self.pending:
+            needed.update(w.keys)
+        for w, _ in self.inflight.values():
+            needed.update(w.keys)
+        for key, engine in self.pool.engines.items():
+            if engine.state in ("ready", "starting") and key not in needed:
+                log.info("releasing engine %s (its work is done)", engine.spec.label)
+                self.pool.release(key)
+                self.on_event("released", {"key": key})

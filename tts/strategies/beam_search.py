@@ -1,0 +1,50 @@
+"""PRM beam search (Snell et al. 2024; HF search-and-learn): N beams per problem, pruned to the top N/M by the
+verifier after every step and re-expanded into M children each.
+
+Step 1 samples N first steps from the prompt; every later step samples one next step for each of N children of
+the N/M surviving beams (stop at the step delimiter), scores every child with the PRM (aggregated prefix score)
+and keeps the best N/M unfinished ones. Finished beams (EOS, a stated final answer, max_tokens) are set aside;
+a problem stops when no beam is left, when N beams have finished, or at max_steps. The answer is the best
+finished beam by aggregated score (the best unfinished one if none finished). All beams of all problems advance
+in lockstep: one generate call and one PRM call per step (tts.strategies.tree).
+
+Budget: generations = N (step-level samples / steps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tts.data.problem import Problem
+from tts.engines.protocols import PolicyEngine, PRMScorer
+from tts.strategies.base import SamplingSettings, StrategyResult
+from tts.strategies.tree import check_search_args, keep_top, search
+
+
+def run(
+    problems: Sequence[Problem],
+    policy: PolicyEngine,
+    prm: PRMScorer,
+    *,
+    n: int,
+    sampling: SamplingSettings,
+    seed: int,
+    beam_width: int = 4,
+    max_steps: int = 8,
+) -> list[StrategyResult]:
+    """Beam search with N = n beams and beam width M = beam_width (n must be a multiple of M). `seed` is
+    accepted for the strategy signature; sampling randomness is the engine's (seeded at engine start)."""
+    check_search_args(n, beam_width, max_steps)
+    return search(
+        problems,
+        policy,
+        prm,
+        groups_per_problem=1,
+        width=n,
+        keep=n // beam_width,
+        cap=n,
+        advance=keep_top,
+        sampling=sampling,
+        max_steps=max_steps,
+        n=n,
+    )

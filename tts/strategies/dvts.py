@@ -1,0 +1,49 @@
+"""Diverse verifier tree search (DVTS; Beeching et al. 2024, HF search-and-learn): N/M independent subtrees
+per problem, each a greedy search that follows its single best-scored child.
+
+Step 1 samples N first steps from the prompt, M for each subtree; every later step expands each subtree's kept
+beam into M children, scores them with the PRM and keeps the best one. A subtree ends when its best child is
+finished (EOS, a stated final answer, max_tokens) or at max_steps. Because subtrees never compete with each
+other, DVTS keeps N/M diverse solutions where beam search tends to collapse onto one prefix. The answer is the
+best finished subtree beam by aggregated score. All subtrees of all problems advance in lockstep: one generate
+call and one PRM call per step (tts.strategies.tree).
+
+Budget: generations = N (step-level samples / mean steps per subtree).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tts.data.problem import Problem
+from tts.engines.protocols import PolicyEngine, PRMScorer
+from tts.strategies.base import SamplingSettings, StrategyResult
+from tts.strategies.tree import check_search_args, keep_best, search
+
+
+def run(
+    problems: Sequence[Problem],
+    policy: PolicyEngine,
+    prm: PRMScorer,
+    *,
+    n: int,
+    sampling: SamplingSettings,
+    seed: int,
+    beam_width: int = 4,
+    max_steps: int = 8,
+) -> list[StrategyResult]:
+    """DVTS with N = n and M = beam_width: n / beam_width subtrees of width beam_width."""
+    check_search_args(n, beam_width, max_steps)
+    return search(
+        problems,
+        policy,
+        prm,
+        groups_per_problem=n // beam_width,
+        width=beam_width,
+        keep=1,
+        cap=1,
+        advance=keep_best,
+        sampling=sampling,
+        max_steps=max_steps,
+        n=n,
+    )

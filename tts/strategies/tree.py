@@ -1,0 +1,350 @@
+"""The lockstep step-level tree search shared by beam search, DVTS and lookahead search.
+
+Why one engine: the three strategies differ only in how the children of a step are pruned (the `advance` rule)
+and in how a child is scored (its own prefix, or a greedy k-step rollout). Everything else is shared: every
+live beam of every problem is expanded with ONE `policy.generate` call per step (plus one per lookahead step)
+and every child is scored with ONE `prm.score` call per step, so a batch of problems costs as many engine calls
+as its longest search, not as its number of problems.
+
+Vocabulary. A beam is a partial solution (the text generated so far). A *group* is the unit of selection: beam
+search has one group per problem (width N, keeps the top N/M), DVTS has N/M groups per problem (width M, keeps
+its best one). Each step a group's kept beams are expanded into `width` children (spread evenly over the kept
+beams; children of one parent are sampled with one request of n > 1, so the prefix is prefilled once). A step
+is the text up to `sampling.step_delimiter` or `step_max_tokens` tokens; a step cut by the token limit does not
+end the beam (the next step continues the text). A child is *finished* when the policy ends it (EOS or an empty
+step), when it states a final answer (\\boxed{}, "####"), or when the solution reaches `sampling.max_tokens`
+(truncated, finish_reason "length"). Beams still unfinished after `max_steps` are truncated too.
+
+Scores. A child's step scores come from the PRM on its own steps; its ranking score is
+aggregate(step scores, aggregation), or, with lookahead k > 0, the same aggregate over a greedy (temperature 0)
+rollout of k more steps (Snell et al. 2024: with aggregation "last", the PRM's score of the rollout's last
+step). The final answer of a problem is its best finished beam by aggregated score (ties: the first finished),
+or its best unfinished beam when none finished.
+
+Accounting per problem: tokens_in / tokens_cached / tokens_out sum every request made for that problem (the
+prompt plus the partial solution of each request, rollouts included), prm_tokens every score request.
+generations = step-level samples / mean steps per group, i.e. N for beam search and DVTS and about N (k + 1)
+for lookahead (Snell et al.'s budget units).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from tts.data.problem import Problem
+from tts.engines.aggregation import aggregate
+from tts.engines.protocols import (
+    Completion,
+    Generation,
+    GenerationRequest,
+    PolicyEngine,
+    PRMScorer,
+    ScoreRequest,
+)
+from tts.grading import extract_answer
+from tts.strategies.base import Candidate, SamplingSettings, StrategyResult
+from tts.strategies.steps import split_steps, states_final_answer
+
+
+@dataclass
+class Beam:
+    """A partial (or finished) solution of one problem."""
+
+    problem: int
+    text: str = ""
+    tokens_out: int = 0
+    finish_reason: str | None = None  # None while the beam can still grow
+    step_scores: tuple[float, ...] = ()
+    rank: float = 0.0  # ranking score: prefix aggregate, or the rollout's aggregate with lookahead
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
+
+
+@dataclass
+class Group:
+    """A unit of selection: its kept beams, its finished beams, and how it expands."""
+
+    problem: int
+    width: int  # children sampled per step
+    keep: int  # beams kept per step
+    cap: int  # stop once this many beams have finished
+    active: list[Beam]
+    finished: list[Beam] = field(default_factory=list)
+    steps: int = 0
+    done: bool = False
+
+
+Advance = Callable[[Group, list[Beam]], None]
+
+
+def keep_top(group: Group, children: list[Beam]) -> None:
+    """Beam search: finished children are set aside; the top `keep` unfinished children survive."""
+    group.finished.extend(c for c in children if c.finished)
+    live = sorted((c for c in children if not c.finished), key=lambda c: -c.rank)  # stable: first wins ties
+    group.active = live[: group.keep]
+    group.done = not group.active or len(group.finished) >= group.cap
+
+
+def keep_best(group: Group, children: list[Beam]) -> None:
+    """DVTS: the subtree follows its single best child; it ends when that child is finished."""
+    best = max(children, key=lambda c: c.rank) if children else None  # max keeps the first of ties
+    if best is None or best.finished:
+        group.finished.extend([best] if best else [])
+        group.active, group.done = [], True
+    else:
+        group.active = [best]
+
+
+@dataclass
+class _Usage:
+    tokens_in: int = 0
+    tokens_cached: int = 0
+    tokens_out: int = 0
+    prm_tokens: int = 0
+    samples: int = 0
+
+
+def check_search_args(n: int, beam_width: int, max_steps: int, lookahead: int = 0) -> None:
+    """Clear errors for the search knobs (the config validator checks the same, this guards direct callers)."""
+    for name, value in (("n", n), ("beam_width", beam_width), ("max_steps", max_steps)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: invalid value {value!r}; must be a positive integer")
+    if n % beam_width:
+        raise ValueError(
+            f"n: invalid value {n}; tree search needs N to be a multiple of beam_width={beam_width}"
+        )
+    if not isinstance(lookahead, int) or lookahead < 0:
+        raise ValueError(f"lookahead: invalid value {lookahead!r}; must be an integer >= 0")
+
+
+@dataclass
+class _Request:
+    problem: int
+    prompt: str
+    max_tokens: int
+    n: int = 0
+
+
+class _Batch:
+    """One lockstep generate call: requests deduplicated per (problem, prompt), completions handed back in the
+    order they were asked for. Sampled asks for one prompt become one request of n > 1; greedy asks (`shared`)
+    for one prompt get the same single completion."""
+
+    def __init__(self, shared: bool = False) -> None:
+        self.shared = shared
+        self.keys: dict[tuple[int, str], int] = {}
+        self.requests: list[_Request] = []
+        self.asks: list[int] = []
+
+    def ask(self, problem: int, prompt: str, max_tokens: int) -> None:
+        key = (problem, prompt)
+        if key not in self.keys:
+            self.keys[key] = len(self.requests)
+            self.requests.append(_Request(problem, prompt, max_tokens))
+        if not self.shared or self.requests[self.keys[key]].n == 0:
+            self.requests[self.keys[key]].n += 1
+        self.asks.append(self.keys[key])
+
+    def run(
+        self, policy: PolicyEngine, usage: list[_Usage], sampling: SamplingSettings, temperature: float
+    ) -> list[Completion]:
+        reqs = [
+            GenerationRequest(
+                prompt=r.prompt,
+                n=r.n,
+                max_tokens=r.max_tokens,
+                temperature=temperature,
+                top_p=sampling.top_p,
+                stop=(sampling.step_delimiter,),
+            )
+            for r in self.requests
+        ]
+        gens: list[Generation] = policy.generate(reqs) if reqs else []
+        if len(gens) != len(reqs):
+            raise RuntimeError(f"policy returned {len(gens)} generations for {len(reqs)} requests")
+        for r, g in zip(self.requests, gens, strict=True):
+            if len(g.completions) != r.n:
+                raise RuntimeError(
+                    f"policy returned {len(g.completions)} completions for a request of n={r.n}"
+                )
+            u = usage[r.problem]
+            u.tokens_in += g.prompt_tokens
+            u.tokens_cached += g.cached_prompt_tokens
+            u.tokens_out += sum(c.tokens_out for c in g.completions)
+            u.samples += len(g.completions)
+        taken = [0] * len(gens)
+        out = []
+        for idx in self.asks:
+            out.append(gens[idx].completions[taken[idx]])
+            taken[idx] += 0 if self.shared else 1
+        return out
+
+
+def _grow(beam: Beam, completion: Completion, sampling: SamplingSettings) -> Beam:
+    """The child of `beam` after one sampled step."""
+    text = beam.text + completion.text
+    if completion.finish_reason == "stop_string":
+        text += sampling.step_delimiter
+    child = Beam(problem=beam.problem, text=text, tokens_out=beam.tokens_out + completion.tokens_out)
+    if (
+        completion.finish_reason == "eos"
+        or not completion.text.strip()
+        or states_final_answer(completion.text)
+    ):
+        child.finish_reason = completion.finish_reason
+    elif child.tokens_out >= sampling.max_tokens:
+        child.finish_reason = "length"
+    return child
+
+
+def _spread(width: int, parents: int) -> list[int]:
+    return [width // parents + (i < width % parents) for i in range(parents)]
+
+
+def search(
+    problems: Sequence[Problem],
+    policy: PolicyEngine,
+    prm: PRMScorer,
+    *,
+    groups_per_problem: int,
+    width: int,
+    keep: int,
+    cap: int,
+    advance: Advance,
+    sampling: SamplingSettings,
+    max_steps: int,
+    lookahead: int = 0,
+    n: int,
+) -> list[StrategyResult]:
+    """Run a lockstep tree search over all problems; one StrategyResult per problem, in input order."""
+    prompts = [policy.build_prompt(p.question) for p in problems]
+    usage = [_Usage() for _ in problems]
+    groups = [
+        Group(problem=i, width=width, keep=keep, cap=cap, active=[Beam(problem=i)])
+        for i in range(len(problems))
+        for _ in range(groups_per_problem)
+    ]
+    for _ in range(max_steps):
+        live = [g for g in groups if not g.done]
+        if not live:
+            break
+        batch, parents = _Batch(), []
+        for g in live:
+            g.steps += 1
+            for beam, count in zip(g.active, _spread(g.width, len(g.active)), strict=True):
+                budget = min(sampling.step_max_tokens, sampling.max_tokens - beam.tokens_out)
+                for _ in range(count):
+                    batch.ask(beam.problem, prompts[beam.problem] + beam.text, max(budget, 1))
+                    parents.append((g, beam))
+        completions = batch.run(policy, usage, sampling, sampling.temperature)
+        children = [_grow(beam, c, sampling) for (_, beam), c in zip(parents, completions, strict=True)]
+        scored_texts = _rollouts(children, prompts, policy, usage, sampling, lookahead)
+        _score(children, scored_texts, problems, prm, usage, sampling)
+        by_group: dict[int, list[Beam]] = {}
+        for (g, _), child in zip(parents, children, strict=True):
+            by_group.setdefault(id(g), []).append(child)
+        for g in live:
+            advance(g, by_group.get(id(g), []))
+    return [_result(i, p, groups, usage[i], sampling, n) for i, p in enumerate(problems)]
+
+
+def _rollouts(
+    children: list[Beam],
+    prompts: list[str],
+    policy: PolicyEngine,
+    usage: list[_Usage],
+    sampling: SamplingSettings,
+    lookahead: int,
+) -> list[str]:
+    """The text each child is scored on: itself, or itself plus a greedy rollout of `lookahead` steps (one
+    lockstep generate call per rollout step; identical prefixes are rolled out once)."""
+    texts = [c.text for c in children]
+    tokens = [c.tokens_out for c in children]
+    running = [i for i, c in enumerate(children) if not c.finished]
+    for _ in range(lookahead):
+        running = [i for i in running if sampling.max_tokens - tokens[i] > 0]
+        if not running:
+            break
+        batch = _Batch(shared=True)
+        for i in running:
+            budget = min(sampling.step_max_tokens, sampling.max_tokens - tokens[i])
+            batch.ask(children[i].problem, prompts[children[i].problem] + texts[i], budget)
+        completions = batch.run(policy, usage, sampling, temperature=0.0)
+        still = []
+        for i, c in zip(running, completions, strict=True):
+            texts[i] += c.text + (sampling.step_delimiter if c.finish_reason == "stop_string" else "")
+            tokens[i] += c.tokens_out
+            if c.finish_reason != "eos" and c.text.strip() and not states_final_answer(c.text):
+                still.append(i)
+        running = still
+    return texts
+
+
+def _score(
+    children: list[Beam],
+    texts: list[str],
+    problems: Sequence[Problem],
+    prm: PRMScorer,
+    usage: list[_Usage],
+    sampling: SamplingSettings,
+) -> None:
+    """ONE PRM call for every child of every problem; sets step_scores and rank."""
+    delim = sampling.step_delimiter
+    todo = [(i, split_steps(t, delim)) for i, t in enumerate(texts)]
+    todo = [(i, steps) for i, steps in todo if steps]
+    results = (
+        prm.score([ScoreRequest(problems[children[i].problem].question, s) for i, s in todo]) if todo else []
+    )
+    if len(results) != len(todo):
+        raise RuntimeError(f"PRM returned {len(results)} score lists for {len(todo)} requests")
+    for (i, _), r in zip(todo, results, strict=True):
+        child = children[i]
+        usage[child.problem].prm_tokens += r.tokens
+        own = len(split_steps(child.text, delim))
+        child.step_scores = tuple(r.scores[:own])
+        child.rank = aggregate(r.scores, sampling.aggregation)
+
+
+def _candidate(beam: Beam, sampling: SamplingSettings) -> tuple[Candidate, bool]:
+    extraction = extract_answer(beam.text)
+    candidate = Candidate(
+        text=beam.text,
+        steps=split_steps(beam.text, sampling.step_delimiter),
+        step_scores=beam.step_scores,
+        score=aggregate(beam.step_scores, sampling.aggregation),
+        answer=extraction.answer,
+        finish_reason=beam.finish_reason or "length",
+        tokens_out=beam.tokens_out,
+    )
+    return candidate, extraction.fallback
+
+
+def _result(
+    index: int, problem: Problem, groups: list[Group], usage: _Usage, sampling: SamplingSettings, n: int
+) -> StrategyResult:
+    mine = [g for g in groups if g.problem == index]
+    beams = [b for g in mine for b in g.finished] or [b for g in mine for b in g.active]
+    pairs = sorted((_candidate(b, sampling) for b in beams), key=lambda cf: -cf[0].score)[:n]
+    steps = sum(g.steps for g in mine) / len(mine)
+    best, fallback = pairs[0] if pairs else (None, False)
+    return StrategyResult(
+        problem_id=problem.id,
+        answer=best.answer if best else None,
+        text=best.text if best else "",
+        generations=round(usage.samples / steps) if steps else 0,
+        tokens_in=usage.tokens_in,
+        tokens_out=usage.tokens_out,
+        tokens_cached=usage.tokens_cached,
+        prm_tokens=usage.prm_tokens,
+        truncated=best is None or best.finish_reason == "length",
+        fallback_extraction=fallback,
+        candidates=tuple(c for c, _ in pairs),
+        extra={
+            "steps": max((g.steps for g in mine), default=0),
+            "step_samples": usage.samples,
+            "finished": sum(len(g.finished) for g in mine),
+        },
+    )
