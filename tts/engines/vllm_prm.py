@@ -126,7 +126,8 @@ class VLLMPoolingPRM:
         self.llm = llm
         self.tokenizer = llm.get_tokenizer()
         self.param_count = int(params) if params else param_count_of(model)
-        self._pooling_params = _raw_logits_params()
+        self._raw = struct_has_field(_vllm_pooling_params(), "use_activation")
+        self._pooling_params = _pooling_params(self.tag_id if format == "qwen_math_prm" else None)
 
     # ------------------------------------------------------------------------------------------- inputs
     def render(self, question: str, steps: Sequence[str]) -> str:
@@ -171,7 +172,7 @@ class VLLMPoolingPRM:
                 f"PRM {self.model_path}: found {len(rows)} step tags for {len(req.steps)} steps; the input "
                 f"was probably truncated at max_model_len={self.engine.max_model_len}"
             )
-        scores = tuple(_to_prob(r, self._pooling_params is not None) for r in rows)
+        scores = tuple(_to_prob(r, self._raw) for r in rows)
         return StepScores(scores=scores, tokens=len(ids))
 
     def shutdown(self) -> None:
@@ -189,13 +190,23 @@ def _to_prob(row: Any, raw: bool) -> float:
     return float(row[1])
 
 
-def _raw_logits_params() -> Any:
-    """PoolingParams asking for raw logits (we apply the softmax ourselves), or None if unsupported."""
+def _pooling_params(step_tag_id: int | None) -> Any:
+    """PoolingParams asking for raw logits (we apply the softmax ourselves) and, for Qwen2ForProcessRewardModel,
+    this tokenizer's step separator id (vLLM defaults it to Qwen's 151651); None where unsupported."""
     from vllm import PoolingParams
 
+    kwargs: dict[str, Any] = {}
     if struct_has_field(PoolingParams, "use_activation"):
-        return PoolingParams(use_activation=False)
-    return None
+        kwargs["use_activation"] = False
+    if step_tag_id is not None and struct_has_field(PoolingParams, "step_tag_id"):
+        kwargs["step_tag_id"] = step_tag_id
+    return PoolingParams(**kwargs) if kwargs else None
+
+
+def _vllm_pooling_params() -> type:
+    from vllm import PoolingParams
+
+    return PoolingParams
 
 
 def _pooler_config(task: str) -> Any:

@@ -23,10 +23,11 @@ process by probing, and says which layers it got):
   hold open), read back bounded.
 - Secrets: the environment is scrubbed (PATH, HOME, TMPDIR, locale only) and /proc shows only the namespace.
 
-Fallbacks (each logged once): no PID/mount namespace -> `unshare -rn` only (network isolated; files protected by
-the throwaway uid as root, NOT when not root); no `unshare` / user namespaces -> a plain subprocess with an
-in-process socket guard (bypassable, e.g. via `_socket`: a last resort, logged as such). Stray processes are
-then swept by uid (root) or as descendants of the grader.
+Fallbacks (logged as a warning): no PID/mount namespace -> `unshare -rn` only (network isolated; files protected
+by the throwaway uid as root, NOT when not root); no `unshare` / user namespaces -> a plain subprocess with an
+in-process socket guard (bypassable, e.g. via `_socket`: a last resort). Stray processes are then swept by uid
+(root) or as descendants of the grader. Refused outright: running as the real root with neither a PID namespace
+nor a throwaway uid (a candidate's `kill(-1)` would reach every process on the machine).
 
 Parallelism is bounded by `Sandbox(max_workers=...)`: each run holds one worker slot.
 """
@@ -271,7 +272,9 @@ def _execute(
                     preexec_fn=lambda: _apply_limits(limits, nproc=uid is not None),
                 )
             except OSError as exc:
-                return SandboxResult("error", None, time.monotonic() - start, "", f"sandbox: could not start: {exc}")
+                return SandboxResult(
+                    "error", None, time.monotonic() - start, "", f"sandbox: could not start: {exc}"
+                )
             timed_out = False
             try:
                 returncode = proc.wait(timeout=timeout_s)
@@ -280,14 +283,7 @@ def _execute(
                 _stop(proc, mode)
                 returncode = None
             duration = time.monotonic() - start
-            with suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)  # anything left in the session (fallback modes)
-            if uid is not None and (timed_out or mode != "namespaces"):
-                _kill_uid(uid)
-            elif mode != "namespaces":
-                for child in psutil.Process().children(recursive=True):
-                    with suppress(psutil.Error):
-                        child.kill()
+            _sweep(proc, mode, uid, timed_out)
         stdout = _read_head(out_path, limits.max_stdout)
         stderr = _read_tail(err_path, limits.stderr_tail)
         return SandboxResult(_status(returncode, timed_out, stderr), returncode, duration, stdout, stderr)
@@ -313,6 +309,18 @@ def _stop(proc: subprocess.Popen, mode: Mode) -> None:
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def _sweep(proc: subprocess.Popen, mode: Mode, uid: int | None, timed_out: bool) -> None:
+    """After the candidate's main process is reaped. Namespaces: the kernel already killed the namespace;
+    after a timeout kill its processes may still be dying, so the throwaway uid is swept. Fallback modes:
+    orphans left in the session's process group (the group id stays allocated while they live), then every
+    process of the throwaway uid (setsid'd orphans too; not root: those escape, see the module notes)."""
+    if mode != "namespaces":
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    if uid is not None and (timed_out or mode != "namespaces"):
+        _kill_uid(uid)
 
 
 def _status(returncode: int | None, timed_out: bool, stderr: str) -> Status:
@@ -361,7 +369,10 @@ def _probe_all(python: str | None) -> Isolation:
     notes: list[str] = []
     probe_limits = SandboxLimits(timeout_s=20.0)
     for mode in modes:
-        for use_uid in ([True, False] if root else [False]):
+        for use_uid in [True, False] if root else [False]:
+            if not _safe(root, mode == "namespaces", use_uid):
+                notes.append(f"{mode}/self: refused (real root, no PID namespace)")
+                continue
             for interp in _interpreters(python):
                 res = _execute(_PROBE, mode, interp, uid_base if use_uid else None, probe_limits, 20.0)
                 if res.passed and "tts-sandbox-ok" in res.stdout:
@@ -377,8 +388,16 @@ def _probe_all(python: str | None) -> Isolation:
                     if mode != "namespaces" or not use_uid and root:
                         log.warning("sandbox: weaker isolation on this machine: %s (tried: %s)", iso, notes)
                     return iso
-                notes.append(f"{mode}/{'uid' if use_uid else 'self'}/{interp}: {res.status} {res.stderr_tail[-200:]!r}")
-    raise RuntimeError("sandbox: no isolation mode works here, not even a plain subprocess: " + "; ".join(notes))
+                notes.append(
+                    f"{mode}/{'uid' if use_uid else 'self'}/{interp}: {res.status} {res.stderr_tail[-200:]!r}"
+                )
+    raise RuntimeError("sandbox: no safe isolation mode works on this machine: " + "; ".join(notes))
+
+
+def _safe(root: bool, pid_namespace: bool, throwaway_uid: bool) -> bool:
+    """Never run untrusted code as the real root without a PID namespace: `os.kill(-1, SIGKILL)` would kill
+    every process on the machine."""
+    return not root or pid_namespace or throwaway_uid
 
 
 # ----------------------------------------------------------------------------------------------- sandbox
@@ -396,6 +415,12 @@ class Sandbox:
         self.limits = limits or SandboxLimits()
         self.max_workers = max_workers
         self.isolation = isolation or detect_isolation()
+        iso = self.isolation
+        if not _safe(os.geteuid() == 0, iso.pid_namespace, iso.uid_base is not None):
+            raise ValueError(
+                f"isolation: refused {iso}: as root, candidates need a PID namespace or a throwaway uid "
+                "(kill(-1) would reach every process on the machine)"
+            )
         self._slots: queue.SimpleQueue[int] = queue.SimpleQueue()
         for slot in range(max_workers):
             self._slots.put(slot)

@@ -190,11 +190,8 @@ class Driver:
                 else f"ready ({(data.get('info') or {}).get('load_s', 0):.0f} s)"
             )
             self.progress.engine(label, state)
-        elif kind == "launch":
-            for key in data["keys"]:
-                label = self.engine_pool.engines[key].spec.label
-                if self.progress.engines.get(label) is None:
-                    self.progress.engine(label, "starting")
+        elif kind == "starting":
+            self.progress.engine(self.engine_pool.engines[data["key"]].spec.label, "starting")
         elif kind == "released":
             self.progress.engine(self.engine_pool.engines[data["key"]].spec.label, "released")
         elif kind == "retry":

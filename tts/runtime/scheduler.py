@@ -159,7 +159,9 @@ class Scheduler:
                 self.on_failure(work, self.pool.engines[failed[0]].error or f"engine {failed[0]} failed")
                 continue
             for k in keys:
-                self.pool.request(k)
+                if self.pool.state(k) in ("pending", "released"):
+                    self.pool.request(k)
+                    self.on_event("starting", {"key": k})
             if not all(
                 self.pool.state(k) == "ready" and self.pool.capacity(k, self.max_inflight) for k in keys
             ):

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from tts.data.problem import Problem
 from tts.engines.aggregation import aggregate
 from tts.engines.protocols import GenerationRequest, PolicyEngine, PRMScorer, ScoreRequest
-from tts.grading import extract_answer
+from tts.grading import Extraction, extract_answer
 from tts.strategies import POOL_STRATEGIES
 from tts.strategies.base import Candidate, SamplingSettings, StrategyResult
 from tts.strategies.estimators import (
@@ -141,10 +141,11 @@ def build_pool(
     pools = []
     for i, (problem, gen) in enumerate(zip(problems, generations, strict=True)):
         candidates, prm_tokens, fallback = [], [], []
+        extractions = _extract_answers(problem, [c.text for c in gen.completions])
         for j, completion in enumerate(gen.completions):
             result = by_sample.get((i, j))
             step_scores = tuple(result.scores) if result else ()
-            extraction = extract_answer(completion.text)
+            extraction = extractions[j]
             candidates.append(
                 Candidate(
                     text=completion.text,
@@ -170,6 +171,16 @@ def build_pool(
             )
         )
     return pools
+
+
+def _extract_answers(problem: Problem, texts: Sequence[str]) -> list[Extraction]:
+    """Math: each text's final answer. Code: each program's execution signature on the problem's public
+    examples (tts.grading.code), so majority vote groups programs that behave alike."""
+    if problem.kind == "code":
+        from tts.grading.code import execution_answers
+
+        return execution_answers(problem, texts)
+    return [extract_answer(t) for t in texts]
 
 
 def _check(pool: ProblemPool, strategy: str, n: int) -> None:

@@ -189,12 +189,10 @@ def _grow(beam: Beam, completion: Completion, sampling: SamplingSettings) -> Bea
     if completion.finish_reason == "stop_string":
         text += sampling.step_delimiter
     child = Beam(problem=beam.problem, text=text, tokens_out=beam.tokens_out + completion.tokens_out)
-    if (
-        completion.finish_reason == "eos"
-        or not completion.text.strip()
-        or states_final_answer(completion.text)
-    ):
+    if completion.finish_reason == "eos" or not completion.text.strip():
         child.finish_reason = completion.finish_reason
+    elif states_final_answer(completion.text):  # done, even if the step ran on past the answer
+        child.finish_reason = "stop_string"
     elif child.tokens_out >= sampling.max_tokens:
         child.finish_reason = "length"
     return child

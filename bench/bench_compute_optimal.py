@@ -1,0 +1,155 @@
+"""Benchmark: the compute-optimal table from ~10M result rows (synthetic, the results schema, the store layout).
+
+    python bench/bench_compute_optimal.py                      # data cached in $TTS_BENCH_DIR or /tmp/tts_bench_10m
+    python bench/bench_compute_optimal.py --rows 1000000 --repeat 5
+
+Prints, in seconds (median of --repeat runs, DuckDB limited to --threads):
+  summary build  materialising <results>/summary once (per-problem and per-bin sufficient statistics)
+  from summary   load_summary + compute_optimal_tables (bootstrap CIs included)     target < 0.5 s
+  from raw       scan_raw over the cell Parquet files + compute_optimal_tables         target < 3 s
+  pandas         a plain pandas groupby over the same rows (read, join bins, mean, best per group)
+and the ratios pandas / summary and pandas / raw, plus whether the three agree on the winners.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tts.analysis.keys import CONFIG_KEYS  # noqa: E402
+from tts.analysis.synthetic import SyntheticSpec, write_results  # noqa: E402
+
+TARGET_SUMMARY_S, TARGET_RAW_S = 0.5, 3.0
+
+
+def bench_spec(rows: int) -> SyntheticSpec:
+    """3 policies x 2 PRMs x 6 strategies x 2 aggregations x 9 budgets x 4 seeds = 2,088 cells; problems fill
+    the row count (4,800 problems for 10M rows)."""
+    base = SyntheticSpec(
+        sweep="bench",
+        aggregations=("last", "min"),
+        budgets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+        seeds=(0, 1, 2, 3),
+        pool_size=8,
+        n_problems=1,
+    )
+    from tts.analysis.synthetic import cell_configs
+
+    cells = len(cell_configs(base))
+    return SyntheticSpec(**{**base.__dict__, "n_problems": max(rows // cells, 10)})
+
+
+def ensure_data(folder: Path, rows: int) -> Path:
+    stamp = folder / "bench_rows.txt"
+    if stamp.is_file() and stamp.read_text().strip() == str(rows):
+        return folder
+    if folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
+    t = time.perf_counter()
+    write_results(folder, bench_spec(rows))
+    stamp.write_text(str(rows))
+    print(f"wrote synthetic results to {folder} in {time.perf_counter() - t:.1f} s")
+    return folder
+
+
+def timed(fn, repeat: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+def pandas_table(folder: Path, method: str):
+    """The plain-pandas way: read every row, join bins, group, pick the best strategy per group."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from tts.analysis.io import result_files
+
+    cols = [*CONFIG_KEYS, "problem_id", "correct", "expected_correct", "flops", "status"]
+    rows = pq.read_table([str(f) for f in result_files(folder)], columns=cols).to_pandas()
+    rows = rows[rows["status"] == "ok"]
+    rows["y"] = rows["expected_correct"].fillna(rows["correct"].astype(float))
+    diff = pd.read_parquet(folder / "difficulty.parquet")
+    diff = diff[diff["method"] == method][["policy", "problem_id", "bin"]]
+    rows = rows.merge(diff, on=["policy", "problem_id"], how="left")
+    keys = [*CONFIG_KEYS, "bin"]
+    acc = rows.groupby(keys, dropna=False)[["y", "flops"]].mean().reset_index()
+    acc["_acc"] = acc["y"].round(12)
+    acc = acc.sort_values(["_acc", "flops", "strategy"], ascending=[False, True, True])
+    return acc.drop_duplicates(["policy", "prm", "dataset", "bin", "n"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dir", default=os.environ.get("TTS_BENCH_DIR", "/tmp/tts_bench_10m"))
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-pandas", action="store_true")
+    args = ap.parse_args(argv)
+
+    import duckdb
+
+    from tts.analysis import summary
+    from tts.analysis.tables import compute_optimal_tables
+
+    folder = ensure_data(Path(args.dir), args.rows)
+    nrows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{folder}/cells/*.parquet')").fetchall()[0][0]
+    nfiles = len(list((folder / "cells").glob("*.parquet")))
+    print(
+        f"data: {nrows:,} result rows in {nfiles:,} cell files ({folder}); cpus={os.cpu_count()} "
+        f"load avg={os.getloadavg()[0]:.1f}; duckdb threads={args.threads}"
+    )
+
+    t = time.perf_counter()
+    summary.build_summary(folder, force=True, threads=args.threads)
+    build_s = time.perf_counter() - t
+
+    def from_summary():
+        return compute_optimal_tables(summary.load_summary(folder))
+
+    def from_raw():
+        return compute_optimal_tables(summary.scan_raw(folder, threads=args.threads), charge_binning=False)
+
+    summary_s, t_sum = timed(from_summary, args.repeat)
+    raw_s, t_raw = timed(from_raw, args.repeat)
+    print(f"summary build   {build_s:7.2f} s  (once per set of result files)")
+    print(
+        f"from summary    {summary_s:7.3f} s  target < {TARGET_SUMMARY_S} s  "
+        f"{'OK' if summary_s < TARGET_SUMMARY_S else 'MISSED'}"
+    )
+    print(
+        f"from raw        {raw_s:7.3f} s  target < {TARGET_RAW_S} s  {'OK' if raw_s < TARGET_RAW_S else 'MISSED'}"
+    )
+    keys = ["policy", "prm", "dataset", "bin", "n"]
+    a = t_sum.generation.set_index(keys)["strategy"]
+    b = t_raw.generation.set_index(keys)["strategy"]
+    if not args.skip_pandas:
+        pandas_s, t_pd = timed(lambda: pandas_table(folder, t_sum.method), 1)
+        c = t_pd.set_index(keys)["strategy"].reindex(a.index)
+        print(f"pandas groupby  {pandas_s:7.2f} s  (read + join + groupby + best; no CIs)")
+        print(
+            f"ratio pandas / summary = {pandas_s / summary_s:6.1f}x   pandas / raw = {pandas_s / raw_s:6.1f}x"
+        )
+        print(
+            f"winners agree: summary vs raw {(a == b.reindex(a.index)).mean():.1%}, "
+            f"summary vs pandas {(a == c).mean():.1%} ({len(a)} table rows)"
+        )
+    else:
+        print(f"winners agree: summary vs raw {(a == b.reindex(a.index)).mean():.1%} ({len(a)} table rows)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""The sweep driver on a real local Ray with FakePolicy / FakePRM inside real engine actors.
+
+What is real here: Ray, the engine actors and their proxies, light strategy tasks, the scheduler, the store.
+What is fake: the engines (tts.runtime.fake_engines), so that a whole grid runs in seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tts.cli import main
+from tts.grid import expand
+from tts.runtime.driver import run_sweep
+from tts.runtime.fake_engines import FakeEngineBuilder, counter
+from tts.store import SweepStore, load, load_samples
+
+pytestmark = pytest.mark.integration
+
+
+def test_fake_smoke_grid_30_cells_one_engine_load_then_rerun_computes_0(
+    ray_local: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grid = expand(["+sweep=smoke", f"results_dir={tmp_path}", "dataset.per_level=2"])
+    state = tmp_path / "state"
+    first = run_sweep(grid, builder=FakeEngineBuilder(state_dir=str(state)), live=False)
+    assert (first.computed, first.failed, first.total) == (30, 0, 30)
+    assert first.engine_loads == 1 and counter(state, "loads") == 1, "one model load serves all 30 cells"
+
+    df = load(tmp_path / "smoke")
+    problems = 2 * 2  # two levels x per_level 2
+    assert len(df) == 30 * problems
+    assert not df.duplicated(["cell_id", "problem_id"]).any()
+    assert set(df["status"]) == {"ok"} and df["flops"].gt(0).all()
+    assert {"config.strategy.name", "config.policy.model", "config.prm.aggregation", "config.n"} <= set(
+        df.columns
+    )
+    pooled = df[df["strategy"] != "beam_search"]
+    assert pooled["pool_id"].notna().all() and pooled["expected_correct"].between(0, 1).all()
+    assert pooled.groupby("prm")["pool_id"].nunique().tolist() == [1, 1], "one pool per PRM for all N"
+    samples = load_samples(tmp_path / "smoke")
+    assert len(samples) == 2 * 8 * problems  # two pools of N_max = 8
+    entry = next(iter(SweepStore(tmp_path / "smoke").entries().values()))
+    assert entry.versions["ray"] and "git_sha" in entry.__dict__
+    assert (tmp_path / "smoke" / "sweep.yaml").read_text().count("smoke") >= 1
+
+    second = run_sweep(grid, builder=FakeEngineBuilder(state_dir=str(state)), live=False)
+    assert (second.computed, second.skipped, second.engine_loads) == (0, 30, 0)
+    assert counter(state, "loads") == 1
+
+    assert main(["ls", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "smoke" in out and "30 ok" in out
+
+
+def test_a_failing_search_job_is_recorded_after_max_tries_and_the_rest_finish(
+    ray_local: Any, tmp_path: Path
+) -> None:
+    grid = expand(
+        [
+            f"results_dir={tmp_path}",
+            "strategy=best_of_n,beam_search",
+            "n=2,4",
+            "strategy.beam_width=2",
+            "prm=rule_arithmetic",
+            "dataset.per_level=1",
+            "cluster.max_tries=2",
+            "sweep.name=poison",
+        ]
+    )
+    summary = run_sweep(grid, builder=FakeEngineBuilder(poison_stop=True), live=False)
+    assert (summary.computed, summary.failed) == (2, 2)
+    df = load(tmp_path / "poison")
+    failed = df[df["status"] == "failed"]
+    assert set(failed["strategy"]) == {"beam_search"}
+    assert failed["error"].str.contains("poisoned request").all()
+    assert set(df[df["status"] == "ok"]["strategy"]) == {"best_of_n"}
+    tries = {
+        e.id: e.meta["tries"]
+        for e in SweepStore(tmp_path / "poison").entries().values()
+        if e.status == "failed"
+    }
+    assert set(tries.values()) == {2}, tries
+
+
+def test_an_engine_that_cannot_start_fails_its_cells_with_the_error(ray_local: Any, tmp_path: Path) -> None:
+    grid = expand([f"results_dir={tmp_path}", "strategy=best_of_n", "n=1,2", "dataset.per_level=1"])
+    summary = run_sweep(grid, builder=FakeEngineBuilder(fail_load=True), live=False)
+    assert (summary.computed, summary.failed) == (0, 2)
+    df = load(tmp_path / "default")
+    assert df["error"].str.contains("failed to start").all()

@@ -1,0 +1,64 @@
+"""Malformed sweep configs are rejected by `tts sweep` before Ray starts, naming the field; nothing is written."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tts.cli import main
+
+BAD = [
+    (["n=0"], "n"),
+    (["n=-4"], "n"),
+    (["n=abc"], "n"),
+    (["n=1,0"], "n"),
+    (["strategy=beam_search", "n=6", "strategy.beam_width=4"], "n"),
+    (["strategy=beam_search", "n=4", "strategy.beam_width=0"], "strategy.beam_width"),
+    (["strategy=beam_serch"], "strategy"),
+    (["strategy.beam_widht=4"], "strategy.beam_widht"),
+    (["prm=nonexistent"], "prm"),
+    (["prm.aggregation=median"], "prm.aggregation"),
+    (["prm.kind=magic"], "prm.kind"),
+    (["policy.model=/no/such/model"], "policy.model"),
+    (["policy.prompt_template=Solve it"], "policy.prompt_template"),
+    (["policy.temperature=-0.5"], "policy.temperature"),
+    (["policy.top_p=0"], "policy.top_p"),
+    (["policy.max_tokens=0"], "policy.max_tokens"),
+    (["dataset.name=math5000"], "dataset.name"),
+    (["dataset.per_level=0"], "dataset.per_level"),
+    (["dataset.path=/no/such/file.jsonl"], "dataset.path"),
+    (["engine.gpu_memory_utilization=1.5"], "engine.gpu_memory_utilization"),
+    (["engine.tensor_parallel_size=0"], "engine.tensor_parallel_size"),
+    (["engine.num_gpus=1.5"], "engine.num_gpus"),
+    (["engine.replicas=0"], "engine.replicas"),
+    (["cluster.mode=cloud"], "cluster.mode"),
+    (["cluster.max_tries=0"], "cluster.max_tries"),
+    (["cluster.max_engine_restarts=-1"], "cluster.max_engine_restarts"),
+    (["difficulty.method=vibes"], "difficulty.method"),
+    (["difficulty.thresholds=[0.5,0.1]"], "difficulty.thresholds"),
+    (["seed=-1"], "seed"),
+    (["sweep.name=../escape"], "sweep.name"),
+    (["n=range(1,"], "overrides"),
+    (["+sweep=nope"], "sweep"),
+    (["+sweep=smoke", "n=1,2"], "n"),
+]
+
+
+def test_there_are_at_least_20_malformed_configs() -> None:
+    assert len(BAD) >= 20
+
+
+@pytest.mark.parametrize(("overrides", "field"), BAD, ids=[" ".join(o) for o, _ in BAD])
+def test_malformed_config_rejected_before_ray_nothing_written(
+    overrides: list[str], field: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "results"
+    code = main(["sweep", f"results_dir={results}", *overrides])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith(f"error: {field}:"), err
+    assert not results.exists(), "nothing may be written for a rejected sweep"
+    ray = sys.modules.get("ray")
+    assert ray is None or not ray.is_initialized(), "Ray must not start for a rejected sweep"

@@ -1,0 +1,249 @@
+"""Hostile code through the real sandbox (tts.grading.sandbox), graded by grade_code like a model's completion.
+
+Each case is a completion of a tiny problem `def main():` whose tests pass ONLY if the attack worked (the
+socket connected, the secret leaked, the sentinel is gone, 4 GiB were allocated...). Every case must be graded
+failed or timeout within timeout + 1 s, the sentinel files must survive, the grader must still run a benign
+program, and no process of the sandbox may remain (checked with psutil: the grader's descendants and every
+process of the sandbox's throwaway uids).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tts.data.problem import Problem
+from tts.grading.code import grade_code
+from tts.grading.sandbox import Sandbox, SandboxLimits, detect_isolation
+
+TIMEOUT_S = 2.0
+SECRET = "tts-secret-0f9c2b7e"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def box() -> Sandbox:
+    return Sandbox(SandboxLimits(timeout_s=TIMEOUT_S), max_workers=2)
+
+
+@pytest.fixture
+def sentinels(tmp_path: Path) -> Iterator[list[Path]]:
+    """Files outside the sandbox's temp dir: one in the grader's temp dir (a private, 0755 folder) and one in
+    a world-writable folder inside the project tree (where only the read-only mount can protect it)."""
+    private = tmp_path / "private"
+    private.mkdir(mode=0o755)
+    shared = REPO / ".pytest_cache" / f"tts-sandbox-{os.getpid()}-{time.monotonic_ns()}"
+    shared.mkdir(parents=True)
+    os.chmod(shared, 0o777)
+    files = [private / "sentinel.txt", shared / "sentinel.txt"]
+    for f in files:
+        f.write_text("keep me")
+    os.chmod(files[1], 0o666)
+    yield files
+    for f in files:
+        f.unlink(missing_ok=True)
+    shared.rmdir()
+
+
+def _problem(name: str, tests: str) -> Problem:
+    meta = {"prompt": "def main():\n", "tests": tests, "entry_point": "main", "timeout_s": TIMEOUT_S}
+    return Problem(
+        id=f"hostile/{name}",
+        question="def main():\n",
+        answer="",
+        dataset="hostile",
+        kind="code",
+        metadata=meta,
+    )
+
+
+def _strays(box: Sandbox) -> list[psutil.Process]:
+    found = [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+    base = box.isolation.uid_base
+    if base is not None:
+        uids = range(base, base + box.max_workers)
+        for proc in psutil.process_iter(["uids"]):
+            if proc.info["uids"] is not None and proc.info["uids"].real in uids:
+                found.append(proc)
+    return found
+
+
+def _attack(box: Sandbox, sentinels: list[Path], name: str, body: str, tests: str) -> str:
+    """Grade the attack; assert everything the issue requires; return the grade's detail."""
+    completion = textwrap.indent(textwrap.dedent(body).strip() + "\n", "    ")
+    start = time.monotonic()
+    grade = grade_code(_problem(name, textwrap.dedent(tests)), completion, sandbox=box)
+    elapsed = time.monotonic() - start
+    assert not grade.correct, f"{name}: the attack worked ({grade.detail})"
+    assert grade.detail.startswith(("failed", "timeout")), grade.detail
+    assert elapsed <= TIMEOUT_S + 1.0, f"{name}: graded in {elapsed:.2f} s"
+    for f in sentinels:
+        assert f.read_text() == "keep me", f"{name}: sentinel {f} was changed"
+    assert _strays(box) == [], f"{name}: stray processes {_strays(box)}"
+    assert box.run("print('alive')").stdout == "alive\n"  # the grader still works
+    return grade.detail
+
+
+def test_fork_bomb(box: Sandbox, sentinels: list[Path]) -> None:
+    body = """
+    import os
+    while True:
+        try:
+            os.fork()
+        except OSError:
+            pass
+    """
+    _attack(box, sentinels, "fork_bomb", body, "main()\n")
+
+
+def test_delete_files_outside_the_temp_dir(box: Sandbox, sentinels: list[Path]) -> None:
+    paths = [str(p) for p in sentinels]
+    body = f"""
+    import os, shutil
+    done = 0
+    for p in {paths!r}:
+        for attempt in (lambda: open(p, "w").write("pwned"), lambda: os.remove(p),
+                        lambda: shutil.rmtree(os.path.dirname(p))):
+            try:
+                attempt()
+                done += 1
+            except OSError:
+                pass
+    return done
+    """
+    _attack(box, sentinels, "delete", body, "assert main() > 0\n")
+
+
+def test_remount_read_only_tree_writable(box: Sandbox, sentinels: list[Path]) -> None:
+    """Root inside its user namespace tries to lift the read-only mount (mount_setattr, remount) first."""
+    if not detect_isolation().readonly_fs:
+        pytest.skip("no mount namespace on this machine: the read-only tree is not in use")
+    body = f"""
+    import ctypes, os
+    libc = ctypes.CDLL(None, use_errno=True)
+    class Attr(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_uint64) for n in ("attr_set", "attr_clr", "propagation", "userns_fd")]
+    a = Attr(0, 1, 0, 0)
+    libc.syscall(442, -100, b"/", 0x8000, ctypes.byref(a), ctypes.sizeof(a))
+    libc.mount(None, b"/", None, 32 | 4096, None)
+    libc.unshare(0x10000000 | 0x00020000)
+    libc.mount(None, b"/", None, 32 | 4096, None)
+    try:
+        os.remove({str(sentinels[1])!r})
+    except OSError:
+        pass
+    return os.path.exists({str(sentinels[1])!r})
+    """
+    _attack(box, sentinels, "remount", body, "assert not main()\n")
+
+
+def test_socket_to_localhost(box: Sandbox, sentinels: list[Path]) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        body = f"""
+        import socket
+        s = socket.create_connection(("127.0.0.1", {port}), timeout=1)
+        s.sendall(b"pwned")
+        return True
+        """
+        _attack(box, sentinels, "socket", body, "assert main()\n")
+        server.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            server.accept()
+
+
+def test_allocate_4_gib(box: Sandbox, sentinels: list[Path]) -> None:
+    body = """
+    x = bytearray(4 * 1024 ** 3)
+    return len(x)
+    """
+    detail = _attack(box, sentinels, "memory", body, "assert main() == 4 * 1024 ** 3\n")
+    assert "MemoryError" in detail
+
+
+def test_infinite_loop(box: Sandbox, sentinels: list[Path]) -> None:
+    detail = _attack(box, sentinels, "loop", "while True:\n    pass\n", "main()\n")
+    assert detail.startswith("timeout")
+
+
+def test_write_100_mb(box: Sandbox, sentinels: list[Path]) -> None:
+    body = """
+    import os
+    with open("big.bin", "wb") as f:
+        for _ in range(100):
+            f.write(b"x" * (1 << 20))
+    return os.path.getsize("big.bin")
+    """
+    _attack(box, sentinels, "write", body, "assert main() >= 100 << 20\n")
+
+
+def test_orphan_outlives_parent(box: Sandbox, sentinels: list[Path]) -> None:
+    body = """
+    import os, time
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            time.sleep(60)
+        os._exit(0)
+    time.sleep(0.2)
+    return False
+    """
+    _attack(box, sentinels, "orphan", body, "assert main()\n")
+
+
+def test_orphan_survives_timeout_kill(box: Sandbox, sentinels: list[Path]) -> None:
+    body = """
+    import os, time
+    if os.fork() == 0:
+        os.setsid()
+        time.sleep(60)
+    while True:
+        pass
+    """
+    _attack(box, sentinels, "orphan_timeout", body, "main()\n")
+
+
+def test_read_parent_environment(
+    box: Sandbox, sentinels: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TTS_TEST_SECRET", SECRET)
+    body = """
+    import glob, os
+    found = [v for v in os.environ.values()]
+    for path in ["/proc/self/environ", f"/proc/{os.getppid()}/environ", *glob.glob("/proc/*/environ")]:
+        try:
+            found.append(open(path, "rb").read().decode(errors="replace"))
+        except OSError:
+            pass
+    print(found)
+    return found
+    """
+    detail = _attack(box, sentinels, "environ", body, f"assert any({SECRET!r} in v for v in main())\n")
+    assert SECRET not in detail
+
+
+def test_kill_everything(box: Sandbox, sentinels: list[Path]) -> None:
+    body = """
+    import os, signal
+    for target in (-1, os.getppid(), 1):
+        try:
+            os.kill(target, signal.SIGKILL)
+        except OSError:
+            pass
+    return False
+    """
+    _attack(box, sentinels, "kill", body, "assert main()\n")
+    assert psutil.Process().is_running()
+
+
+def test_benign_program_passes_with_isolation_report(box: Sandbox) -> None:
+    result = box.run("import sys\nprint(sum(range(10)))\nprint('warn', file=sys.stderr)\n")
+    assert (result.status, result.stdout, result.stderr_tail) == ("passed", "45\n", "warn\n")
+    assert box.isolation.network in ("namespace", "in-process guard (bypassable)")

@@ -1,0 +1,196 @@
+"""Reading a results folder for analysis: cell and sample files from the manifest, the sweep's difficulty
+settings, and difficulty.parquet (computed from the sample pools when missing, then stored).
+
+Why: the analysis must read exactly what `tts.store` trusts (files listed in the manifest, latest entry per
+id), in bulk (DuckDB over file lists, not row-by-row pandas), and must never change bins a sweep already
+used: methods present in difficulty.parquet are kept, missing ones are added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tts.results_schema import DIFFICULTY_COLUMNS
+
+SAMPLE_READ = [
+    "policy",
+    "prm",
+    "problem_id",
+    "dataset",
+    "level",
+    "seed",
+    "sample_idx",
+    "correct",
+    "score",
+    "step_scores",
+    "tokens_out",
+    "prompt_tokens",
+    "prm_tokens",
+]
+
+
+class NoResultsError(FileNotFoundError):
+    """The folder holds no finished result files."""
+
+
+def sweep_dirs(results_dir: str | Path) -> list[Path]:
+    from tts.store import sweep_dirs as store_sweep_dirs
+
+    return store_sweep_dirs(results_dir)
+
+
+def result_files(results_dir: str | Path, kind: str = "cell") -> list[Path]:
+    """Files of `kind` ("cell" | "pool") the manifests list (latest entry per id), sorted; no checksum pass."""
+    from tts.store import SweepStore
+
+    root = Path(results_dir)
+    dirs = sweep_dirs(root)
+    if not dirs:
+        raise NoResultsError(
+            f"{root}: no results here (no manifest.jsonl in it or its subfolders); run `tts sweep` to produce "
+            "results, or point at the sweep's folder, e.g. results/smoke"
+        )
+    files = []
+    for d in dirs:
+        entries = SweepStore(d).entries()
+        files += [d / e.file for (k, _), e in sorted(entries.items()) if k == kind and e.rows > 0]
+    return files
+
+
+def fingerprint(paths: list[Path]) -> str:
+    """Cheap identity of a file set: names, sizes and modification times."""
+    h = hashlib.sha1()
+    for p in sorted(paths):
+        st = p.stat()
+        h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def sweep_settings(results_dir: str | Path) -> dict[str, Any]:
+    """The `difficulty` node of the first sweep's sweep.yaml (method, num_bins, thresholds, samples), or {}."""
+    from omegaconf import OmegaConf
+
+    for d in sweep_dirs(results_dir) or [Path(results_dir)]:
+        path = d / "sweep.yaml"
+        if path.is_file():
+            cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+            node = cfg.get("difficulty") if isinstance(cfg, dict) else None
+            if node is None and isinstance(cfg, dict):  # a sweep preset nests the cell config
+                node = (
+                    (cfg.get("config") or {}).get("difficulty")
+                    if isinstance(cfg.get("config"), dict)
+                    else None
+                )
+            return dict(node or {})
+    return {}
+
+
+def read_samples(results_dir: str | Path) -> pd.DataFrame | None:
+    """The sample pools (the columns binning needs), or None when the sweep stored none."""
+    import duckdb
+
+    files = result_files(results_dir, "pool")
+    if not files:
+        return None
+    con = duckdb.connect()
+    names = {
+        r[0]
+        for r in con.sql(
+            "DESCRIBE SELECT * FROM read_parquet($f, union_by_name=true)",
+            params={"f": [str(f) for f in files]},
+        ).fetchall()
+    }
+    cols = ", ".join(f'"{c}"' for c in SAMPLE_READ if c in names)
+    return con.sql(
+        f"SELECT {cols} FROM read_parquet($f, union_by_name=true)", params={"f": [str(f) for f in files]}
+    ).df()
+
+
+def _levels(results_dir: str | Path) -> pd.DataFrame:
+    import duckdb
+
+    files = [str(f) for f in result_files(results_dir, "cell")]
+    return (
+        duckdb.connect()
+        .sql(
+            "SELECT DISTINCT policy, problem_id, level FROM read_parquet($f, union_by_name=true)",
+            params={"f": files},
+        )
+        .df()
+    )
+
+
+def compute_difficulty(results_dir: str | Path, *, methods: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Bins by every method the stored data allows (DIFFICULTY_COLUMNS), with the sweep's settings."""
+    from tts.analysis.difficulty import assign_bins
+
+    k = sweep_settings(results_dir)
+    opts = {"num_bins": int(k.get("num_bins", 5)), "thresholds": tuple(k.get("thresholds", (0.1, 0.5)))}
+    samples_per_problem = k.get("samples")
+    wanted = methods or ("dataset_level", "oracle_quantile", "absolute", "predicted")
+    frames = []
+    levels = _levels(results_dir) if "dataset_level" in wanted else None
+    if levels is not None and len(levels) and levels["level"].notna().all():
+        frames.append(assign_bins(levels, "dataset_level"))
+    samples = read_samples(results_dir) if set(wanted) - {"dataset_level"} else None
+    if samples is not None and len(samples):
+        n = int(samples_per_problem) if samples_per_problem else None
+        for method in ("oracle_quantile", "absolute"):
+            if method in wanted and samples["correct"].notna().all():
+                frames.append(assign_bins(samples, method, samples_per_problem=n, **opts))
+        scored = "score" in samples.columns and samples["score"].notna().any()
+        per_policy = samples.groupby("policy")["problem_id"].nunique()
+        if "predicted" in wanted and scored and per_policy.min() >= 4:
+            frames.append(assign_bins(samples, "predicted", samples_per_problem=n, **opts))
+    cols = list(DIFFICULTY_COLUMNS)
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+
+
+def difficulty_path(results_dir: str | Path) -> Path:
+    dirs = sweep_dirs(results_dir)
+    return (dirs[0] if len(dirs) == 1 else Path(results_dir)) / "difficulty.parquet"
+
+
+def ensure_difficulty(results_dir: str | Path, *, rebuild: bool = False) -> pd.DataFrame:
+    """difficulty.parquet (all methods the data allows), computing and storing what it lacks.
+
+    Bins stored by someone else (the sweep, when it restricted cells to bins) are kept as they are; methods
+    computed here are recomputed when the result files change (fingerprint in summary/difficulty.json)."""
+    path = difficulty_path(results_dir)
+    meta_path = path.parent / "summary" / "difficulty.json"
+    stamp = fingerprint(result_files(results_dir, "pool") + result_files(results_dir, "cell"))
+    have = pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=list(DIFFICULTY_COLUMNS))
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    if path.is_file() and not rebuild and meta.get("fingerprint") == stamp:
+        return have
+    keep = have[~have["method"].isin(meta.get("computed", []))]
+    new = compute_difficulty(results_dir)
+    new = new[~new["method"].isin(set(keep["method"]))]
+    out = pd.concat([d for d in (keep, new) if len(d)], ignore_index=True) if len(keep) or len(new) else new
+    _store_difficulty(results_dir, path, out)
+    meta_path.parent.mkdir(parents=True, exist_ok=True)
+    meta_path.write_text(json.dumps({"fingerprint": stamp, "computed": sorted(set(new["method"]))}))
+    return out
+
+
+def _store_difficulty(results_dir: str | Path, path: Path, table: pd.DataFrame) -> None:
+    """Through tts.store (atomic, in the manifest) for one sweep folder; a plain atomic write otherwise."""
+    import pyarrow as pa
+
+    arrow = pa.Table.from_pandas(table.reset_index(drop=True), preserve_index=False)
+    dirs = sweep_dirs(results_dir)
+    if len(dirs) == 1 and path.parent == dirs[0]:
+        from tts.store import SweepStore
+
+        SweepStore(dirs[0]).write("difficulty", "difficulty", arrow)
+        return
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(arrow, tmp)
+    tmp.replace(path)

@@ -1,0 +1,218 @@
+"""Plots of a sweep (matplotlib, PNG and SVG): accuracy vs budget per strategy (one panel per difficulty bin,
+log2 budget axis), the compute-optimal frontier (FLOPs), and small policy + search vs large policy (FLOPs).
+
+Why these three: they are the figures of Snell et al. (2024) and Liu et al. (2025) that answer "which strategy
+at which budget and difficulty" and "when does a small model with search beat a big one". Colours are the
+Okabe-Ito palette (distinguishable with the common colour-vision deficiencies) and every series also has its
+own marker, so nothing depends on colour alone. Figures are built with `matplotlib.figure.Figure` (no pyplot
+state, no GUI backend needed) and returned, so notebooks can show them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from tts.analysis.keys import ALL_BIN
+from tts.analysis.source import bin_sort_key
+
+OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442", "#000000"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+STRATEGY_ORDER = ["majority_vote", "best_of_n", "weighted_best_of_n", "beam_search", "dvts", "lookahead"]
+
+
+def _style(key: str, order: list[str]) -> tuple[str, str]:
+    i = order.index(key) if key in order else len(order) + hash(key) % 8
+    return OKABE_ITO[i % len(OKABE_ITO)], MARKERS[i % len(MARKERS)]
+
+
+def _slug(*parts: object) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", "__".join(str(p) for p in parts)).strip("_")
+
+
+def _bins(df: pd.DataFrame) -> list[str]:
+    labels = pd.Series(df["bin"].astype(str).unique())
+    return list(labels.iloc[np.argsort(bin_sort_key(labels).to_numpy(), kind="stable")])
+
+
+def _save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    return paths
+
+
+def _panels(n: int, width: float = 3.6, height: float = 3.2) -> tuple[Figure, list]:
+    cols = min(n, 3)
+    rows = int(np.ceil(n / cols))
+    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=True).ravel().tolist()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+def _bin_title(method: str, label: str) -> str:
+    return "all problems" if label == ALL_BIN else f"{method.replace('_', ' ')} bin {label}"
+
+
+def accuracy_vs_budget(candidates: pd.DataFrame, out_dir: str | Path, *, method: str = "") -> list[Path]:
+    """Per (policy, PRM, dataset): accuracy vs budget N, one line per strategy (its best hyperparameters at
+    each N), one panel per bin, with a 95% normal band over rows."""
+    paths: list[Path] = []
+    for (policy, prm, dataset), grp in candidates.groupby(["policy", "prm", "dataset"], sort=True):
+        bins = _bins(grp)
+        fig, axes = _panels(len(bins))
+        best = grp.sort_values("accuracy", ascending=False).drop_duplicates(["bin", "strategy", "n"])
+        strategies = sorted(
+            best["strategy"].unique(),
+            key=lambda s: (s not in STRATEGY_ORDER, STRATEGY_ORDER.index(s) if s in STRATEGY_ORDER else 0, s),
+        )
+        for ax, label in zip(axes, bins, strict=True):
+            for strat in strategies:
+                line = best[(best["bin"].astype(str) == label) & (best["strategy"] == strat)].sort_values("n")
+                if line.empty:
+                    continue
+                color, marker = _style(strat, STRATEGY_ORDER)
+                ax.plot(
+                    line["n"],
+                    line["accuracy"],
+                    marker=marker,
+                    color=color,
+                    label=strat.replace("_", " "),
+                    lw=1.6,
+                )
+                se = line["se"].fillna(0).to_numpy() if "se" in line.columns else 0
+                ax.fill_between(
+                    line["n"],
+                    line["accuracy"] - 1.96 * se,
+                    line["accuracy"] + 1.96 * se,
+                    color=color,
+                    alpha=0.12,
+                    lw=0,
+                )
+            ax.set_xscale("log", base=2)
+            ax.set_title(_bin_title(method, label), fontsize=10)
+            ax.set_xlabel("budget N (generations)")
+            ax.grid(alpha=0.3)
+        axes[0].set_ylabel("accuracy")
+        handles, names = axes[0].get_legend_handles_labels()
+        fig.legend(handles, names, loc="outside lower center", ncols=min(len(names), 6), fontsize=9)
+        fig.suptitle(f"{policy} with {prm} on {dataset}: accuracy vs test-time budget")
+        paths += _save(fig, Path(out_dir), _slug("accuracy_vs_budget", policy, prm, dataset))
+    return paths
+
+
+def frontier(
+    candidates: pd.DataFrame, flops_table: pd.DataFrame, out_dir: str | Path, *, method: str = ""
+) -> list[Path]:
+    """Per (policy, PRM, dataset): every configuration (FLOPs per problem, accuracy) coloured by strategy, and the
+    compute-optimal frontier (best accuracy within each FLOPs budget) as a black step line; one panel per bin."""
+    paths: list[Path] = []
+    for (policy, prm, dataset), grp in candidates.groupby(["policy", "prm", "dataset"], sort=True):
+        bins = _bins(grp)
+        fig, axes = _panels(len(bins))
+        front = flops_table[
+            (flops_table["policy"] == policy)
+            & (flops_table["prm"] == prm)
+            & (flops_table["dataset"] == dataset)
+        ]
+        for ax, label in zip(axes, bins, strict=True):
+            pts = grp[grp["bin"].astype(str) == label]
+            for strat in sorted(pts["strategy"].unique()):
+                sub = pts[pts["strategy"] == strat]
+                color, marker = _style(strat, STRATEGY_ORDER)
+                ax.scatter(
+                    sub["flops_charged"],
+                    sub["accuracy"],
+                    color=color,
+                    marker=marker,
+                    s=22,
+                    alpha=0.75,
+                    label=strat.replace("_", " "),
+                )
+            f = front[front["bin"].astype(str) == label].sort_values("flops_budget")
+            if len(f):
+                ax.step(
+                    f["flops_budget"], f["accuracy"], where="post", color="black", lw=1.4, label="frontier"
+                )
+            ax.set_xscale("log")
+            ax.set_title(_bin_title(method, label), fontsize=10)
+            ax.set_xlabel("FLOPs per problem")
+            ax.grid(alpha=0.3)
+        axes[0].set_ylabel("accuracy")
+        handles, names = axes[0].get_legend_handles_labels()
+        fig.legend(handles, names, loc="outside lower center", ncols=min(len(names), 7), fontsize=9)
+        fig.suptitle(f"{policy} with {prm} on {dataset}: compute-optimal frontier")
+        paths += _save(fig, Path(out_dir), _slug("frontier", policy, prm, dataset))
+    return paths
+
+
+def _pareto(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.sort_values(["flops", "accuracy"], ascending=[True, False])
+    return df[df["accuracy"] > df["accuracy"].cummax().shift(fill_value=-np.inf)]
+
+
+def small_vs_large(candidates: pd.DataFrame, out_dir: str | Path, *, bin_label: str = ALL_BIN) -> list[Path]:
+    """Per dataset: each policy's best accuracy reachable at each FLOPs cost (its Pareto front over strategies,
+    PRMs and budgets) and its single-sample (N=1) point as a star: where a small policy's front crosses a larger
+    policy's star, search on the small model matches the big one for that many FLOPs."""
+    paths: list[Path] = []
+    data = candidates[candidates["bin"].astype(str) == bin_label]
+    for dataset, grp in data.groupby("dataset", sort=True):
+        order = grp.sort_values("policy_params")["policy"].drop_duplicates().tolist()
+        fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+        ax = fig.subplots()
+        for policy in order:
+            sub = grp[grp["policy"] == policy]
+            color, marker = _style(policy, order)
+            front = _pareto(sub)
+            ax.step(front["flops"], front["accuracy"], where="post", color=color, lw=1.6)
+            ax.plot(
+                front["flops"],
+                front["accuracy"],
+                ls="none",
+                marker=marker,
+                color=color,
+                ms=4,
+                label=f"{policy}: best strategy at each cost",
+            )
+            single = sub[(sub["n"] == 1)].sort_values("flops").head(1)
+            if len(single):
+                ax.plot(
+                    single["flops"],
+                    single["accuracy"],
+                    marker="*",
+                    ms=16,
+                    color=color,
+                    mec="black",
+                    ls="none",
+                    label=f"{policy}: one sample (N=1)",
+                )
+        ax.set_xscale("log")
+        ax.set_xlabel("FLOPs per problem (policy + PRM)")
+        ax.set_ylabel("accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+        ax.set_title(
+            f"{dataset} ({'all problems' if bin_label == ALL_BIN else 'bin ' + bin_label}): "
+            "small policy + search vs larger policy"
+        )
+        paths += _save(fig, Path(out_dir), _slug("small_vs_large", dataset, bin_label))
+    return paths
+
+
+def all_plots(
+    candidates: pd.DataFrame, flops_table: pd.DataFrame, out_dir: str | Path, *, method: str = ""
+) -> list[Path]:
+    """Every plot of the report into `out_dir`; returns the written paths (PNG and SVG)."""
+    return (
+        accuracy_vs_budget(candidates, out_dir, method=method)
+        + frontier(candidates, flops_table, out_dir, method=method)
+        + small_vs_large(candidates, out_dir)
+    )

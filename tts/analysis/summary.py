@@ -1,0 +1,289 @@
+"""The pre-aggregated summary of a results folder, and the raw-Parquet scan, both with DuckDB.
+
+Why DuckDB: a sweep's rows are spread over one Parquet file per cell (thousands of files, 10M+ rows). DuckDB
+scans a file list in parallel, reads only the columns a query names, and joins and aggregates without
+materialising rows in Python; a plain pandas groupby over the same rows must first build every row in memory.
+Measured on the 2-core machine with 10M synthetic rows (bench/bench_compute_optimal.py): see that script.
+
+`build_summary` materialises, once per set of result files (fingerprinted), under <results>/summary/:
+  configs.parquet   config_id + CONFIG_KEYS (a cell without its seed)
+  problems.parquet  per (config, problem): y_sum, y_sq, rows, and sums of every compute measure; sorted by
+                    config_id, so fetching a few configurations' problems reads a few row groups
+  stats.parquet     per (config, method, bin): the same sums over the bin's problems, and `problems`
+  binning.parquet   per (policy, method, bin): mean samples / tokens / PRM tokens spent assigning bins
+`load_summary` turns these into an AnalysisData (tts.analysis.source) in well under a second; `scan_raw`
+computes the same AnalysisData straight from the cell files, for one difficulty method.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from tts.analysis.io import NoResultsError, ensure_difficulty, fingerprint, result_files, sweep_settings
+from tts.analysis.keys import ALL_BIN, COMPUTE_COLUMNS, CONFIG_KEYS
+from tts.analysis.source import AnalysisData
+
+SUMMARY_DIR = "summary"
+VERSION = 1
+METHOD_PREFERENCE = ("oracle_quantile", "dataset_level", "absolute", "predicted")
+_Y = "COALESCE(CAST(expected_correct AS DOUBLE), CAST(correct AS DOUBLE))"
+_SUMS = ["y_sum", "y_sq", "rows", *[f"{m}_sum" for m in COMPUTE_COLUMNS]]
+
+
+def _sum_sql(prefix: str = "") -> str:
+    parts = [f"sum({_Y}) AS y_sum", f"sum({_Y} * {_Y}) AS y_sq", "count(*) AS rows"]
+    parts += [f"sum(CAST({prefix}{m} AS DOUBLE)) AS {m}_sum" for m in COMPUTE_COLUMNS]
+    return ", ".join(parts)
+
+
+def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads={int(threads)}")
+    return con
+
+
+def _files(results_dir: str | Path) -> list[str]:
+    files = [str(f) for f in result_files(results_dir, "cell")]
+    if not files:
+        raise NoResultsError(
+            f"{results_dir}: the manifest lists no finished cells yet; run or resume `tts sweep`"
+        )
+    return files
+
+
+def _scan(files: Sequence[str], *, filename: bool = False) -> str:
+    extra = ", filename=true" if filename else ""
+    return f"read_parquet({list(files)!r}, union_by_name=true{extra})"
+
+
+def _summary_dir(results_dir: str | Path) -> Path:
+    from tts.analysis.io import difficulty_path
+
+    return difficulty_path(results_dir).parent / SUMMARY_DIR
+
+
+def _configs(con: duckdb.DuckDBPyConnection, files: Sequence[str]) -> pd.DataFrame:
+    """cell_id -> config key columns (one group per cell: the key columns are constant within a cell file)."""
+    keys = ", ".join(f"any_value({k}) AS {k}" for k in CONFIG_KEYS)
+    cells = con.sql(
+        f"SELECT cell_id, {keys}, any_value(filename) AS file FROM {_scan(files, filename=True)} "
+        "GROUP BY cell_id"
+    ).df()
+    cfg = cells[list(CONFIG_KEYS)].drop_duplicates().sort_values(list(CONFIG_KEYS), na_position="last")
+    cfg = cfg.reset_index(drop=True)
+    cfg["config_id"] = np.arange(len(cfg), dtype="int64")
+    cells = cells.merge(cfg, on=list(CONFIG_KEYS), how="left")
+    return cells
+
+
+def build_summary(results_dir: str | Path, *, force: bool = False, threads: int | None = None) -> Path:
+    """Materialise the summary (see module doc) unless it is up to date; returns its folder."""
+    files = _files(results_dir)
+    difficulty = ensure_difficulty(results_dir)
+    out = _summary_dir(results_dir)
+    stamp = fingerprint([Path(f) for f in files])
+    meta_path = out / "meta.json"
+    if not force and meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("fingerprint") == stamp and meta.get("version") == VERSION:
+            return out
+    out.mkdir(parents=True, exist_ok=True)
+    con = connect(threads)
+    cells = _configs(con, files)
+    con.register("cellmap", cells[["cell_id", "config_id"]])
+    con.execute(f"""CREATE TEMP TABLE pv AS SELECT c.config_id, r.problem_id, {_sum_sql("r.")}
+        FROM {_scan(files)} r JOIN cellmap c USING (cell_id) WHERE r.status = 'ok'
+        GROUP BY c.config_id, r.problem_id""")
+    tmp = out / ".problems.parquet.tmp"
+    con.execute(
+        f"COPY (SELECT * FROM pv ORDER BY config_id, problem_id) TO '{tmp}' "
+        "(FORMAT parquet, ROW_GROUP_SIZE 32768)"
+    )
+    tmp.replace(out / "problems.parquet")
+    cfg = cells.drop(columns=["cell_id", "file"]).drop_duplicates("config_id").sort_values("config_id")
+    con.register("cfg", cfg)
+    diff = difficulty[["policy", "problem_id", "method", "bin"]].astype({"bin": str})
+    con.register("diff", diff)
+    sums = ", ".join(f"sum(pv.{c}) AS {c}" for c in _SUMS)
+    per_bin = con.sql(f"""SELECT pv.config_id, d.method, d.bin, {sums}, count(*) AS problems
+        FROM pv JOIN cfg USING (config_id) JOIN diff d ON d.policy = cfg.policy AND d.problem_id = pv.problem_id
+        GROUP BY pv.config_id, d.method, d.bin""").df()
+    whole = con.sql(f"SELECT config_id, {sums}, count(*) AS problems FROM pv GROUP BY config_id").df()
+    methods = sorted(diff["method"].unique()) or ["none"]
+    stats = pd.concat([per_bin, *[whole.assign(method=m, bin=ALL_BIN) for m in methods]], ignore_index=True)
+    _write(cfg, out / "configs.parquet")
+    _write(stats, out / "stats.parquet")
+    _write(_binning(results_dir, difficulty), out / "binning.parquet")
+    meta_path.write_text(json.dumps({"fingerprint": stamp, "version": VERSION, "methods": methods}))
+    return out
+
+
+def _write(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    df.reset_index(drop=True).to_parquet(tmp, index=False)
+    tmp.replace(path)
+
+
+def _binning(results_dir: str | Path, difficulty: pd.DataFrame) -> pd.DataFrame:
+    """Mean binning cost per (policy, method, bin) from the sample pools (empty without pools)."""
+    from tts.analysis.difficulty import binning_cost
+    from tts.analysis.io import read_samples
+
+    cols = ["policy", "method", "bin", "binning_samples", "binning_tokens", "binning_prm_tokens"]
+    samples = read_samples(results_dir) if len(difficulty) else None
+    if samples is None or difficulty.empty or "tokens_out" not in samples.columns:
+        return pd.DataFrame(columns=cols)
+    cost = binning_cost(difficulty, samples).merge(
+        difficulty[["policy", "method", "problem_id", "bin"]], on=["policy", "method", "problem_id"]
+    )
+    cost = cost.rename(columns={"samples_used": "binning_samples"})
+    per_bin = cost.groupby(["policy", "method", "bin"])[cols[3:]].mean().reset_index()
+    whole = cost.groupby(["policy", "method"])[cols[3:]].mean().reset_index().assign(bin=ALL_BIN)
+    return pd.concat([per_bin, whole], ignore_index=True)[cols]
+
+
+def available_methods(results_dir: str | Path) -> list[str]:
+    meta = _summary_dir(results_dir) / "meta.json"
+    return json.loads(meta.read_text()).get("methods", []) if meta.is_file() else []
+
+
+def pick_method(results_dir: str | Path, methods: Sequence[str]) -> str:
+    """The sweep's own difficulty method when available, else the first of METHOD_PREFERENCE present."""
+    wanted = sweep_settings(results_dir).get("method")
+    if wanted in methods:
+        return str(wanted)
+    for m in METHOD_PREFERENCE:
+        if m in methods:
+            return m
+    return methods[0] if methods else "none"
+
+
+def load_summary(results_dir: str | Path, method: str | None = None, *, build: bool = True) -> AnalysisData:
+    """AnalysisData for one difficulty method from the materialised summary (built first when `build`)."""
+    out = build_summary(results_dir) if build else _summary_dir(results_dir)
+    if not (out / "stats.parquet").is_file():
+        raise NoResultsError(f"{out}: no summary; run `tts analyze {results_dir}` (or build_summary) first")
+    methods = json.loads((out / "meta.json").read_text())["methods"]
+    method = method or pick_method(results_dir, methods)
+    if method not in methods:
+        raise ValueError(f"method: {method!r} has no bins in {results_dir}; available: {', '.join(methods)}")
+    stats = pq.read_table(out / "stats.parquet", filters=[("method", "=", method)]).to_pandas()
+    stats = stats.merge(pq.read_table(out / "configs.parquet").to_pandas(), on="config_id", how="left")
+    binning = pq.read_table(out / "binning.parquet").to_pandas()
+    return AnalysisData(
+        stats=stats,
+        bins=_bins(results_dir, method, out),
+        method=method,
+        values=lambda ids: _problem_values(out / "problems.parquet", ids),
+        binning=binning[binning["method"] == method].drop(columns="method"),
+    )
+
+
+def _bins(results_dir: str | Path, method: str, out: Path) -> pd.DataFrame:
+    from tts.analysis.io import difficulty_path
+
+    path = difficulty_path(results_dir)
+    if method != "none" and path.is_file():
+        d = pq.read_table(
+            path, columns=["policy", "problem_id", "method", "bin"], filters=[("method", "=", method)]
+        ).to_pandas()
+        return d.drop(columns="method").astype({"bin": str})
+    pv = pq.read_table(out / "problems.parquet", columns=["config_id", "problem_id"]).to_pandas()
+    cfg = pq.read_table(out / "configs.parquet", columns=["config_id", "policy"]).to_pandas()
+    return pv.merge(cfg, on="config_id")[["policy", "problem_id"]].drop_duplicates().assign(bin=ALL_BIN)
+
+
+def _problem_values(path: Path, ids: Sequence[int]) -> pd.DataFrame:
+    ids = [int(i) for i in ids]
+    if not ids:
+        return pd.DataFrame(columns=["config_id", "problem_id", "y_sum", "rows"])
+    table = pq.read_table(
+        path, columns=["config_id", "problem_id", "y_sum", "rows"], filters=[("config_id", "in", ids)]
+    )
+    return table.to_pandas()
+
+
+def scan_raw(
+    results_dir: str | Path, method: str | None = None, *, threads: int | None = None
+) -> AnalysisData:
+    """AnalysisData straight from the cell files (no summary): one DuckDB pass joins every row to its bin and
+    sums per (cell, bin); per-problem values for the bootstrap are read later from the winners' files only."""
+    files = _files(results_dir)
+    difficulty = ensure_difficulty(results_dir)
+    methods = sorted(difficulty["method"].unique())
+    method = method or pick_method(results_dir, methods)
+    con = connect(threads)
+    if method in methods:
+        bins = difficulty.loc[difficulty["method"] == method, ["policy", "problem_id", "bin"]].astype(
+            {"bin": str}
+        )
+    elif method == "none" and not methods:
+        bins = pd.DataFrame(
+            {"policy": pd.Series(dtype=str), "problem_id": pd.Series(dtype=str), "bin": pd.Series(dtype=str)}
+        )
+    else:
+        raise ValueError(
+            f"method: {method!r} has no bins in {results_dir}; available: {', '.join(methods) or 'none'}"
+        )
+    con.register("bins", bins)
+    keys = ", ".join(f"any_value(r.{k}) AS {k}" for k in CONFIG_KEYS)
+    per_cell = con.sql(f"""SELECT r.cell_id, COALESCE(b.bin, '{ALL_BIN if not len(bins) else "unbinned"}') AS bin,
+            {keys}, any_value(r.filename) AS file, {_sum_sql("r.")}
+        FROM {_scan(files, filename=True)} r LEFT JOIN bins b ON b.policy = r.policy AND b.problem_id = r.problem_id
+        WHERE r.status = 'ok' GROUP BY r.cell_id, 2""").df()
+    cfg = per_cell[list(CONFIG_KEYS)].drop_duplicates().reset_index(drop=True)
+    cfg["config_id"] = np.arange(len(cfg), dtype="int64")
+    per_cell = per_cell.merge(cfg, on=list(CONFIG_KEYS), how="left")
+    if len(bins):
+        whole = (
+            per_cell.groupby("cell_id", as_index=False)
+            .agg({**{c: "sum" for c in _SUMS}, "config_id": "first"})
+            .assign(bin=ALL_BIN)
+        )
+        per_cell = pd.concat([per_cell, whole], ignore_index=True)
+    per_cell["problems"] = per_cell["rows"]
+    g = per_cell.groupby(["config_id", "bin"], as_index=False)
+    stats = g[_SUMS].sum().merge(g["problems"].max(), on=["config_id", "bin"]).merge(cfg, on="config_id")
+    cell_files = per_cell.dropna(subset=["file"]).drop_duplicates("cell_id")[["cell_id", "config_id", "file"]]
+    if not len(bins):
+        bins = _raw_bins(con, files)
+
+    def values(ids: Sequence[int]) -> pd.DataFrame:
+        chosen = cell_files[cell_files["config_id"].isin([int(i) for i in ids])]
+        if chosen.empty:
+            return pd.DataFrame(columns=["config_id", "problem_id", "y_sum", "rows"])
+        con.register("chosen", chosen[["cell_id", "config_id"]])
+        return con.sql(f"""SELECT c.config_id, r.problem_id, sum({_Y}) AS y_sum, count(*) AS rows
+            FROM {_scan(sorted(chosen["file"]))} r JOIN chosen c USING (cell_id) WHERE r.status = 'ok'
+            GROUP BY c.config_id, r.problem_id""").df()
+
+    return AnalysisData(
+        stats=stats,
+        bins=bins,
+        values=values,
+        method=method,
+        binning=_binning_from_difficulty(results_dir, difficulty, method),
+    )
+
+
+def _raw_bins(con: duckdb.DuckDBPyConnection, files: Sequence[str]) -> pd.DataFrame:
+    return con.sql(f"SELECT DISTINCT policy, problem_id FROM {_scan(files)}").df().assign(bin=ALL_BIN)
+
+
+def _binning_from_difficulty(
+    results_dir: str | Path, difficulty: pd.DataFrame, method: str
+) -> pd.DataFrame | None:
+    """Binning costs for the raw path: the summary's binning.parquet when present (cheap), else None."""
+    path = _summary_dir(results_dir) / "binning.parquet"
+    if path.is_file():
+        b = pd.read_parquet(path)
+        return b[b["method"] == method].drop(columns="method")
+    return None
