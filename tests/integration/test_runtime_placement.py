@@ -37,13 +37,14 @@ def start(pool, keys, out=None):
     if out is not None:
         out["handles_after_first_pump"] = sum(r.handle is not None for k in keys for r in pool.engines[k].replicas)
     deadline = time.monotonic() + 180
-    while any(pool.state(k) == "starting" for k in keys) and time.monotonic() < deadline:
+    pending = lambda: [r for k in keys for r in pool.engines[k].replicas if r.info is None and r.error is None]
+    while pending() and time.monotonic() < deadline:
         pool.pump()
-        refs = pool.ready_refs()
+        refs = pool.watch_refs()
         if refs:
             done, _ = ray.wait(list(refs), num_returns=1, timeout=1)
             for r in done:
-                pool.on_ready(refs[r])
+                pool.on_ref(refs[r], r)
     return {k: [dict(r.info or {}, error=r.error) for r in pool.engines[k].replicas] for k in keys}
 
 res = {}
@@ -84,8 +85,8 @@ res["cluster_tp_nodes"] = sorted(set(table["bundles_to_node_id"].values()))
 pool.shutdown()
 from tts.grid import expand
 from tts.runtime.driver import run_sweep
-grid = expand(["results_dir=" + tempfile.mkdtemp(), "strategy=best_of_n,beam_search", "n=2,4",
-               "strategy.beam_width=2", "engine=gpu", "engine.replicas=2", "dataset.per_level=1",
+grid = expand(["results_dir=" + tempfile.mkdtemp(), "strategy=best_of_n,beam_search", "n=4,8",
+               "engine=gpu", "engine.replicas=2", "dataset.per_level=1",
                "cluster=ray", "cluster.address=" + cluster.address, "cluster.auth_mode=disabled"])
 summary = run_sweep(grid, builder=FakeEngineBuilder(), live=False)
 res["cluster_sweep"] = {"computed": summary.computed, "failed": summary.failed, "loads": summary.engine_loads}

@@ -62,8 +62,7 @@ def test_a_failing_search_job_is_recorded_after_max_tries_and_the_rest_finish(
         [
             f"results_dir={tmp_path}",
             "strategy=best_of_n,beam_search",
-            "n=2,4",
-            "strategy.beam_width=2",
+            "n=4,8",
             "prm=rule_arithmetic",
             "dataset.per_level=1",
             "cluster.max_tries=2",

@@ -18,8 +18,14 @@ from tts.analysis.compute import (
     prm_flops,
 )
 
-TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "num_key_value_heads": 2, "vocab_size": 100}
+TINY = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "vocab_size": 100,
+}
 
 
 def test_flops_formulas_match_hand_computation() -> None:
@@ -33,9 +39,18 @@ def test_flops_formulas_match_hand_computation() -> None:
 
 
 def test_add_flops_and_compute_by_cell() -> None:
-    rows = pd.DataFrame({"cell_id": ["a", "a", "b"], "policy_params": [1000, 1000, 10], "prm_params": [500, 500, 0],
-                         "tokens_in": [100, 100, 7], "tokens_cached": [30, 0, 0], "tokens_out": [50, 20, 3],
-                         "prm_tokens": [80, 80, 0], "generations": [4, 4, 1]})
+    rows = pd.DataFrame(
+        {
+            "cell_id": ["a", "a", "b"],
+            "policy_params": [1000, 1000, 10],
+            "prm_params": [500, 500, 0],
+            "tokens_in": [100, 100, 7],
+            "tokens_cached": [30, 0, 0],
+            "tokens_out": [50, 20, 3],
+            "prm_tokens": [80, 80, 0],
+            "generations": [4, 4, 1],
+        }
+    )
     out = add_flops(rows)
     assert out["flops_policy"].tolist() == [240_000, 240_000, 200]
     assert out["flops_prm"].tolist() == [80_000, 80_000, 0]

@@ -15,7 +15,7 @@ from tts.analysis.difficulty import (
     isotonic_fit,
     quantile_bins,
 )
-from tts.analysis.synthetic import SynthPolicy, SynthPRM, SyntheticSpec, samples_frame
+from tts.analysis.synthetic import SyntheticSpec, SynthPolicy, SynthPRM, samples_frame
 from tts.results_schema import DIFFICULTY_COLUMNS
 
 
@@ -24,16 +24,34 @@ def fake_samples(pass_rates: list[float], k: int = 10, policy: str = "p") -> pd.
     rows = []
     for i, rate in enumerate(pass_rates):
         for j in range(k):
-            rows.append({"policy": policy, "prm": "r", "problem_id": f"q{i:03d}", "dataset": "d", "level": 1 + i % 5,
-                         "seed": 0, "sample_idx": j, "correct": j < round(rate * k), "score": rate,
-                         "step_scores": [0.5, rate], "tokens_out": 10 + j, "prompt_tokens": 7, "prm_tokens": 20})
+            rows.append(
+                {
+                    "policy": policy,
+                    "prm": "r",
+                    "problem_id": f"q{i:03d}",
+                    "dataset": "d",
+                    "level": 1 + i % 5,
+                    "seed": 0,
+                    "sample_idx": j,
+                    "correct": j < round(rate * k),
+                    "score": rate,
+                    "step_scores": [0.5, rate],
+                    "tokens_out": 10 + j,
+                    "prompt_tokens": 7,
+                    "prm_tokens": 20,
+                }
+            )
     return pd.DataFrame(rows)
 
 
 @pytest.fixture(scope="module")
 def pool() -> pd.DataFrame:
-    spec = SyntheticSpec(n_problems=300, policies=(SynthPolicy("p", 1_000_000, 0.0),),
-                         prms=(SynthPRM("r", "rule_arithmetic", 0, 0.8),), pool_size=16)
+    spec = SyntheticSpec(
+        n_problems=300,
+        policies=(SynthPolicy("p", 1_000_000, 0.0),),
+        prms=(SynthPRM("r", "rule_arithmetic", 0, 0.8),),
+        pool_size=16,
+    )
     return samples_frame(spec, seed=3)
 
 
@@ -43,7 +61,9 @@ def test_oracle_quantile_bins_are_monotone_and_balanced() -> None:
     assert list(bins.columns) == list(DIFFICULTY_COLUMNS)
     assert set(bins["bin"]) == {"1", "2", "3", "4", "5"}
     by_bin = bins.groupby("bin")["pass_at_1"]
-    assert (by_bin.min().sort_index().to_numpy()[:-1] >= by_bin.max().sort_index().to_numpy()[1:]).all()  # 1 easiest
+    assert (
+        by_bin.min().sort_index().to_numpy()[:-1] >= by_bin.max().sort_index().to_numpy()[1:]
+    ).all()  # 1 easiest
     assert bins.groupby("pass_at_1")["bin"].nunique().max() == 1  # ties share a bin
     assert (bins["samples_used"] == 10).all() and (bins["method"] == "oracle_quantile").all()
     assert quantile_bins(np.arange(10.0), 5).tolist() == [5, 5, 4, 4, 3, 3, 2, 2, 1, 1]
@@ -125,8 +145,17 @@ def test_binning_cost_and_charge_by_hand() -> None:
     cost = binning_cost(diff, s)
     assert cost["binning_tokens"].tolist() == [7 + 10 + 11] * 2  # prompt once + the first 2 samples
     assert cost["binning_prm_tokens"].tolist() == [0, 0]  # oracle bins need no PRM
-    rows = pd.DataFrame({"policy": "p", "problem_id": ["q000", "q001"], "policy_params": 1000, "prm_params": 50,
-                         "generations": 4, "flops": 1e6, "flops_policy": 8e5})
+    rows = pd.DataFrame(
+        {
+            "policy": "p",
+            "problem_id": ["q000", "q001"],
+            "policy_params": 1000,
+            "prm_params": 50,
+            "generations": 4,
+            "flops": 1e6,
+            "flops_policy": 8e5,
+        }
+    )
     charged = charge_binning(rows, diff, cost)
     assert charged["generations_charged"].tolist() == [6, 6]
     assert charged["binning_flops"].tolist() == [2 * 1000 * 28] * 2

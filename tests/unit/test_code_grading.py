@@ -47,7 +47,7 @@ def test_humaneval_loads_offline_with_grader_metadata(humaneval: list) -> None:
         "humaneval",
         "has_close_elements",
     )
-    assert p.question == p.metadata["prompt"] and p.answer.startswith("    for idx")
+    assert p.question + "\n" == p.metadata["prompt"] and p.answer.startswith("    for idx")
     assert p.metadata["tests"].rstrip().endswith("check(has_close_elements)")
     assert p.metadata["public_inputs"] == [
         "has_close_elements([1.0, 2.0, 3.0], 0.5)",
@@ -118,8 +118,8 @@ def test_fenced_block_and_restated_function_are_used_whole(he0) -> None:
     restated = (
         "def has_close_elements(numbers, threshold):\n" + GOOD + "\nif __name__ == '__main__':\n    pass\n"
     )
-    ext2 = build_program(he0, restated)
-    assert ext2.restated and "__main__" not in ext2.code
+    ext2 = build_program(he0, "Sure:\nimport math\n" + restated)
+    assert ext2.restated and ext2.code.startswith("import math\ndef ") and "__main__" not in ext2.code
     assert grade_code(he0, fenced).correct and grade_code(he0, restated).correct
 
 

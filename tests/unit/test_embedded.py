@@ -1,6 +1,6 @@
 """Embedded-model resolution: names, errors, the cache folder, and convert-once-under-a-lock (conversion faked).
 
-The real GGUF -> safetensors conversion is exercised by tests/integration/test_embedded_model.py.
+The real GGUF -> safetensors conversion is exercised by tests/integration/test_engines.py.
 """
 
 from __future__ import annotations

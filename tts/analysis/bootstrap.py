@@ -4,7 +4,9 @@ Why: a table row's accuracy is a mean over the problems of a bin, and the uncert
 problems were drawn. Every configuration of one (policy, dataset, bin) is evaluated on the same problems, so one
 matrix of resampling weights W (replicates x problems) serves them all: replicate accuracies are
 (W @ correct_sums) / (W @ row_counts), a ratio that also handles several seeds per problem and configurations
-missing some problems. Paired differences (a gain over a baseline) use the same W.
+missing some problems. W depends only on the bin's sorted problem list, the seed and the group key, so a CI is
+the same whether it is computed for one winner at query time or for every configuration when the summary is
+materialised.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+
+DEFAULT_LEVELS = (0.9, 0.95, 0.99)
 
 
 def resample_weights(num_problems: int, replicates: int, seed: int, key: str = "") -> np.ndarray:
@@ -30,6 +34,24 @@ def resample_weights(num_problems: int, replicates: int, seed: int, key: str = "
     return counts.reshape(replicates, num_problems).astype(np.float32)
 
 
+def replicate_means(ys: np.ndarray, cs: np.ndarray, *, replicates: int, seed: int, key: str) -> np.ndarray:
+    """(replicates x configs) bootstrap accuracies from (problems x configs) sums and row counts."""
+    y = np.where(cs > 0, np.nan_to_num(ys), 0.0).astype(np.float32)
+    w = resample_weights(ys.shape[0], replicates, seed, key)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (w @ y).astype(np.float64) / (w @ cs.astype(np.float32)).astype(np.float64)
+
+
+def percentile_ci(reps: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
+    if not 0 < ci < 1:
+        raise ValueError(f"ci: invalid value {ci!r}; must be in (0, 1), e.g. 0.95")
+    alpha = (1.0 - ci) / 2.0
+    quantile = np.nanquantile if np.isnan(reps).any() else np.quantile
+    with np.errstate(invalid="ignore"):
+        low, high = quantile(reps, [alpha, 1.0 - alpha], axis=0)
+    return low, high
+
+
 def bootstrap_ci(
     y_sum: np.ndarray,
     counts: np.ndarray | None = None,
@@ -43,46 +65,54 @@ def bootstrap_ci(
 
     y_sum: (problems,) or (problems, configs) sums of per-row correctness (or a per-problem accuracy with
       counts = 1); counts: rows behind each sum (0 = problem missing for that config), default all ones.
-    Returns (low, high) arrays of shape (configs,) (scalars' shape (1,) for 1-d input)."""
+    Returns (low, high) arrays of shape (configs,) ((1,) for 1-d input)."""
     if not 0 < ci < 1:
         raise ValueError(f"ci: invalid value {ci!r}; must be in (0, 1), e.g. 0.95")
     y = np.asarray(y_sum, dtype=np.float64)
     y = y[:, None] if y.ndim == 1 else y
     c = np.ones_like(y) if counts is None else np.asarray(counts, dtype=np.float64).reshape(y.shape)
-    y = np.where(c > 0, np.nan_to_num(y), 0.0)
-    w = resample_weights(y.shape[0], replicates, seed, key)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        reps = (w @ y.astype(np.float32)).astype(np.float64) / (w @ c.astype(np.float32)).astype(np.float64)
-    alpha = (1.0 - ci) / 2.0
-    quantile = np.nanquantile if np.isnan(reps).any() else np.quantile
-    low, high = quantile(reps, [alpha, 1.0 - alpha], axis=0)
-    return low, high
+    return percentile_ci(replicate_means(y, c, replicates=replicates, seed=seed, key=key), ci)
 
 
-def grouped_ci(
-    problem_ids: Sequence[str],
-    values: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+def group_cis(
+    members: Sequence[str] | np.ndarray,
+    values: pd.DataFrame,
     *,
-    ci: float,
+    levels: Sequence[float],
     replicates: int,
     seed: int,
     key: str,
-) -> dict[str, tuple[float, float]]:
-    """CIs for several configurations over one problem set (a bin).
+) -> pd.DataFrame:
+    """CIs of every configuration in `values` over one bin's problems.
 
-    values: name -> (problem_ids of the config's rows, y_sum, counts); problems outside `problem_ids` are
-    ignored, problems the config lacks count as missing. Returns name -> (low, high)."""
-    index = pd.Index(pd.unique(np.asarray(problem_ids)))
-    names = list(values)
-    if not names or not len(index):
-        return {}
-    ys = np.zeros((len(index), len(names)))
+    members: the bin's problem ids (the resampled population; sorted here, so order does not matter).
+    values: per-problem rows (config_id, problem_id, y_sum, rows); problems outside `members` are ignored and
+    members a configuration lacks count as missing. Returns (config_id, ci, ci_low, ci_high) rows."""
+    cols = ["config_id", "ci", "ci_low", "ci_high"]
+    pool = pd.Index(np.sort(pd.unique(np.asarray(members))))
+    if values.empty or not len(pool):
+        return pd.DataFrame(columns=cols)
+    cfg_codes, cfg_ids = pd.factorize(values["config_id"], sort=True)
+    rows = pool.get_indexer(np.asarray(values["problem_id"]))
+    keep = rows >= 0
+    ys = np.zeros((len(pool), len(cfg_ids)))
     cs = np.zeros_like(ys)
-    for j, name in enumerate(names):
-        pids, y, c = values[name]
-        rows = index.get_indexer(np.asarray(pids))
-        keep = rows >= 0
-        ys[rows[keep], j] = np.asarray(y, float)[keep]
-        cs[rows[keep], j] = np.asarray(c, float)[keep]
-    low, high = bootstrap_ci(ys, cs, ci=ci, replicates=replicates, seed=seed, key=key)
-    return {name: (float(lo), float(hi)) for name, lo, hi in zip(names, low, high, strict=True)}
+    # one row per (config, problem): the sources aggregate seeds first, so plain assignment suffices
+    ys[rows[keep], cfg_codes[keep]] = values["y_sum"].to_numpy(float)[keep]
+    cs[rows[keep], cfg_codes[keep]] = values["rows"].to_numpy(float)[keep]
+    reps = replicate_means(ys, cs, replicates=replicates, seed=seed, key=key)
+    frames = []
+    for level in levels:
+        low, high = percentile_ci(reps, level)
+        frames.append(
+            pd.DataFrame({"config_id": np.asarray(cfg_ids), "ci": level, "ci_low": low, "ci_high": high})
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def bin_members(bins: pd.DataFrame, policy: str, bin_label: str, all_label: str) -> np.ndarray:
+    """The problem ids of (policy, bin) in a (policy, problem_id, bin) frame; `all_label` = every bin."""
+    sel = bins["policy"] == policy
+    if bin_label != all_label:
+        sel &= bins["bin"].astype(str) == str(bin_label)
+    return np.asarray(bins.loc[sel, "problem_id"])

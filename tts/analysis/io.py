@@ -8,6 +8,7 @@ used: methods present in difficulty.parquet are kept, missing ones are added.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -38,6 +39,18 @@ class NoResultsError(FileNotFoundError):
     """The folder holds no finished result files."""
 
 
+def connect(threads: int | None = None) -> Any:
+    """A DuckDB connection without progress bars (they would clutter `tts analyze` output)."""
+    import duckdb
+
+    con = duckdb.connect()
+    with contextlib.suppress(duckdb.Error):  # in Jupyter without ipywidgets DuckDB refuses the setting
+        con.execute("SET enable_progress_bar = false")
+    if threads:
+        con.execute(f"SET threads={int(threads)}")
+    return con
+
+
 def sweep_dirs(results_dir: str | Path) -> list[Path]:
     from tts.store import sweep_dirs as store_sweep_dirs
 
@@ -63,12 +76,20 @@ def result_files(results_dir: str | Path, kind: str = "cell") -> list[Path]:
 
 
 def fingerprint(paths: list[Path]) -> str:
-    """Cheap identity of a file set: names, sizes and modification times."""
+    """Cheap identity of a file set: names, sizes and modification times (missing files count as absent)."""
     h = hashlib.sha1()
     for p in sorted(paths):
-        st = p.stat()
-        h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        st = p.stat() if p.exists() else None
+        h.update(f"{p}|{st.st_size if st else -1}|{st.st_mtime_ns if st else -1}\n".encode())
     return h.hexdigest()
+
+
+def results_stamp(results_dir: str | Path) -> str:
+    """Identity of a results folder's content in O(1): the manifests are append-only and list every finished
+    file (with its sha256), so their sizes and times change whenever results do; difficulty.parquet too."""
+    from tts.store import MANIFEST
+
+    return fingerprint([d / MANIFEST for d in sweep_dirs(results_dir)] + [difficulty_path(results_dir)])
 
 
 def sweep_settings(results_dir: str | Path) -> dict[str, Any]:
@@ -92,12 +113,10 @@ def sweep_settings(results_dir: str | Path) -> dict[str, Any]:
 
 def read_samples(results_dir: str | Path) -> pd.DataFrame | None:
     """The sample pools (the columns binning needs), or None when the sweep stored none."""
-    import duckdb
-
     files = result_files(results_dir, "pool")
     if not files:
         return None
-    con = duckdb.connect()
+    con = connect()
     names = {
         r[0]
         for r in con.sql(
@@ -112,11 +131,9 @@ def read_samples(results_dir: str | Path) -> pd.DataFrame | None:
 
 
 def _levels(results_dir: str | Path) -> pd.DataFrame:
-    import duckdb
-
     files = [str(f) for f in result_files(results_dir, "cell")]
     return (
-        duckdb.connect()
+        connect()
         .sql(
             "SELECT DISTINCT policy, problem_id, level FROM read_parquet($f, union_by_name=true)",
             params={"f": files},
@@ -163,10 +180,9 @@ def ensure_difficulty(results_dir: str | Path, *, rebuild: bool = False) -> pd.D
     computed here are recomputed when the result files change (fingerprint in summary/difficulty.json)."""
     path = difficulty_path(results_dir)
     meta_path = path.parent / "summary" / "difficulty.json"
-    stamp = fingerprint(result_files(results_dir, "pool") + result_files(results_dir, "cell"))
-    have = pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=list(DIFFICULTY_COLUMNS))
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    if path.is_file() and not rebuild and meta.get("fingerprint") == stamp:
+    have = pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=list(DIFFICULTY_COLUMNS))
+    if path.is_file() and not rebuild and meta.get("fingerprint") == results_stamp(results_dir):
         return have
     keep = have[~have["method"].isin(meta.get("computed", []))]
     new = compute_difficulty(results_dir)
@@ -174,6 +190,7 @@ def ensure_difficulty(results_dir: str | Path, *, rebuild: bool = False) -> pd.D
     out = pd.concat([d for d in (keep, new) if len(d)], ignore_index=True) if len(keep) or len(new) else new
     _store_difficulty(results_dir, path, out)
     meta_path.parent.mkdir(parents=True, exist_ok=True)
+    stamp = results_stamp(results_dir)  # after our own write: it appended to the manifest
     meta_path.write_text(json.dumps({"fingerprint": stamp, "computed": sorted(set(new["method"]))}))
     return out
 

@@ -11,6 +11,8 @@ notebooks). Each produces an `AnalysisData`:
   values    config ids -> per-problem (config_id, problem_id, y_sum, rows) for the bootstrap.
   binning   optional (policy, bin, binning_samples, binning_tokens, binning_prm_tokens) means per problem:
             what assigning the bins cost, charged in FLOPs-matched tables.
+  cis       optional precomputed bootstrap CIs (config_id, bin, ci, ci_low, ci_high) for every configuration,
+            made with `ci_spec` = (replicates, seed); used when a query asks for the same ones.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class AnalysisData:
     values: Callable[[Sequence[int]], pd.DataFrame]
     method: str = "none"
     binning: pd.DataFrame | None = None
+    cis: pd.DataFrame | None = None
+    ci_spec: tuple[int, int] | None = None
 
 
 def row_y(rows: pd.DataFrame) -> pd.Series:

@@ -18,7 +18,7 @@ computes the same AnalysisData straight from the cell files, for one difficulty 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import duckdb
@@ -26,12 +26,20 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from tts.analysis.io import NoResultsError, ensure_difficulty, fingerprint, result_files, sweep_settings
+from tts.analysis.io import (
+    NoResultsError,
+    connect,
+    ensure_difficulty,
+    result_files,
+    results_stamp,
+    sweep_settings,
+)
 from tts.analysis.keys import ALL_BIN, COMPUTE_COLUMNS, CONFIG_KEYS
 from tts.analysis.source import AnalysisData
 
 SUMMARY_DIR = "summary"
-VERSION = 1
+VERSION = 2
+CI_SPEC = (1000, 0)  # (replicates, seed) of the CIs materialised in cis.parquet
 METHOD_PREFERENCE = ("oracle_quantile", "dataset_level", "absolute", "predicted")
 _Y = "COALESCE(CAST(expected_correct AS DOUBLE), CAST(correct AS DOUBLE))"
 _SUMS = ["y_sum", "y_sq", "rows", *[f"{m}_sum" for m in COMPUTE_COLUMNS]]
@@ -43,13 +51,6 @@ def _sum_sql(prefix: str = "") -> str:
     return ", ".join(parts)
 
 
-def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    if threads:
-        con.execute(f"SET threads={int(threads)}")
-    return con
-
-
 def _files(results_dir: str | Path) -> list[str]:
     files = [str(f) for f in result_files(results_dir, "cell")]
     if not files:
@@ -59,9 +60,29 @@ def _files(results_dir: str | Path) -> list[str]:
     return files
 
 
-def _scan(files: Sequence[str], *, filename: bool = False) -> str:
-    extra = ", filename=true" if filename else ""
-    return f"read_parquet({list(files)!r}, union_by_name=true{extra})"
+def _scan(files: Sequence[str], *, filename: bool = False, union: bool = False) -> str:
+    extra = (", filename=true" if filename else "") + (", union_by_name=true" if union else "")
+    return f"read_parquet({list(files)!r}{extra})"
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection, sql: Callable[[bool], str], *, fetch: bool = True
+) -> pd.DataFrame | None:
+    """Run sql(union=False): files that share their columns scan fastest; when some file lacks a column the
+    query names (the store writes only the columns its rows have), rerun with union_by_name (NULL-filled)."""
+
+    def go(union: bool) -> pd.DataFrame | None:
+        if fetch:
+            return con.sql(sql(union)).df()
+        con.execute(sql(union))
+        return None
+
+    try:
+        return go(False)
+    except (duckdb.InvalidInputException, duckdb.BinderException) as exc:
+        if "schema mismatch" not in str(exc) and "not found" not in str(exc):
+            raise
+        return go(True)
 
 
 def _summary_dir(results_dir: str | Path) -> Path:
@@ -73,10 +94,13 @@ def _summary_dir(results_dir: str | Path) -> Path:
 def _configs(con: duckdb.DuckDBPyConnection, files: Sequence[str]) -> pd.DataFrame:
     """cell_id -> config key columns (one group per cell: the key columns are constant within a cell file)."""
     keys = ", ".join(f"any_value({k}) AS {k}" for k in CONFIG_KEYS)
-    cells = con.sql(
-        f"SELECT cell_id, {keys}, any_value(filename) AS file FROM {_scan(files, filename=True)} "
-        "GROUP BY cell_id"
-    ).df()
+    cells = _run(
+        con,
+        lambda u: (
+            f"SELECT cell_id, {keys}, any_value(filename) AS file "
+            f"FROM {_scan(files, filename=True, union=u)} GROUP BY cell_id"
+        ),
+    )
     cfg = cells[list(CONFIG_KEYS)].drop_duplicates().sort_values(list(CONFIG_KEYS), na_position="last")
     cfg = cfg.reset_index(drop=True)
     cfg["config_id"] = np.arange(len(cfg), dtype="int64")
@@ -86,22 +110,28 @@ def _configs(con: duckdb.DuckDBPyConnection, files: Sequence[str]) -> pd.DataFra
 
 def build_summary(results_dir: str | Path, *, force: bool = False, threads: int | None = None) -> Path:
     """Materialise the summary (see module doc) unless it is up to date; returns its folder."""
-    files = _files(results_dir)
-    difficulty = ensure_difficulty(results_dir)
     out = _summary_dir(results_dir)
-    stamp = fingerprint([Path(f) for f in files])
     meta_path = out / "meta.json"
     if not force and meta_path.is_file():
         meta = json.loads(meta_path.read_text())
-        if meta.get("fingerprint") == stamp and meta.get("version") == VERSION:
+        if meta.get("fingerprint") == results_stamp(results_dir) and meta.get("version") == VERSION:
             return out
+    files = _files(results_dir)
+    difficulty = ensure_difficulty(results_dir)
+    stamp = results_stamp(results_dir)
     out.mkdir(parents=True, exist_ok=True)
     con = connect(threads)
     cells = _configs(con, files)
     con.register("cellmap", cells[["cell_id", "config_id"]])
-    con.execute(f"""CREATE TEMP TABLE pv AS SELECT c.config_id, r.problem_id, {_sum_sql("r.")}
-        FROM {_scan(files)} r JOIN cellmap c USING (cell_id) WHERE r.status = 'ok'
-        GROUP BY c.config_id, r.problem_id""")
+    _run(
+        con,
+        lambda u: (
+            f"""CREATE TEMP TABLE pv AS SELECT c.config_id, r.problem_id, {_sum_sql("r.")}
+        FROM {_scan(files, union=u)} r JOIN cellmap c USING (cell_id) WHERE r.status = 'ok'
+        GROUP BY c.config_id, r.problem_id"""
+        ),
+        fetch=False,
+    )
     tmp = out / ".problems.parquet.tmp"
     con.execute(
         f"COPY (SELECT * FROM pv ORDER BY config_id, problem_id) TO '{tmp}' "
@@ -121,9 +151,47 @@ def build_summary(results_dir: str | Path, *, force: bool = False, threads: int 
     stats = pd.concat([per_bin, *[whole.assign(method=m, bin=ALL_BIN) for m in methods]], ignore_index=True)
     _write(cfg, out / "configs.parquet")
     _write(stats, out / "stats.parquet")
+    pv = con.sql("SELECT config_id, problem_id, y_sum, rows FROM pv").df()
+    _write(_all_cis(pv, cfg, diff, methods), out / "cis.parquet")
     _write(_binning(results_dir, difficulty), out / "binning.parquet")
     meta_path.write_text(json.dumps({"fingerprint": stamp, "version": VERSION, "methods": methods}))
     return out
+
+
+def _all_cis(pv: pd.DataFrame, cfg: pd.DataFrame, diff: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
+    """Bootstrap CIs (CI_SPEC, DEFAULT_LEVELS) of every configuration in every bin, exactly as a query would
+    compute them for a winner (same problem lists, seed keys and weights)."""
+    from tts.analysis.bootstrap import DEFAULT_LEVELS, bin_members, group_cis
+    from tts.analysis.tables import ci_key
+
+    replicates, seed = CI_SPEC
+    uniques = np.sort(
+        pd.unique(np.concatenate([np.asarray(pv["problem_id"]), np.asarray(diff["problem_id"])]))
+    )
+    index = pd.Index(uniques)  # integer codes in string order: sorting codes sorts problem ids
+    pv = pv.assign(problem_id=index.get_indexer(np.asarray(pv["problem_id"])))
+    diff = diff.assign(problem_id=index.get_indexer(np.asarray(diff["problem_id"])))
+    frames = []
+    for (policy, dataset), configs in cfg.groupby(["policy", "dataset"], sort=True):
+        vals = pv[pv["config_id"].isin(configs["config_id"])]
+        for method in methods:
+            bins = diff[diff["method"] == method]
+            if bins.empty:  # no bins: the policy's problems with results form the one bin
+                bins = vals[["problem_id"]].drop_duplicates().assign(policy=policy, bin=ALL_BIN)
+            labels = [*sorted(bins.loc[bins["policy"] == policy, "bin"].astype(str).unique()), ALL_BIN]
+            for label in dict.fromkeys(labels):
+                members = bin_members(bins, policy, label, ALL_BIN)
+                cis = group_cis(
+                    members,
+                    vals,
+                    levels=DEFAULT_LEVELS,
+                    replicates=replicates,
+                    seed=seed,
+                    key=ci_key(policy, dataset, label),
+                )
+                frames.append(cis.assign(method=method, bin=label))
+    cols = ["config_id", "method", "bin", "ci", "ci_low", "ci_high"]
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
 
 def _write(df: pd.DataFrame, path: Path) -> None:
@@ -184,6 +252,10 @@ def load_summary(results_dir: str | Path, method: str | None = None, *, build: b
         method=method,
         values=lambda ids: _problem_values(out / "problems.parquet", ids),
         binning=binning[binning["method"] == method].drop(columns="method"),
+        cis=pq.read_table(out / "cis.parquet", filters=[("method", "=", method)])
+        .to_pandas()
+        .drop(columns="method"),
+        ci_spec=CI_SPEC,
     )
 
 
@@ -235,10 +307,17 @@ def scan_raw(
         )
     con.register("bins", bins)
     keys = ", ".join(f"any_value(r.{k}) AS {k}" for k in CONFIG_KEYS)
-    per_cell = con.sql(f"""SELECT r.cell_id, COALESCE(b.bin, '{ALL_BIN if not len(bins) else "unbinned"}') AS bin,
-            {keys}, any_value(r.filename) AS file, {_sum_sql("r.")}
-        FROM {_scan(files, filename=True)} r LEFT JOIN bins b ON b.policy = r.policy AND b.problem_id = r.problem_id
-        WHERE r.status = 'ok' GROUP BY r.cell_id, 2""").df()
+    fill = ALL_BIN if not len(bins) else "unbinned"
+    per_cell = _run(
+        con,
+        lambda u: (
+            f"""SELECT r.cell_id, COALESCE(b.bin, '{fill}') AS bin, {keys},
+            any_value(r.filename) AS file, {_sum_sql("r.")}
+        FROM {_scan(files, filename=True, union=u)} r
+        LEFT JOIN bins b ON b.policy = r.policy AND b.problem_id = r.problem_id
+        WHERE r.status = 'ok' GROUP BY r.cell_id, 2"""
+        ),
+    )
     cfg = per_cell[list(CONFIG_KEYS)].drop_duplicates().reset_index(drop=True)
     cfg["config_id"] = np.arange(len(cfg), dtype="int64")
     per_cell = per_cell.merge(cfg, on=list(CONFIG_KEYS), how="left")
@@ -255,15 +334,26 @@ def scan_raw(
     cell_files = per_cell.dropna(subset=["file"]).drop_duplicates("cell_id")[["cell_id", "config_id", "file"]]
     if not len(bins):
         bins = _raw_bins(con, files)
+    # per-problem values come back as integer codes in problem-id order (cheap to move and to index)
+    uniq = np.sort(pd.unique(np.asarray(bins["problem_id"])))
+    codes = bins.assign(code=pd.Index(uniq).get_indexer(np.asarray(bins["problem_id"])))
+    con.register("codes", codes[["policy", "problem_id", "code"]])
+    bins = codes[["policy", "code", "bin"]].rename(columns={"code": "problem_id"})
 
     def values(ids: Sequence[int]) -> pd.DataFrame:
         chosen = cell_files[cell_files["config_id"].isin([int(i) for i in ids])]
         if chosen.empty:
             return pd.DataFrame(columns=["config_id", "problem_id", "y_sum", "rows"])
         con.register("chosen", chosen[["cell_id", "config_id"]])
-        return con.sql(f"""SELECT c.config_id, r.problem_id, sum({_Y}) AS y_sum, count(*) AS rows
-            FROM {_scan(sorted(chosen["file"]))} r JOIN chosen c USING (cell_id) WHERE r.status = 'ok'
-            GROUP BY c.config_id, r.problem_id""").df()
+        return _run(
+            con,
+            lambda u: (
+                f"""SELECT c.config_id, k.code AS problem_id, sum({_Y}) AS y_sum, count(*) AS rows
+            FROM {_scan(sorted(chosen["file"]), union=u)} r JOIN chosen c USING (cell_id)
+            JOIN codes k ON k.policy = r.policy AND k.problem_id = r.problem_id
+            WHERE r.status = 'ok' GROUP BY c.config_id, k.code"""
+            ),
+        )
 
     return AnalysisData(
         stats=stats,
@@ -275,7 +365,8 @@ def scan_raw(
 
 
 def _raw_bins(con: duckdb.DuckDBPyConnection, files: Sequence[str]) -> pd.DataFrame:
-    return con.sql(f"SELECT DISTINCT policy, problem_id FROM {_scan(files)}").df().assign(bin=ALL_BIN)
+    df = _run(con, lambda u: f"SELECT DISTINCT policy, problem_id FROM {_scan(files, union=u)}")
+    return df.assign(bin=ALL_BIN)
 
 
 def _binning_from_difficulty(

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_integer_dtype
 
-from tts.analysis.bootstrap import grouped_ci
+from tts.analysis.bootstrap import bin_members, group_cis
 from tts.analysis.keys import ALL_BIN, BEST_OF_N, HYPERPARAMS, MAJORITY_VOTE, hyperparams_label
 from tts.analysis.source import AnalysisData, bin_sort_key, with_means
 
@@ -57,7 +58,7 @@ def candidates(data: AnalysisData, *, charge_binning: bool = True) -> pd.DataFra
     """Every (configuration, bin) with its accuracy and per-problem compute; PRM-free rows copied into each
     PRM group; `flops_charged` adds the binning's FLOPs when `charge_binning` and binning costs are known."""
     s = with_means(data.stats)
-    s = s[s["rows"] > 0].copy()
+    s = s.loc[s["rows"] > 0, [c for c in s.columns if not c.endswith("_sum") and c != "y_sq"]]
     free = s["prm_kind"].eq("none").fillna(False).astype(bool)
     if free.any() and (~free).any():
         groups = s.loc[~free, ["policy", "dataset", "prm"]].drop_duplicates()
@@ -81,19 +82,18 @@ def candidates(data: AnalysisData, *, charge_binning: bool = True) -> pd.DataFra
 
 def _best(s: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Highest accuracy per group; ties go to the cheaper, then to the strategy name (deterministic)."""
-    ranked = s.sort_values(
-        ["accuracy", "flops", "strategy", "config_id"], ascending=[False, True, True, True]
+    ranked = s.assign(_acc=s["accuracy"].round(12))  # sums in another order must not break a tie differently
+    ranked = ranked.sort_values(
+        ["_acc", "flops", "strategy", "config_id"], ascending=[False, True, True, True]
     )
-    return ranked.drop_duplicates(keys)
+    return ranked.drop_duplicates(keys).drop(columns="_acc")
 
 
 def _sort(df: pd.DataFrame, extra: list[str]) -> pd.DataFrame:
-    order = df.assign(_bin=bin_sort_key(df["bin"].astype(str)))
-    return (
-        order.sort_values(["policy", "prm", "dataset", "_bin", *extra])
-        .drop(columns="_bin")
-        .reset_index(drop=True)
-    )
+    key = bin_sort_key(df["bin"].astype(str)).rename("_bin")
+    order = pd.concat([df[["policy", "prm", "dataset", *extra]], key], axis=1)
+    idx = order.sort_values(["policy", "prm", "dataset", "_bin", *extra], kind="stable").index
+    return df.loc[idx].reset_index(drop=True)
 
 
 def generation_matched(s: pd.DataFrame) -> pd.DataFrame:
@@ -243,43 +243,57 @@ def attach_ci(
     tables: list[pd.DataFrame], data: AnalysisData, *, ci: float, replicates: int, seed: int
 ) -> None:
     """Add ci_low / ci_high (bootstrap over the bin's problems) to each table's winning configurations, in place.
-    One fetch of per-problem values for every winner; one weight matrix per (policy, dataset, bin)."""
+
+    Uses the source's precomputed CIs when they were made with the same (replicates, seed) and level; otherwise
+    fetches the winners' per-problem values once and draws one weight matrix per (policy, dataset, bin)."""
     frames = [t[["policy", "dataset", "bin", "config_id"]].dropna() for t in tables if len(t)]
-    result: dict[tuple, tuple[float, float]] = {}
+    found = pd.DataFrame(columns=["policy", "dataset", "bin", "config_id", "ci_low", "ci_high"])
     if frames:
-        wanted = pd.concat(frames).drop_duplicates().astype({"config_id": "int64"})
-        vals = data.values(sorted(wanted["config_id"].unique()))
-        bins = data.bins
-        codes, _ = pd.factorize(pd.concat([bins["problem_id"], vals["problem_id"]], ignore_index=True))
-        bin_codes, val_codes = codes[: len(bins)], codes[len(bins) :]
-        bin_policy, bin_label = (
-            bins["policy"].to_numpy(dtype=object),
-            bins["bin"].astype(str).to_numpy(dtype=object),
-        )
-        cfg = vals["config_id"].to_numpy()
-        order = np.argsort(cfg, kind="stable")
-        bounds = np.searchsorted(cfg[order], sorted(set(cfg)))
-        slices = dict(zip(sorted(set(cfg)), np.split(order, bounds[1:]), strict=True)) if len(cfg) else {}
-        y_all, n_all = vals["y_sum"].to_numpy(float), vals["rows"].to_numpy(float)
-        for (policy, dataset, bin_), grp in wanted.groupby(["policy", "dataset", "bin"], sort=False):
-            member = bin_policy == policy
-            if bin_ != ALL_BIN:
-                member &= bin_label == str(bin_)
-            ids = [c for c in grp["config_id"] if c in slices]
-            seen = (
-                np.unique(np.concatenate([val_codes[slices[c]] for c in ids])) if ids else np.array([], int)
+        wanted = pd.concat(frames).drop_duplicates().astype({"config_id": "int64", "bin": str})
+        pre = data.cis
+        if pre is not None and data.ci_spec == (replicates, seed) and np.isclose(pre["ci"], ci).any():
+            pre = pre[np.isclose(pre["ci"], ci)][["config_id", "bin", "ci_low", "ci_high"]].astype(
+                {"bin": str}
             )
-            problems = np.intersect1d(np.unique(bin_codes[member]), seen)
-            got = {c: (val_codes[slices[c]], y_all[slices[c]], n_all[slices[c]]) for c in ids}
-            cis = grouped_ci(
-                problems, got, ci=ci, replicates=replicates, seed=seed, key=f"{policy}|{dataset}|{bin_}"
-            )
-            result |= {(policy, dataset, bin_, c): v for c, v in cis.items()}
+            found = wanted.merge(pre, on=["config_id", "bin"], how="left")
+        else:
+            found = _fresh_ci(wanted, data, ci=ci, replicates=replicates, seed=seed)
     for t in tables:
-        keys = zip(t["policy"], t["dataset"], t["bin"], t["config_id"], strict=True)
-        lows_highs = [result.get(k, (np.nan, np.nan)) for k in keys]
-        t["ci_low"] = [lh[0] for lh in lows_highs]
-        t["ci_high"] = [lh[1] for lh in lows_highs]
+        key = t[["policy", "dataset", "bin", "config_id"]].astype({"bin": str})
+        got = key.merge(found.astype({"bin": str}), on=["policy", "dataset", "bin", "config_id"], how="left")
+        t["ci_low"], t["ci_high"] = got["ci_low"].to_numpy(float), got["ci_high"].to_numpy(float)
+
+
+def _fresh_ci(
+    wanted: pd.DataFrame, data: AnalysisData, *, ci: float, replicates: int, seed: int
+) -> pd.DataFrame:
+    vals, bins = data.values(sorted(wanted["config_id"].unique())), data.bins
+    if not (is_integer_dtype(vals["problem_id"]) and is_integer_dtype(bins["problem_id"])):
+        # integer codes in problem-id order: the same weights as sorting the ids, much faster lookups
+        ids = [np.asarray(bins["problem_id"]), np.asarray(vals["problem_id"])]
+        index = pd.Index(np.sort(pd.unique(np.concatenate(ids))))
+        bins = bins.assign(problem_id=index.get_indexer(ids[0]))
+        vals = vals.assign(problem_id=index.get_indexer(ids[1]))
+    out = []
+    for (policy, dataset, bin_), grp in wanted.groupby(["policy", "dataset", "bin"], sort=False):
+        members = bin_members(bins, policy, bin_, ALL_BIN)
+        cis = group_cis(
+            members,
+            vals[vals["config_id"].isin(grp["config_id"])],
+            levels=[ci],
+            replicates=replicates,
+            seed=seed,
+            key=ci_key(policy, dataset, bin_),
+        )
+        out.append(cis.assign(policy=policy, dataset=dataset, bin=bin_))
+    return (
+        pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=["config_id", "ci_low", "ci_high"])
+    )
+
+
+def ci_key(policy: str, dataset: str, bin_label: str) -> str:
+    """The bootstrap seed key of a (policy, dataset, bin) group: the same wherever its CIs are computed."""
+    return f"{policy}|{dataset}|{bin_label}"
 
 
 def compute_optimal_tables(

@@ -3,7 +3,8 @@ local JSONL/Parquet file with a prompt, tests and an entry point.
 
 Why one shape: code problems flow through the same `Problem` record, sweep grid and sample pool as math. The
 grader (tts.grading.code) needs three things, kept in `metadata`:
-  "prompt"         the text the completion continues (HumanEval: signature + docstring); also `question`
+  "prompt"         the text the completion continues (HumanEval: signature + docstring); `question` is the
+                   same text without its trailing newline (the policy adds one to a plain prompt)
   "tests"          Python source that raises when the program is wrong, ready to append to it
                    (HumanEval: its `check` function followed by `check(<entry_point>)`; MBPP: its asserts)
   "entry_point"    the function under test
@@ -118,8 +119,11 @@ def code_problem(
     inputs = list(public_inputs) if public_inputs is not None else prompt_inputs(prompt, entry_point)
     meta = {"prompt": prompt, "tests": _harness(tests, entry_point), "entry_point": entry_point}
     meta["public_inputs"] = inputs
+    # the policy appends one newline to a plain (non-chat) prompt: without the prompt's own, the model sees the
+    # exact prompt and continues the function body instead of starting a new top-level block
+    question = prompt.rstrip("\n")
     return Problem(
-        id=problem_id, question=prompt, answer=solution, dataset=dataset, kind="code", metadata=meta
+        id=problem_id, question=question, answer=solution, dataset=dataset, kind="code", metadata=meta
     )
 
 

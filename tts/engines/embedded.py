@@ -110,6 +110,11 @@ def _is_complete(folder: Path) -> bool:
 
 def convert_gguf(gguf: Path, out_dir: Path) -> None:
     """Dequantise a GGUF causal LM into a safetensors folder (weights, config, tokenizer with chat template)."""
+    missing = [m for m in ("gguf", "accelerate") if importlib.util.find_spec(m) is None]
+    if missing:  # transformers needs both to read a GGUF file
+        raise EmbeddedModelError(
+            f"converting {gguf.name} needs the packages {', '.join(missing)}: pip install {' '.join(missing)}"
+        )
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -150,6 +155,7 @@ def ensure_model(name: str) -> Path:
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
         try:
             convert_gguf(source, tmp)
+            tmp.chmod(0o755)  # mkdtemp makes it private; the cache is readable like any other
             if target.exists():  # a half-made folder from a crashed run before locking existed
                 shutil.rmtree(target)
             tmp.rename(target)

@@ -63,14 +63,6 @@ def truncate(text: str, stops: Sequence[str] = STOP_SEQUENCES) -> str:
     return text[:cut]
 
 
-def _parses(source: str) -> bool:
-    try:
-        ast.parse(source)
-    except (SyntaxError, ValueError):
-        return False
-    return True
-
-
 def build_program(problem: Problem, text: str) -> CodeExtraction:
     """The program (without tests) for completion `text` of a code problem."""
     prompt = problem.metadata.get("prompt", problem.question)
@@ -86,7 +78,8 @@ def build_program(problem: Problem, text: str) -> CodeExtraction:
         start = match.start()
         body = text[start:]
         first_line = body.find("\n") + 1 if "\n" in body else len(body)
-        code = body[:first_line] + truncate(body[first_line:])
+        imports = [ln for ln in text[:start].splitlines() if ln.startswith(("import ", "from "))]
+        code = "".join(f"{ln}\n" for ln in imports) + body[:first_line] + truncate(body[first_line:])
         return CodeExtraction(head + "\n" + code, code, True)
     code = truncate(text)
     return CodeExtraction(prompt + code, code, False)

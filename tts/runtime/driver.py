@@ -184,11 +184,12 @@ class Driver:
             return
         if kind == "engine":
             label = self.engine_pool.engines[data["key"]].spec.label
-            state = (
-                "failed"
-                if data.get("error")
-                else f"ready ({(data.get('info') or {}).get('load_s', 0):.0f} s)"
-            )
+            if data.get("error"):
+                state = "failed"
+            elif data.get("change") == "restarting":
+                state = "restarting"
+            else:
+                state = f"ready (loaded in {(data.get('info') or {}).get('load_s', 0):.0f} s)"
             self.progress.engine(label, state)
         elif kind == "starting":
             self.progress.engine(self.engine_pool.engines[data["key"]].spec.label, "starting")

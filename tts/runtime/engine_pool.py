@@ -117,15 +117,19 @@ class Replica:
     index: int
     handle: Any = None
     pg: Any = None
-    ready_ref: Any = None
+    ready_ref: Any = None  # the first `info` call: completes when the engines are loaded
     info: dict[str, Any] | None = None
     inflight: int = 0
     error: str | None = None
     started_at: float = 0.0
+    recovering: bool = False  # its actor died: Ray is restarting it (no new work until a probe answers)
+    probe_ref: Any = None
+    next_probe: float = 0.0
+    restarts: int = 0
 
     @property
     def ready(self) -> bool:
-        return self.info is not None and self.error is None
+        return self.info is not None and self.error is None and not self.recovering
 
 
 @dataclass
@@ -141,8 +145,19 @@ class Engine:
         return self.spec.engine.num_gpus < 1 and self.spec.engine.tensor_parallel_size == 1
 
 
+def actor_state(handle: Any) -> str | None:
+    """ALIVE | RESTARTING | DEAD | ... from the GCS (no dashboard needed); None when it cannot be read."""
+    try:
+        from ray._private import state
+
+        return state.actors(actor_id=handle._actor_id.hex()).get("State")
+    except Exception:
+        return None
+
+
 class EnginePool:
-    """Starts engine actors on demand, tracks readiness and in-flight work, picks the least-loaded replica."""
+    """Starts engine actors on demand, tracks readiness, restarts and in-flight work, picks the least-loaded
+    replica. Every state change happens in `pump` / `on_ref`, driven by the scheduler's `ray.wait` loop."""
 
     def __init__(
         self, specs: dict[str, EngineSpec], *, max_restarts: int, replicas: dict[str, int] | None = None
@@ -165,7 +180,8 @@ class EnginePool:
         self._queue.extend(engine.replicas)
 
     def pump(self) -> None:
-        """Create queued actors: whole-GPU / TP ones at once, fractional ones (CPU, GPU share) one at a time."""
+        """Create queued actors (whole-GPU / TP ones at once, fractional ones one at a time) and probe
+        restarting ones."""
         import ray
 
         busy = any(
@@ -187,32 +203,86 @@ class EnginePool:
             log.info("starting engine %s replica %d", engine.spec.label, replica.index)
             if engine.fractional:
                 busy = True
+        now = time.monotonic()
+        for engine in self.engines.values():
+            for r in engine.replicas:
+                if r.recovering and r.probe_ref is None and now >= r.next_probe:
+                    state = actor_state(r.handle)
+                    if state == "DEAD":
+                        self._dead(r)
+                    elif state in (None, "ALIVE"):
+                        r.probe_ref = r.handle.info.remote()
+                    else:  # RESTARTING / PENDING_CREATION: loading its engines again
+                        r.next_probe = now + 0.5
 
-    def ready_refs(self) -> dict[Any, Replica]:
-        return {
-            r.ready_ref: r
-            for e in self.engines.values()
-            if e.state == "starting" or e.state == "ready"
-            for r in e.replicas
-            if r.ready_ref is not None and r.info is None and r.error is None
-        }
+    def watch_refs(self) -> dict[Any, Replica]:
+        """Refs the scheduler waits on besides its tasks: first `info` calls and restart probes."""
+        out: dict[Any, Replica] = {}
+        for e in self.engines.values():
+            if e.state not in ("starting", "ready"):
+                continue
+            for r in e.replicas:
+                if r.ready_ref is not None and r.info is None and r.error is None:
+                    out[r.ready_ref] = r
+                if r.probe_ref is not None:
+                    out[r.probe_ref] = r
+        return out
 
-    def on_ready(self, replica: Replica) -> None:
-        """Collect a replica's `info` (raises nothing: a failed start marks the engine failed)."""
+    def on_ref(self, replica: Replica, ref: Any) -> str:
+        """Handle a finished watch ref: "ready", "recovered", "failed", or "" (nothing changed yet)."""
         import ray
+        from ray.exceptions import ActorUnavailableError
 
         engine = self.engines[replica.key]
         if engine.state == "released":
-            return
+            return ""
+        if ref is replica.probe_ref:
+            replica.probe_ref = None
+            try:
+                replica.info = ray.get(ref)
+            except ActorUnavailableError:  # still restarting
+                replica.next_probe = time.monotonic() + 0.5
+                return ""
+            except Exception:
+                if actor_state(replica.handle) == "DEAD":
+                    self._dead(replica)
+                    return "failed"
+                replica.next_probe = time.monotonic() + 0.5
+                return ""
+            replica.recovering = False
+            replica.restarts += 1
+            log.info("engine %s replica %d is back after a restart", engine.spec.label, replica.index)
+            return "recovered"
         try:
-            replica.info = ray.get(replica.ready_ref)
+            replica.info = ray.get(ref)
         except Exception as exc:  # the constructor raised (bad model path, out of memory, ...)
             replica.error = f"engine {replica.key} failed to start: {type(exc).__name__}: {_short(exc)}"
             log.error(replica.error)
-        if any(r.ready for r in engine.replicas):
+        self._update(engine)
+        return "failed" if replica.error else "ready"
+
+    def _dead(self, replica: Replica) -> None:
+        replica.recovering = False
+        replica.error = (
+            f"engine {replica.key} replica {replica.index} died and Ray did not restart it "
+            f"(cluster.max_engine_restarts={self.max_restarts} reached)"
+        )
+        log.error(replica.error)
+        self._update(self.engines[replica.key])
+
+    def _update(self, engine: Engine) -> None:
+        if any(r.info is not None and r.error is None for r in engine.replicas):
             engine.state = "ready"
         elif all(r.error for r in engine.replicas):
             engine.state, engine.error = "failed", engine.replicas[0].error
+
+    def mark_recovering(self, replica: Replica) -> None:
+        """A call to this replica failed because its actor died or is restarting: hold new work until a
+        probe answers (Ray restarts the actor, which reloads its engines)."""
+        if replica.error is None and not replica.recovering:
+            replica.recovering = True
+            replica.probe_ref = None
+            replica.next_probe = time.monotonic()
 
     # ---- using
     def state(self, key: str) -> str:
@@ -228,16 +298,6 @@ class EnginePool:
 
     def release_slot(self, replica: Replica) -> None:
         replica.inflight = max(0, replica.inflight - 1)
-
-    def alive(self, replica: Replica) -> bool:
-        """False once Ray gave up restarting the actor (restarts exhausted)."""
-        from ray.util.state import get_actor
-
-        try:
-            state = get_actor(replica.handle._actor_id.hex())
-        except Exception:  # the state API is best-effort; assume alive and let max_tries decide
-            return True
-        return state is None or getattr(state, "state", "ALIVE") != "DEAD"
 
     def info(self, key: str) -> dict[str, Any]:
         return next((r.info for r in self.engines[key].replicas if r.info), {})

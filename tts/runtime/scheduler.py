@@ -71,6 +71,15 @@ def is_actor_death(exc: BaseException) -> bool:
     return isinstance(exc, RayActorError) or isinstance(cause, RayActorError)
 
 
+def is_unavailable(exc: BaseException) -> bool:
+    """The actor is restarting (its process died earlier): the call never ran."""
+    from ray.exceptions import ActorUnavailableError
+
+    return isinstance(exc, ActorUnavailableError) or isinstance(
+        getattr(exc, "cause", None), ActorUnavailableError
+    )
+
+
 def is_infrastructure(exc: BaseException) -> bool:
     """A failure of the task's worker / node rather than of the job's code."""
     from ray import exceptions as rx
@@ -131,20 +140,27 @@ class Scheduler:
         while self.pending or self.inflight:
             self._launch()
             self.pool.pump()
-            ready = self.pool.ready_refs()
-            refs = list(self.inflight) + list(ready)
+            watched = self.pool.watch_refs()
+            refs = list(self.inflight) + list(watched)
             if not refs:
-                if self.pending:  # nothing runs and nothing starts: engines are queued behind others
+                if self.pending:  # nothing runs: engines are queued behind others or restarting
                     time.sleep(0.05)
                 continue
             done, _ = ray.wait(refs, num_returns=1, timeout=1.0)
             for ref in done:
-                if ref in ready:
-                    replica = ready[ref]
-                    self.pool.on_ready(replica)
-                    self.on_event(
-                        "engine", {"key": replica.key, "info": replica.info, "error": replica.error}
-                    )
+                if ref in watched:
+                    replica = watched[ref]
+                    change = self.pool.on_ref(replica, ref)
+                    if change:
+                        self.on_event(
+                            "engine",
+                            {
+                                "key": replica.key,
+                                "info": replica.info,
+                                "error": replica.error,
+                                "change": change,
+                            },
+                        )
                 else:
                     self._finish(ref)
             self._release_idle(reserved)
@@ -187,6 +203,12 @@ class Scheduler:
         try:
             result = ray.get(ref)
         except Exception as exc:
+            if is_actor_death(exc):  # Ray restarts the actor; give it no work until it answers again
+                for r in replicas:
+                    self.pool.mark_recovering(r)
+                    self.on_event(
+                        "engine", {"key": r.key, "info": None, "error": None, "change": "restarting"}
+                    )
             self._failed(work, exc)
             return
         try:
@@ -199,8 +221,9 @@ class Scheduler:
         text = error_text(exc)
         work.errors.append(text)
         if is_actor_death(exc):
-            work.deaths += 1
             work.tries -= 1  # an engine death is not the job's fault: it does not use up a try
+            if not is_unavailable(exc):  # "the actor is restarting" is not another death
+                work.deaths += 1
             retry = work.deaths < self.max_deaths
         else:
             retry = work.tries < self.max_tries
