@@ -12,6 +12,7 @@ from tts.analysis.difficulty import (
     assign_bins,
     binning_cost,
     charge_binning,
+    cross_fit_folds,
     isotonic_fit,
     quantile_bins,
 )
@@ -128,10 +129,9 @@ def test_predicted_bins_use_no_reference_answers(pool: pd.DataFrame) -> None:
 
 
 def test_predicted_cross_fit_never_reads_a_problems_own_answers(pool: pd.DataFrame) -> None:
-    import zlib
-
     bins = assign_bins(pool, "predicted", folds=2)
-    fold0 = {p for p in pool["problem_id"].unique() if zlib.crc32(p.encode()) % 2 == 0}
+    fold0 = {p for p, f in cross_fit_folds(pool["problem_id"].unique(), 2).items() if f == 0}
+    assert 140 <= len(fold0) <= 160  # balanced
     again = assign_bins(_corrupt(pool, fold0), "predicted", folds=2)
     mine = bins["problem_id"].isin(fold0)
     pd.testing.assert_frame_equal(bins[mine], again[mine])

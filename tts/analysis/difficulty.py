@@ -170,8 +170,10 @@ def _label_predicted(score: np.ndarray, cuts: np.ndarray, num_bins: int, thresho
     return np.asarray([str(len(cuts) + 1 - a) for a in above], dtype=object)
 
 
-def _fold(problem_ids: pd.Series, folds: int) -> np.ndarray:
-    return np.asarray([zlib.crc32(str(p).encode()) % folds for p in problem_ids])
+def cross_fit_folds(problem_ids: Sequence[str], folds: int) -> dict[str, int]:
+    """Balanced, answer-blind folds: problems ordered by a hash of their id, then dealt round-robin."""
+    ids = sorted(set(map(str, problem_ids)), key=lambda p: (zlib.crc32(p.encode()), p))
+    return {p: i % folds for i, p in enumerate(ids)}
 
 
 def _predicted(samples, heldout, *, num_bins, thresholds, samples_per_problem, folds, prm) -> pd.DataFrame:
@@ -190,9 +192,10 @@ def _predicted(samples, heldout, *, num_bins, thresholds, samples_per_problem, f
         else:  # cross-fit: bin each fold with cut points learned on the other folds
             if folds < 2:
                 raise ValueError(f"folds: invalid value {folds!r}; need >= 2 to cross-fit, or pass heldout=")
-            f_bin = _fold(grp["problem_id"], folds)
+            fold = cross_fit_folds(grp["problem_id"], folds)
+            f_bin = grp["problem_id"].astype(str).map(fold).to_numpy()
             own = samples[samples["policy"] == policy]
-            f_all = _fold(own["problem_id"], folds)
+            f_all = own["problem_id"].astype(str).map(fold).to_numpy()
             parts = [(grp[f_bin == f], own[f_all != f]) for f in range(folds)]
         for target, fit_on in parts:
             if target.empty:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +164,10 @@ def compute_difficulty(results_dir: str | Path, *, methods: tuple[str, ...] | No
         scored = "score" in samples.columns and samples["score"].notna().any()
         per_policy = samples.groupby("policy")["problem_id"].nunique()
         if "predicted" in wanted and scored and per_policy.min() >= 4:
-            frames.append(assign_bins(samples, "predicted", samples_per_problem=n, **opts))
+            try:
+                frames.append(assign_bins(samples, "predicted", samples_per_problem=n, **opts))
+            except ValueError as exc:  # too few scored problems to learn cut points: leave the method out
+                warnings.warn(f"difficulty: no predicted bins ({exc})", stacklevel=2)
     cols = list(DIFFICULTY_COLUMNS)
     return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 

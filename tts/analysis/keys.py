@@ -7,6 +7,9 @@ configuration is a cell with its seed dropped (seeds are repeats), so its accura
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
+
 # A configuration: every cell column but the seed (and the problem-level outcome columns).
 CONFIG_KEYS: tuple[str, ...] = (
     "policy",
@@ -55,9 +58,11 @@ def hyperparams_label(row: dict) -> str:
     parts = []
     for col in HYPERPARAMS:
         val = row.get(col)
-        if val is None or (isinstance(val, float) and val != val):
+        if val is None or pd.isna(val):
             continue
-        if isinstance(val, float) and val.is_integer() and col != "temperature":
+        if isinstance(val, float | np.floating) and float(val).is_integer() and col != "temperature":
             val = int(val)
+        elif isinstance(val, np.generic):
+            val = val.item()
         parts.append(f"{short[col]}={val:g}" if isinstance(val, float) else f"{short[col]}={val}")
     return ", ".join(parts)

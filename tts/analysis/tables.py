@@ -65,9 +65,11 @@ def candidates(data: AnalysisData, *, charge_binning: bool = True) -> pd.DataFra
         s = pd.concat(
             [s, s[free].drop(columns="prm").merge(groups, on=["policy", "dataset"])], ignore_index=True
         )
-    hp = s[list(HYPERPARAMS)].astype(object).drop_duplicates()
-    hp["hyperparams"] = [hyperparams_label(r) for r in hp.to_dict("records")]
-    s = s.merge(hp, on=list(HYPERPARAMS), how="left")
+    s = s.reset_index(drop=True)
+    codes = s.groupby(list(HYPERPARAMS), dropna=False, sort=False).ngroup().to_numpy()
+    first = pd.Series(np.arange(len(s))).groupby(codes).first()
+    labels = {c: hyperparams_label(s.loc[i, list(HYPERPARAMS)].to_dict()) for c, i in first.items()}
+    s["hyperparams"] = [labels[c] for c in codes]
     s["binning_samples"], s["binning_flops"] = 0.0, 0.0
     if data.binning is not None and len(data.binning):
         b = data.binning[["policy", "bin", "binning_samples", "binning_tokens", "binning_prm_tokens"]]
