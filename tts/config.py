@@ -274,6 +274,22 @@ def _check_model(field_name: str, model: str | None) -> None:
         raise _fail(field_name, model, "not a hub id (org/name), embedded:<name>, or an existing folder")
 
 
+def _reject_unknown_keys(cfg: DictConfig) -> None:
+    """Hydra's `+group.key=value` can add a key a schema does not have, and `to_object` would then drop it
+    silently (a typo like `+strategy.beam_widht=4` must not pass as the default)."""
+    from dataclasses import fields
+
+    for group in ("policy", "prm", "strategy", "dataset", "engine", "cluster", "difficulty", "sweep"):
+        node = cfg.get(group)
+        schema = OmegaConf.get_type(node) if OmegaConf.is_config(node) else None
+        if schema is None or schema is dict:
+            continue
+        allowed = {f.name for f in fields(schema)}
+        for key in node.keys():
+            if key not in allowed:
+                raise ConfigError(f"{group}.{key}: unknown field; allowed: {', '.join(sorted(allowed))}")
+
+
 def validate(cfg: DictConfig | TTSConfig) -> TTSConfig:
     """Check one composed cell config and return it as a typed TTSConfig. Raises ConfigError on the first
     problem found. Imports only registries (names), never model backends."""
@@ -282,6 +298,7 @@ def validate(cfg: DictConfig | TTSConfig) -> TTSConfig:
     from tts.strategies import STRATEGIES
 
     if isinstance(cfg, DictConfig):
+        _reject_unknown_keys(cfg)
         try:
             obj = OmegaConf.to_object(cfg)
         except Exception as exc:  # missing mandatory value, type mismatch

@@ -66,7 +66,7 @@ def _fmt(value: object, col: str) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "-"
     if col.startswith("gain"):
-        return f"{value:+.3f}"
+        return f"{round(float(value), 3) + 0.0:+.3f}"  # + 0.0: no "-0.000"
     if "flops" in col and col != "flops_ratio":
         return f"{value:.2e}"
     if col == "flops_ratio":
