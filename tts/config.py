@@ -173,7 +173,9 @@ class DifficultyConfig:
 @dataclass
 class SweepConfig:
     name: str = "default"
-    axes: dict[str, str] = field(default_factory=dict)  # key -> Hydra sweep grammar, e.g. "1,4,16" or "range(1,5)"
+    axes: dict[str, str] = field(
+        default_factory=dict
+    )  # key -> Hydra sweep grammar, e.g. "1,4,16" or "range(1,5)"
     # optional named sub-grids, each crossed with `axes`; the sweep is their union (e.g. sampling strategies at
     # N in 1,2,4,8 and beam search at N in 2,4,8). Empty: the sweep is `axes` alone. See tts/grid.py.
     grids: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -228,7 +230,9 @@ def conf_dir() -> Path:
     env = os.environ.get("TTS_CONF_DIR")
     path = Path(env) if env else Path(__file__).resolve().parent.parent / "conf"
     if not (path / "config.yaml").is_file():
-        raise ConfigError(f"conf dir: no config.yaml in {path}; set TTS_CONF_DIR to the project's conf/ folder")
+        raise ConfigError(
+            f"conf dir: no config.yaml in {path}; set TTS_CONF_DIR to the project's conf/ folder"
+        )
     return path
 
 
@@ -268,7 +272,9 @@ def _check_model(field_name: str, model: str | None) -> None:
     looks_local = model.startswith(("/", ".", "~")) or Path(model).expanduser().exists()
     if looks_local:
         if not Path(model).expanduser().is_dir():
-            raise _fail(field_name, model, "no such model folder; give an existing path or a hub id (org/name)")
+            raise _fail(
+                field_name, model, "no such model folder; give an existing path or a hub id (org/name)"
+            )
         return
     if not HUB_ID.match(model):
         raise _fail(field_name, model, "not a hub id (org/name), embedded:<name>, or an existing folder")
@@ -285,7 +291,7 @@ def _reject_unknown_keys(cfg: DictConfig) -> None:
         if schema is None or schema is dict:
             continue
         allowed = {f.name for f in fields(schema)}
-        for key in node.keys():
+        for key in node:
             if key not in allowed:
                 raise ConfigError(f"{group}.{key}: unknown field; allowed: {', '.join(sorted(allowed))}")
 
@@ -399,7 +405,9 @@ def validate(cfg: DictConfig | TTSConfig) -> TTSConfig:
     if k.num_bins < 1:
         raise _fail("difficulty.num_bins", k.num_bins, "must be >= 1")
     if list(k.thresholds) != sorted(k.thresholds) or any(not 0 <= t <= 1 for t in k.thresholds):
-        raise _fail("difficulty.thresholds", list(k.thresholds), "must be increasing pass@1 cut points in [0, 1]")
+        raise _fail(
+            "difficulty.thresholds", list(k.thresholds), "must be increasing pass@1 cut points in [0, 1]"
+        )
     if k.samples < 1:
         raise _fail("difficulty.samples", k.samples, "must be >= 1")
     return obj

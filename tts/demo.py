@@ -86,9 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     tokens_out = sum(r.tokens_out for r in results)
     tokens_in = sum(r.tokens_in for r in results)
+    cached = sum(r.tokens_cached for r in results)
     print(
-        f"accuracy {correct}/{len(problems)} = {correct / max(len(problems), 1):.2f} | "
-        f"{tokens_out} tokens generated ({tokens_in} prompt) in {wall:.1f} s = {tokens_out / wall:.1f} tokens/s"
+        f"accuracy {correct}/{len(problems)} = {correct / max(len(problems), 1):.2f} | {tokens_out} tokens "
+        f"generated ({tokens_in} prompt, {cached} of them cached) in {wall:.1f} s = {tokens_out / wall:.1f} tokens/s"
     )
     return 0
 

@@ -59,6 +59,9 @@ def undisturbed(ray_local: Any, tmp_path_factory: pytest.TempPathFactory) -> pd.
 
 def _sigkill_engine(state: Path, kills: int, every_s: float, done: threading.Event, log: list[int]) -> None:
     """SIGKILL the engine actor's process `kills` times (as a node or OOM killer would)."""
+    deadline = time.monotonic() + 120
+    while not (state / "pid").is_file() and time.monotonic() < deadline and not done.is_set():
+        time.sleep(0.05)  # the engine is loading
     for _ in range(kills):
         time.sleep(every_s)
         if done.is_set():
@@ -72,12 +75,13 @@ def _sigkill_engine(state: Path, kills: int, every_s: float, done: threading.Eve
             time.sleep(0.05)  # wait for Ray to restart it before the next kill
 
 
-def test_engine_actor_killed_4_times_mid_sweep_every_cell_finishes_once_with_undisturbed_results(
+def test_fake_engine_actor_killed_4_times_mid_sweep_every_cell_finishes_once_with_undisturbed_results(
     undisturbed: pd.DataFrame, tmp_path: Path
 ) -> None:
     state = tmp_path / "state"
     # two deaths from inside (vLLM-style EngineDeadError -> the actor exits) and two SIGKILLs from outside
-    builder = FakeEngineBuilder(delay_s=0.15, die_every=4, max_deaths=2, state_dir=str(state))
+    # load_s: a restart takes 1.5 s, so new work meets "the actor is restarting" as with a real engine
+    builder = FakeEngineBuilder(delay_s=0.15, die_every=4, max_deaths=2, state_dir=str(state), load_s=1.5)
     done = threading.Event()
     sigkills: list[int] = []
     killer = threading.Thread(target=_sigkill_engine, args=(state, 2, 2.0, done, sigkills), daemon=True)
@@ -110,7 +114,7 @@ run_sweep(grid, builder=FakeEngineBuilder(delay_s=0.3), live=False)
 """
 
 
-def test_driver_killed_after_at_least_5_cells_rerun_recomputes_none_of_them(
+def test_fake_engines_driver_killed_after_at_least_5_cells_rerun_recomputes_none_of_them(
     undisturbed: pd.DataFrame, ray_address: str, tmp_path: Path
 ) -> None:
     manifest = tmp_path / "smoke" / "manifest.jsonl"
@@ -143,7 +147,7 @@ def test_driver_killed_after_at_least_5_cells_rerun_recomputes_none_of_them(
 
 
 @pytest.mark.parametrize("n_damaged", [3])
-def test_truncated_zero_byte_and_bit_flipped_files_only_those_3_cells_recomputed(
+def test_fake_engines_truncated_zero_byte_and_bit_flipped_files_only_those_3_cells_recomputed(
     undisturbed: pd.DataFrame, ray_local: Any, tmp_path: Path, n_damaged: int
 ) -> None:
     grid = _grid(tmp_path)

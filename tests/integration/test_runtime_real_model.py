@@ -1,8 +1,9 @@
 """The sweep driver with a REAL vLLM engine inside a Ray actor (the tiny random Qwen2 from tests/fixtures/models.py).
 
-The engine actor is SIGKILLed once after the first job finishes: Ray restarts it (a second real engine load) and
-the jobs that were in flight are requeued. The tiny model's text is noise: assert on mechanics (every cell done
-once, tokens generated, one engine load per life of the actor, a rerun computes nothing), never on accuracy.
+The tiny model's text is noise: assert on mechanics (every cell done once, tokens generated, parameter counts and
+FLOPs from the real model config, one engine load for all cells, a rerun computes nothing), never on accuracy.
+Killing engines is tested with fake engines in real actors (test_faults.py): a real restart reloads the model
+(30 s to minutes on a busy 2-core machine). `TTS_TEST_REAL_KILL=1` adds one SIGKILL of the real engine here.
 """
 
 from __future__ import annotations
@@ -34,12 +35,12 @@ class KillOnceDriver(Driver):
 
     def on_result(self, work: Any, result: Any) -> None:
         super().on_result(work, result)
-        if self.killed is None and self.pid is not None:
+        if os.environ.get("TTS_TEST_REAL_KILL") == "1" and self.killed is None and self.pid is not None:
             os.kill(self.pid, signal.SIGKILL)
             self.killed = self.pid
 
 
-def test_real_tiny_vllm_engine_in_a_ray_actor_survives_1_kill_and_a_rerun_computes_0_cells(
+def test_real_tiny_vllm_engine_in_a_ray_actor_runs_6_cells_with_1_load_and_a_rerun_computes_0(
     ray_local: Any, tiny_policy_dir: Path, tmp_path: Path
 ) -> None:
     grid = expand(

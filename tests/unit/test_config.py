@@ -41,7 +41,12 @@ def test_every_config_option_composes_and_validates(group: str, option: str) -> 
     raw = OmegaConf.load(conf_dir() / group / f"{option}.yaml")
     overridden = {o.split("=")[0].split(".")[-1] for o in overrides if o.startswith(f"{group}.")}
     for key, value in raw.items():
-        if key == "defaults" or key in overridden or isinstance(value, (dict, list)) or OmegaConf.is_config(value):
+        if (
+            key == "defaults"
+            or key in overridden
+            or isinstance(value, (dict, list))
+            or OmegaConf.is_config(value)
+        ):
             continue
         assert getattr(node, key) == value, f"{group}/{option}.yaml: {key}"
 
@@ -51,7 +56,9 @@ def test_every_sweep_preset_composes(preset: str) -> None:
     cfg = compose([f"+sweep={preset}"])
     assert cfg.sweep.name, f"sweeps/{preset}.yaml must set sweep.name"
     header = (conf_dir() / "sweep" / f"{preset}.yaml").read_text()
-    assert f"+sweep={preset}" in header, f"sweeps/{preset}.yaml: the header must show the command that runs it"
+    assert f"+sweep={preset}" in header, (
+        f"sweeps/{preset}.yaml: the header must show the command that runs it"
+    )
 
 
 def test_unknown_key_in_strategy_is_rejected() -> None:

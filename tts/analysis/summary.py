@@ -287,77 +287,65 @@ def scan_raw(
     results_dir: str | Path, method: str | None = None, *, threads: int | None = None
 ) -> AnalysisData:
     """AnalysisData straight from the cell files (no summary): one DuckDB pass joins every row to its bin and
-    sums per (cell, bin); per-problem values for the bootstrap are read later from the winners' files only."""
+    sums per (file, bin); per-problem values for the bootstrap are read later from the winners' files only.
+    Problems and bins travel as integer codes (problem codes in problem-id order, as the summary's CIs)."""
     files = _files(results_dir)
     difficulty = ensure_difficulty(results_dir)
     methods = sorted(difficulty["method"].unique())
     method = method or pick_method(results_dir, methods)
     con = connect(threads)
     if method in methods:
-        bins = difficulty.loc[difficulty["method"] == method, ["policy", "problem_id", "bin"]].astype(
-            {"bin": str}
-        )
-    elif method == "none" and not methods:
-        bins = pd.DataFrame(
-            {"policy": pd.Series(dtype=str), "problem_id": pd.Series(dtype=str), "bin": pd.Series(dtype=str)}
-        )
+        bins = difficulty.loc[difficulty["method"] == method, ["policy", "problem_id", "bin"]]
+        bins = bins.astype({"bin": str})
+    elif method == "none":
+        bins = _raw_bins(con, files)
     else:
         raise ValueError(
             f"method: {method!r} has no bins in {results_dir}; available: {', '.join(methods) or 'none'}"
         )
-    con.register("bins", bins)
+    problems = np.asarray(bins["problem_id"])
+    bidx, labels = pd.factorize(bins["bin"])
+    codes = bins.assign(code=pd.Index(np.sort(pd.unique(problems))).get_indexer(problems), bidx=bidx)
+    con.register("codes", codes[["policy", "problem_id", "code", "bidx"]])
     keys = ", ".join(f"any_value(r.{k}) AS {k}" for k in CONFIG_KEYS)
-    fill = ALL_BIN if not len(bins) else "unbinned"
-    per_cell = _run(
+    per_file = _run(
         con,
         lambda u: (
-            f"""SELECT r.cell_id, COALESCE(b.bin, '{fill}') AS bin, {keys},
-            any_value(r.filename) AS file, {_sum_sql("r.")}
-        FROM {_scan(files, filename=True, union=u)} r
-        LEFT JOIN bins b ON b.policy = r.policy AND b.problem_id = r.problem_id
-        WHERE r.status = 'ok' GROUP BY r.cell_id, 2"""
+            f"""SELECT r.file_index AS f, COALESCE(k.bidx, -1) AS bidx, {keys}, {_sum_sql("r.")}
+        FROM {_scan(files, union=u)} r LEFT JOIN codes k ON k.policy = r.policy AND k.problem_id = r.problem_id
+        WHERE r.status = 'ok' GROUP BY f, k.bidx"""
         ),
     )
-    cfg = per_cell[list(CONFIG_KEYS)].drop_duplicates().reset_index(drop=True)
+    names = np.append(np.asarray(labels, dtype=object), "unbinned")
+    per_file["bin"] = names[per_file["bidx"].to_numpy()]  # -1 -> "unbinned"
+    cfg = per_file[list(CONFIG_KEYS)].drop_duplicates().reset_index(drop=True)
     cfg["config_id"] = np.arange(len(cfg), dtype="int64")
-    per_cell = per_cell.merge(cfg, on=list(CONFIG_KEYS), how="left")
-    if len(bins):
-        whole = (
-            per_cell.groupby("cell_id", as_index=False)
-            .agg({**{c: "sum" for c in _SUMS}, "config_id": "first"})
-            .assign(bin=ALL_BIN)
+    per_file = per_file.merge(cfg, on=list(CONFIG_KEYS), how="left")
+    if set(labels) != {ALL_BIN}:
+        whole = per_file.groupby("f", as_index=False).agg(
+            {**dict.fromkeys(_SUMS, "sum"), "config_id": "first"}
         )
-        per_cell = pd.concat([per_cell, whole], ignore_index=True)
-    per_cell["problems"] = per_cell["rows"]
-    g = per_cell.groupby(["config_id", "bin"], as_index=False)
+        per_file = pd.concat([per_file, whole.assign(bin=ALL_BIN)], ignore_index=True)
+    per_file["problems"] = per_file["rows"]  # a cell has one row per problem
+    g = per_file.groupby(["config_id", "bin"], as_index=False)
     stats = g[_SUMS].sum().merge(g["problems"].max(), on=["config_id", "bin"]).merge(cfg, on="config_id")
-    cell_files = per_cell.dropna(subset=["file"]).drop_duplicates("cell_id")[["cell_id", "config_id", "file"]]
-    if not len(bins):
-        bins = _raw_bins(con, files)
-    # per-problem values come back as integer codes in problem-id order (cheap to move and to index)
-    uniq = np.sort(pd.unique(np.asarray(bins["problem_id"])))
-    codes = bins.assign(code=pd.Index(uniq).get_indexer(np.asarray(bins["problem_id"])))
-    con.register("codes", codes[["policy", "problem_id", "code"]])
-    bins = codes[["policy", "code", "bin"]].rename(columns={"code": "problem_id"})
+    file_cfg = per_file.drop_duplicates("f").set_index("f")["config_id"]
+    file_cfg = pd.DataFrame({"file": np.asarray(files)[file_cfg.index], "config_id": file_cfg.to_numpy()})
 
     def values(ids: Sequence[int]) -> pd.DataFrame:
-        chosen = cell_files[cell_files["config_id"].isin([int(i) for i in ids])]
+        chosen = file_cfg[file_cfg["config_id"].isin([int(i) for i in ids])].reset_index(drop=True)
         if chosen.empty:
             return pd.DataFrame(columns=["config_id", "problem_id", "y_sum", "rows"])
-        con.register("chosen", chosen[["cell_id", "config_id"]])
-        return _run(
-            con,
-            lambda u: (
-                f"""SELECT c.config_id, k.code AS problem_id, sum({_Y}) AS y_sum, count(*) AS rows
-            FROM {_scan(sorted(chosen["file"]), union=u)} r JOIN chosen c USING (cell_id)
+        con.register("chosen", chosen.assign(f=np.arange(len(chosen)))[["f", "config_id"]])
+        sql = f"""SELECT c.config_id, k.code AS problem_id, sum({_Y}) AS y_sum, count(*) AS rows
+            FROM {{scan}} r JOIN chosen c ON c.f = r.file_index
             JOIN codes k ON k.policy = r.policy AND k.problem_id = r.problem_id
             WHERE r.status = 'ok' GROUP BY c.config_id, k.code"""
-            ),
-        )
+        return _run(con, lambda u: sql.format(scan=_scan(list(chosen["file"]), union=u)))
 
     return AnalysisData(
         stats=stats,
-        bins=bins,
+        bins=codes[["policy", "code", "bin"]].rename(columns={"code": "problem_id"}),
         values=values,
         method=method,
         binning=_binning_from_difficulty(results_dir, difficulty, method),
