@@ -130,6 +130,7 @@ class DatasetConfig:
     limit: int | None = None  # first K problems (after the level filter), per level when per_level is set
     per_level: int | None = None  # built-in set: problems generated per level
     seed: int = 0  # built-in set: generator seed
+    ids: list[str] | None = None  # keep only these problem ids, in this order (code loaders: tts.data.code)
 
 
 @dataclass
@@ -251,6 +252,7 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
 # ------------------------------------------------------------------------------------------ validation
 DIFFICULTY_METHODS = ("dataset_level", "oracle_quantile", "absolute", "predicted")
 CLUSTER_MODES = ("local", "ray")
+ID_FILTER_DATASETS = ("humaneval", "mbpp", "code_jsonl")  # loaders that honour dataset.ids
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -378,6 +380,12 @@ def validate(cfg: DictConfig | TTSConfig) -> TTSConfig:
         raise _fail("dataset.path", d.path, "dataset=local needs dataset.path=<file.jsonl|file.parquet>")
     if d.path is not None and not Path(d.path).expanduser().exists():
         raise _fail("dataset.path", d.path, "no such file; give a JSONL or Parquet file")
+    if d.ids is not None and (d.name not in ID_FILTER_DATASETS or not d.ids):
+        raise _fail(
+            "dataset.ids",
+            d.ids,
+            f"a non-empty list of problem ids, for datasets {', '.join(ID_FILTER_DATASETS)}",
+        )
 
     e = obj.engine
     if not 0 < e.gpu_memory_utilization <= 1:

@@ -53,7 +53,7 @@ def _rows(results: Path) -> pd.DataFrame:
 def undisturbed(ray_local: Any, tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     results = tmp_path_factory.mktemp("undisturbed")
     summary = run_sweep(_grid(results), builder=FakeEngineBuilder(), live=False)
-    assert summary.computed == 30
+    assert summary.computed == 29
     return _rows(results)
 
 
@@ -97,7 +97,7 @@ def test_fake_engine_actor_killed_4_times_mid_sweep_every_cell_finishes_once_wit
     )
     assert counter(state, "deaths") == 2 and len(sigkills) == 2, "4 deaths: 2 EngineDeadError, 2 SIGKILL"
     assert counter(state, "loads") == 1 + deaths, "Ray restarted the actor after each death"
-    assert summary.requeued >= deaths and summary.failed == 0 and summary.computed == 30
+    assert summary.requeued >= deaths and summary.failed == 0 and summary.computed == 29
     got = _rows(tmp_path)
     assert not got.duplicated(["cell_id", "problem_id"]).any()
     pd.testing.assert_frame_equal(got, undisturbed)
@@ -136,10 +136,10 @@ def test_fake_engines_driver_killed_after_at_least_5_cells_rerun_recomputes_none
         proc.wait(timeout=30)
     store = SweepStore(tmp_path / "smoke")
     before, _ = store.verified("cell")
-    assert 5 <= len(before) < 30, f"the driver was to be killed mid-sweep; {len(before)} cells were finished"
+    assert 5 <= len(before) < 29, f"the driver was to be killed mid-sweep; {len(before)} cells were finished"
     summary = run_sweep(_grid(tmp_path), builder=FakeEngineBuilder(), live=False)
     print(f"finished before the kill: {len(before)}; recomputed after: {summary.computed}")
-    assert summary.skipped == len(before) and summary.computed == 30 - len(before)
+    assert summary.skipped == len(before) and summary.computed == 29 - len(before)
     after = store.entries()
     for cid, entry in before.items():
         assert after[("cell", cid)] == entry, f"finished cell {cid} was rewritten"
@@ -174,7 +174,7 @@ def test_fake_engines_truncated_zero_byte_and_bit_flipped_files_only_those_3_cel
     print(
         f"damaged files: {n_damaged}; recomputed cells: {summary.computed}; corrupt detected: {summary.corrupt}"
     )
-    assert (summary.computed, summary.skipped, summary.corrupt) == (n_damaged, 30 - n_damaged, n_damaged)
+    assert (summary.computed, summary.skipped, summary.corrupt) == (n_damaged, 29 - n_damaged, n_damaged)
     untouched = {cid: e for cid, e in store.verified("cell")[0].items() if cid not in victims}
     assert all(untouched[cid] == good[cid] for cid in untouched)
     pd.testing.assert_frame_equal(_rows(tmp_path), undisturbed)

@@ -78,13 +78,15 @@ def test_param_count_by_hand() -> None:
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
 @pytest.mark.parametrize("tied", [False, True])
 def test_param_count_matches_a_real_model(family: str, tied: bool, tmp_path) -> None:
-    torch = pytest.importorskip("torch")
-    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
+    # the model classes directly (not the Auto mappings): a smaller import, same modules
+    from transformers.models.llama.modeling_llama import LlamaConfig, LlamaForCausalLM
+    from transformers.models.qwen2.modeling_qwen2 import Qwen2Config, Qwen2ForCausalLM
 
-    torch.manual_seed(0)
-    cls = LlamaConfig if family == "llama" else Qwen2Config
-    config = cls(**TINY, tie_word_embeddings=tied)
-    model = AutoModelForCausalLM.from_config(config)
+    config_cls, model_cls = (
+        (LlamaConfig, LlamaForCausalLM) if family == "llama" else (Qwen2Config, Qwen2ForCausalLM)
+    )
+    config = config_cls(**TINY, tie_word_embeddings=tied)
+    model = model_cls(config)
     real = sum(p.numel() for p in model.parameters())
     assert param_count_from_config(config.to_dict()) == real
     config.save_pretrained(tmp_path)  # what a model folder holds
@@ -94,12 +96,10 @@ def test_param_count_matches_a_real_model(family: str, tied: bool, tmp_path) -> 
 
 @pytest.mark.parametrize("head", ["ForTokenClassification", "ForSequenceClassification"])
 def test_param_count_classification_heads(head: str) -> None:
-    pytest.importorskip("torch")
-    import transformers
-    from transformers import Qwen2Config
+    from transformers.models.qwen2 import modeling_qwen2
 
-    config = Qwen2Config(**TINY, num_labels=2)
-    model = getattr(transformers, f"Qwen2{head}")(config)
+    config = modeling_qwen2.Qwen2Config(**TINY, num_labels=2)
+    model = getattr(modeling_qwen2, f"Qwen2{head}")(config)
     real = sum(p.numel() for p in model.parameters())
     assert param_count_from_config({**config.to_dict(), "architectures": [f"Qwen2{head}"]}) == real
 

@@ -49,7 +49,7 @@ def test_summary_raw_and_memory_paths_agree(results: Path) -> None:
     mem = compute_optimal_tables(
         from_rows(rows, ensure_difficulty(results), fast.method), charge_binning=False
     )
-    assert fast.method == "oracle_quantile"  # the sweep.yaml's method
+    assert fast.method == "oracle_quantile"  # sample pools exist: Snell's bins by default
     a, b, c = _gen(fast), _gen(raw), _gen(mem)
     assert len(a) == len(b) == len(c) > 0
     assert (a["strategy"] == b["strategy"]).all() and (a["strategy"] == c["strategy"]).all()
@@ -180,3 +180,16 @@ def test_tts_analyze_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixt
         timeout=120,
     )
     assert proc.returncode == 2 and "run `tts sweep`" in proc.stderr
+
+
+def test_results_without_samples_or_levels_get_one_bin(tmp_path: Path) -> None:
+    from tts.analysis.synthetic import iter_cells
+
+    spec = SyntheticSpec(n_problems=12, budgets=(1, 4), policies=SPEC.policies[:1], prms=SPEC.prms)
+    store = tts.store.SweepStore(tmp_path / "bare")
+    for cell_id, _, table, _ in iter_cells(spec):
+        store.write("cell", cell_id, pa.Table.from_pandas(table.to_pandas().assign(level=None)))
+    for data in (summary.load_summary(tmp_path / "bare"), summary.scan_raw(tmp_path / "bare")):
+        t = compute_optimal_tables(data, replicates=100)
+        assert t.method == "none" and set(t.generation["bin"]) == {"all"}
+        assert t.generation["ci_low"].notna().all() and len(t.generation) == 2

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tts.config import DatasetConfig
+from tts.config import ConfigError, DatasetConfig, compose, validate
 from tts.data import DATASETS
 from tts.data.code import code_jsonl_problems, humaneval_problems, mbpp_problems, prompt_inputs
 from tts.engines.protocols import Completion, Generation, GenerationRequest, ScoreRequest, StepScores
@@ -59,6 +59,19 @@ def test_humaneval_loads_offline_with_grader_metadata(humaneval: list) -> None:
 def test_registry_and_config_adapter_load_humaneval() -> None:
     problems = DATASETS.get("humaneval")(DatasetConfig(name="humaneval", limit=3))
     assert [p.id for p in problems] == ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
+    picked = DATASETS.get("humaneval")(DatasetConfig(name="humaneval", ids=["HumanEval/53", "HumanEval/23"]))
+    assert [p.id for p in picked] == ["HumanEval/53", "HumanEval/23"]
+    with pytest.raises(ValueError, match=r"dataset.ids: unknown ids \['HumanEval/999'\]"):
+        DATASETS.get("humaneval")(DatasetConfig(name="humaneval", ids=["HumanEval/999"]))
+
+
+def test_ids_are_rejected_for_datasets_that_ignore_them() -> None:
+    cfg = compose(["dataset=arithmetic", "+dataset.ids=[a]"])
+    with pytest.raises(ConfigError, match="dataset.ids"):
+        validate(cfg)
+    assert validate(compose(["dataset=humaneval", "+dataset.ids=[HumanEval/0]"])).dataset.ids == [
+        "HumanEval/0"
+    ]
 
 
 def test_prompt_inputs_read_other_example_styles() -> None:

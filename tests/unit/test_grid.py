@@ -15,14 +15,14 @@ def smoke() -> list[Cell]:
     return list(expand(["+sweep=smoke"]).cells)
 
 
-def test_smoke_preset_expands_to_30_cells_with_unique_ids(smoke: list[Cell]) -> None:
-    assert len(smoke) == 30
-    assert len({c.id for c in smoke}) == 30
+def test_smoke_preset_expands_to_29_cells_with_unique_ids(smoke: list[Cell]) -> None:
+    assert len(smoke) == 29
+    assert len({c.id for c in smoke}) == 29
     assert {c.strategy for c in smoke} == {"majority_vote", "best_of_n", "weighted_best_of_n", "beam_search"}
     assert {c.config.prm.name for c in smoke} == {"rule-arithmetic", "judge-smollm2-135m"}
     assert sorted({c.n for c in smoke if c.strategy == "best_of_n"}) == [1, 2, 4, 8]
     beams = [c for c in smoke if c.strategy == "beam_search"]
-    assert sorted({c.n for c in beams}) == [2, 4, 8]
+    assert sorted(c.n for c in beams) == [2, 2, 4, 4, 8]  # rule-based at 2, 4, 8; judge at 2, 4
     assert all(c.n % c.config.strategy.beam_width == 0 for c in beams)
     assert all(len(set(c.config.dataset.levels)) >= 2 for c in smoke)
 
@@ -49,7 +49,7 @@ def test_user_sweep_replaces_axis_and_plain_override_removes_it() -> None:
     swept = expand(["+sweep=smoke", "n=2,4", "prm=rule_arithmetic"])
     assert sorted({c.n for c in swept.cells}) == [2, 4]
     assert {c.config.prm.name for c in swept.cells} == {"rule-arithmetic"}
-    assert len(swept.cells) == 3 * 2 + 2  # sampling strategies x 2 budgets + beam search x 2 budgets
+    assert len(swept.cells) == 3 * 2 + 2  # sampling strategies x 2 budgets + rule-based beam search x 2 budgets
     assert all(dict(c.axes).get("n") in ("2", "4") for c in swept.cells)
 
 

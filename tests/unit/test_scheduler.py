@@ -52,7 +52,7 @@ def test_sampling_cells_share_pools_and_generation(smoke: list[Cell], problems: 
     assert works[0].job.cache_key == works[1].job.cache_key, "one generation for both PRMs"
     assert works[0].uid != works[1].uid
     searches = search_works(smoke, todo, problems.for_cell)
-    assert len(searches) == 6 and all(len(w.cells) == 1 for w in searches)
+    assert len(searches) == 5 and all(len(w.cells) == 1 for w in searches)
     ordered = order_works(works + searches)
     assert [w.policy_key for w in ordered] == sorted(w.policy_key for w in ordered)
 

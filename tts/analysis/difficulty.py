@@ -109,7 +109,11 @@ def isotonic_fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _final_score(samples: pd.DataFrame) -> pd.Series:
-    """The PRM's score of the final step (Snell's "final answer score"); falls back to `score`."""
+    """The PRM's score of the final step (Snell's "final answer score"); falls back to `score`.
+    A precomputed `final_score` column (tts.analysis.io reads it in SQL) is used as is."""
+    if "final_score" in samples.columns:
+        last = samples["final_score"].astype(float)
+        return last.fillna(samples["score"]) if "score" in samples.columns else last
     if "step_scores" in samples.columns:
         last = samples["step_scores"].map(lambda s: float(s[-1]) if s is not None and len(s) else np.nan)
         if "score" in samples.columns:

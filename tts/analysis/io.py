@@ -125,7 +125,9 @@ def read_samples(results_dir: str | Path) -> pd.DataFrame | None:
             params={"f": [str(f) for f in files]},
         ).fetchall()
     }
-    cols = ", ".join(f'"{c}"' for c in SAMPLE_READ if c in names)
+    cols = ", ".join(f'"{c}"' for c in SAMPLE_READ if c in names and c != "step_scores")
+    if "step_scores" in names:  # only the last step's score is needed: no Python lists for millions of rows
+        cols += ", step_scores[-1] AS final_score"
     return con.sql(
         f"SELECT {cols} FROM read_parquet($f, union_by_name=true)", params={"f": [str(f) for f in files]}
     ).df()

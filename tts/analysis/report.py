@@ -15,12 +15,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from tts.analysis.io import NoResultsError
 from tts.analysis.keys import ALL_BIN
+
+if TYPE_CHECKING:
+    from tts.analysis.tables import Tables
 
 GEN_COLS = {
     "policy": "policy",
@@ -129,7 +133,10 @@ def compute_table(candidates: pd.DataFrame) -> pd.DataFrame:
     return c.sort_values(["policy", "prm", "strategy", "hyperparams", "n"])[cols].drop_duplicates()
 
 
-def write_report(results_dir: Path, tables, candidates: pd.DataFrame, plots: list[Path], meta: dict) -> Path:
+def write_report(
+    results_dir: Path, tables: Tables, candidates: pd.DataFrame, plots: list[Path], meta: dict
+) -> Path:
+    """report.md: a header saying how every number was made, the three tables, compute accounting, plots."""
     gen, flo, cross = (with_ci_text(t) for t in (tables.generation, tables.flops, tables.cross_size))
     pct = int(round(tables.ci * 100))
     parts = [
@@ -179,7 +186,8 @@ def _parser() -> argparse.ArgumentParser:
         "--method",
         default=None,
         help="difficulty method: oracle_quantile | absolute | predicted | dataset_level "
-        "(default: the sweep's own, else oracle_quantile when samples exist)",
+        "(default: the sweep's when it restricted cells to bins, else oracle_quantile when sample pools "
+        "exist, else dataset_level)",
     )
     ap.add_argument(
         "--ci", type=float, default=0.95, help="confidence level of the bootstrap CIs (default 0.95)"

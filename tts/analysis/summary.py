@@ -224,8 +224,10 @@ def available_methods(results_dir: str | Path) -> list[str]:
 
 
 def pick_method(results_dir: str | Path, methods: Sequence[str]) -> str:
-    """The sweep's own difficulty method when available, else the first of METHOD_PREFERENCE present."""
-    wanted = sweep_settings(results_dir).get("method")
+    """The sweep's difficulty method when it restricted cells to bins (its cells are per bin), else the first of
+    METHOD_PREFERENCE present (oracle quantile bins, as Snell et al., when sample pools exist)."""
+    settings = sweep_settings(results_dir)
+    wanted = settings.get("method") if settings.get("bins") else None
     if wanted in methods:
         return str(wanted)
     for m in METHOD_PREFERENCE:

@@ -27,9 +27,9 @@ from pandas.api.types import is_integer_dtype
 from tts.analysis.bootstrap import bin_members, group_cis
 from tts.analysis.keys import ALL_BIN, BEST_OF_N, HYPERPARAMS, MAJORITY_VOTE, hyperparams_label
 from tts.analysis.source import AnalysisData, bin_sort_key, with_means
+from tts.strategies import POOL_STRATEGIES
 
 GROUP = ["policy", "prm", "dataset", "bin"]
-POOL_STRATEGIES = ("majority_vote", "best_of_n", "weighted_best_of_n")
 BASE_COLUMNS = [
     "config_id",
     "strategy",

