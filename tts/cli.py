@@ -44,7 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. +sweep=smoke n=1,4,16")
     s.add_argument("--dry-run", action="store_true", help="print the cells and estimated cost; start nothing")
     s.add_argument("--no-live", action="store_true", help="plain log lines instead of the live display")
-    s.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    s.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging, and the engines' own (vLLM) logs"
+    )
 
     for name, what in (
         ("analyze", "analyse a results folder"),
@@ -89,7 +91,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     from tts.runtime.driver import run_sweep
 
-    summary = run_sweep(grid, live=False if args.no_live else None)
+    summary = run_sweep(grid, live=False if args.no_live else None, verbose=args.verbose)
     return 1 if summary.failed else 0
 
 

@@ -90,3 +90,33 @@ def test_an_engine_that_cannot_start_fails_its_cells_with_the_error(ray_local: A
     assert (summary.computed, summary.failed) == (0, 2)
     df = load(tmp_path / "default")
     assert df["error"].str.contains("failed to start").all()
+
+
+def test_cells_restricted_to_oracle_bins_cover_only_their_problems(ray_local: Any, tmp_path: Path) -> None:
+    grid = expand(
+        [
+            f"results_dir={tmp_path}",
+            "sweep.name=binned",
+            "strategy=best_of_n",
+            "n=1,4",
+            "prm=rule_arithmetic",
+            "dataset.levels=[1,5]",
+            "dataset.per_level=3",
+            "difficulty=oracle_quantile",
+            "difficulty.num_bins=2",
+            "difficulty.samples=4",
+            "difficulty.bins=[1],[2]",
+        ]
+    )
+    assert len(grid.cells) == 4
+    summary = run_sweep(grid, builder=FakeEngineBuilder(error_rate=0.5), live=False)
+    assert (summary.computed, summary.failed) == (4, 0)
+    import pandas as pd
+
+    bins = pd.read_parquet(tmp_path / "binned" / "difficulty.parquet")
+    assert len(bins) == 6 and set(bins["bin"]) == {"1", "2"} and bins["samples_used"].eq(4).all()
+    df = load(tmp_path / "binned")
+    by_bin = dict(zip(bins["problem_id"], bins["bin"], strict=True))
+    for cell_bins, rows in df.groupby("config.difficulty.bins"):
+        assert {by_bin[p] for p in rows["problem_id"]} == {cell_bins.strip("[]")}, cell_bins
+    assert df.groupby("cell_id").size().sum() == 2 * 6  # each problem in exactly one bin, for both budgets

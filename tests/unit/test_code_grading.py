@@ -66,10 +66,10 @@ def test_registry_and_config_adapter_load_humaneval() -> None:
 
 
 def test_ids_are_rejected_for_datasets_that_ignore_them() -> None:
-    cfg = compose(["dataset=arithmetic", "+dataset.ids=[a]"])
+    cfg = compose(["dataset=arithmetic", "dataset.ids=[a]"])
     with pytest.raises(ConfigError, match="dataset.ids"):
         validate(cfg)
-    assert validate(compose(["dataset=humaneval", "+dataset.ids=[HumanEval/0]"])).dataset.ids == [
+    assert validate(compose(["dataset=humaneval", "dataset.ids=[HumanEval/0]"])).dataset.ids == [
         "HumanEval/0"
     ]
 

@@ -49,7 +49,9 @@ def test_user_sweep_replaces_axis_and_plain_override_removes_it() -> None:
     swept = expand(["+sweep=smoke", "n=2,4", "prm=rule_arithmetic"])
     assert sorted({c.n for c in swept.cells}) == [2, 4]
     assert {c.config.prm.name for c in swept.cells} == {"rule-arithmetic"}
-    assert len(swept.cells) == 3 * 2 + 2  # sampling strategies x 2 budgets + rule-based beam search x 2 budgets
+    assert (
+        len(swept.cells) == 3 * 2 + 2
+    )  # sampling strategies x 2 budgets + rule-based beam search x 2 budgets
     assert all(dict(c.axes).get("n") in ("2", "4") for c in swept.cells)
 
 

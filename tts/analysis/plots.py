@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -90,8 +91,8 @@ def accuracy_vs_budget(candidates: pd.DataFrame, out_dir: str | Path, *, method:
                 se = line["se"].fillna(0).to_numpy() if "se" in line.columns else 0
                 ax.fill_between(
                     line["n"],
-                    line["accuracy"] - 1.96 * se,
-                    line["accuracy"] + 1.96 * se,
+                    np.clip(line["accuracy"] - 1.96 * se, 0.0, 1.0),  # accuracy lives in [0, 1]
+                    np.clip(line["accuracy"] + 1.96 * se, 0.0, 1.0),
                     color=color,
                     alpha=0.12,
                     lw=0,
@@ -111,13 +112,14 @@ def accuracy_vs_budget(candidates: pd.DataFrame, out_dir: str | Path, *, method:
 def frontier(
     candidates: pd.DataFrame, flops_table: pd.DataFrame, out_dir: str | Path, *, method: str = ""
 ) -> list[Path]:
-    """Per (policy, PRM, dataset): every configuration (FLOPs per problem, accuracy) coloured by strategy, and the
-    compute-optimal frontier (best accuracy within each FLOPs budget) as a black step line; one panel per bin."""
+    """Per (policy, PRM, dataset): every configuration (FLOPs per problem, accuracy) coloured by strategy, the
+    compute-optimal frontier (the best accuracy reachable at each cost) as a black step line, and the
+    FLOPs-matched table's budgets (log2 grid) as black ticks on it; one panel per bin."""
     paths: list[Path] = []
     for (policy, prm, dataset), grp in candidates.groupby(["policy", "prm", "dataset"], sort=True):
         bins = _bins(grp)
         fig, axes = _panels(len(bins))
-        front = flops_table[
+        table = flops_table[
             (flops_table["policy"] == policy)
             & (flops_table["prm"] == prm)
             & (flops_table["dataset"] == dataset)
@@ -136,24 +138,54 @@ def frontier(
                     alpha=0.75,
                     label=strat.replace("_", " "),
                 )
-            f = front[front["bin"].astype(str) == label].sort_values("flops_budget")
-            if len(f):
-                ax.step(
-                    f["flops_budget"], f["accuracy"], where="post", color="black", lw=1.4, label="frontier"
-                )
-            ax.set_xscale("log")
+            front = _pareto(pts.assign(flops=pts["flops_charged"]))
+            if len(front):
+                xs = np.append(front["flops"].to_numpy(), pts["flops_charged"].max())
+                ys = np.append(front["accuracy"].to_numpy(), front["accuracy"].iloc[-1])
+                ax.step(xs, ys, where="post", color="black", lw=1.4, label="frontier")
+            grid = table[table["bin"].astype(str) == label]
+            grid = grid[grid["flops_budget"] <= pts["flops_charged"].max() * 2]
+            ax.plot(
+                grid["flops_budget"],
+                grid["accuracy"],
+                ls="none",
+                marker="|",
+                ms=9,
+                color="black",
+                label="FLOPs-matched budgets",
+            )
+            _log_flops_axis(ax)
             ax.set_title(_bin_title(method, label), fontsize=10)
             ax.set_xlabel("FLOPs per problem")
             ax.grid(alpha=0.3)
         axes[0].set_ylabel("accuracy")
         handles, names = axes[0].get_legend_handles_labels()
-        fig.legend(handles, names, loc="outside lower center", ncols=min(len(names), 7), fontsize=9)
+        fig.legend(handles, names, loc="outside lower center", ncols=min(len(names), 4), fontsize=9)
         fig.suptitle(f"{policy} with {prm} on {dataset}: compute-optimal frontier")
         paths += _save(fig, Path(out_dir), _slug("frontier", policy, prm, dataset))
     return paths
 
 
+def _log_flops_axis(ax: Any) -> None:
+    """Log x axis with short labels ("1.6e11"): decades on wide FLOPs ranges, four rounded log-spaced ticks on
+    narrow ones (matplotlib's default minor labels overlap when the range is under a decade)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
+
+    ax.set_xscale("log")
+    low, high = ax.get_xlim()
+    if low > 0 and np.log10(high / low) < 2:
+        ticks = np.unique([float(f"{t:.2g}") for t in np.geomspace(low * 1.05, high / 1.05, 4)])
+        ax.set_xticks(ticks)
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xlim(low, high)
+    else:
+        ax.xaxis.set_major_locator(LogLocator(base=10))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}".replace("e+", "e")))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _pareto(df: pd.DataFrame) -> pd.DataFrame:
+    """The points no cheaper point beats: sorted by FLOPs, each strictly more accurate than all before."""
     df = df.sort_values(["flops", "accuracy"], ascending=[True, False])
     return df[df["accuracy"] > df["accuracy"].cummax().shift(fill_value=-np.inf)]
 
@@ -194,7 +226,7 @@ def small_vs_large(candidates: pd.DataFrame, out_dir: str | Path, *, bin_label: 
                     ls="none",
                     label=f"{policy}: one sample (N=1)",
                 )
-        ax.set_xscale("log")
+        _log_flops_axis(ax)
         ax.set_xlabel("FLOPs per problem (policy + PRM)")
         ax.set_ylabel("accuracy")
         ax.grid(alpha=0.3)

@@ -307,13 +307,19 @@ def compute_optimal_tables(
     grid_step: float = 1.0,
     charge_binning: bool = True,
     tolerance: float = 0.0,
+    with_ci: bool = True,
 ) -> Tables:
-    """All three tables for one difficulty method, with bootstrap CIs on every winning configuration."""
+    """All three tables for one difficulty method, with bootstrap CIs on every winning configuration
+    (`with_ci=False` leaves ci_low / ci_high empty and reads no per-problem values)."""
     s = candidates(data, charge_binning=charge_binning)
     gen, flo, cross = (
         generation_matched(s),
         flops_matched(s, grid_step=grid_step),
         cross_size(s, tolerance=tolerance),
     )
-    attach_ci([gen, flo, cross], data, ci=ci, replicates=replicates, seed=seed)
+    if with_ci:
+        attach_ci([gen, flo, cross], data, ci=ci, replicates=replicates, seed=seed)
+    else:
+        for t in (gen, flo, cross):
+            t["ci_low"], t["ci_high"] = np.nan, np.nan
     return Tables(generation=gen, flops=flo, cross_size=cross, method=data.method, ci=ci)

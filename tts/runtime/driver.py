@@ -93,8 +93,11 @@ def connect(cluster: ClusterConfig, cpus_needed: float = 1.0, log_to_driver: boo
 class Driver:
     """Runs one Grid. `builder` overrides how engine actors build engines (tests: FakeEngineBuilder)."""
 
-    def __init__(self, grid: Grid, *, builder: Any = DEFAULT_BUILDER, live: bool | None = None) -> None:
+    def __init__(
+        self, grid: Grid, *, builder: Any = DEFAULT_BUILDER, live: bool | None = None, verbose: bool = False
+    ) -> None:
         self.grid = grid
+        self.verbose = verbose
         self.builder = builder
         self.live = live
         self.store = SweepStore(sweep_dir(grid))
@@ -102,7 +105,6 @@ class Driver:
         self.problems = Problems()
         self.bins: dict[tuple[str, str], str] = {}
         self.pool_meta: dict[str, dict[str, Any]] = {}
-        self.deaths = 0
         self.progress: Progress | None = None
         self.engine_pool: EnginePool | None = None
 
@@ -119,18 +121,24 @@ class Driver:
             prm_params = meta.get("prm_params") or 0
         return int(policy_params), int(prm_params), info.get("policy_model") or meta.get("policy_model")
 
+    def _write_pool(self, work: Work, rows: list[dict[str, Any]], **extra: Any) -> None:
+        """Persist a freshly built pool with what its derived cells need later (parameter counts)."""
+        policy_params, prm_params, model = self._params(work, work.cells[0])
+        meta = {
+            "n_max": work.job.n_max,
+            "policy_params": policy_params,
+            "prm_params": prm_params,
+            "policy_model": model,
+            "cells": [c.id for c in work.cells],
+            **extra,
+        }
+        self.store.write_rows("pool", work.uid, rows, meta=meta)
+        self.pool_meta[work.uid] = meta
+
     def on_result(self, work: Work, result: JobResult) -> None:
         pool_id = work.uid if work.job.__class__.__name__ == "PoolJob" else None
-        params = self._params(work, work.cells[0])
         if result.sample_rows is not None:
-            meta = {
-                "n_max": work.job.n_max,
-                "policy_params": params[0],
-                "prm_params": params[1],
-                "policy_model": params[2],
-                "cells": [c.id for c in work.cells],
-            }
-            self.store.write_rows("pool", work.uid, result.sample_rows, meta=meta)
+            self._write_pool(work, result.sample_rows)
         ok = 0
         for cell in work.cells:
             policy_params, prm_params, model = self._params(work, cell)
@@ -178,8 +186,6 @@ class Driver:
         )
 
     def on_event(self, kind: str, data: dict[str, Any]) -> None:
-        if kind == "retry" and data.get("death"):
-            self.deaths += 1
         if self.progress is None or self.engine_pool is None:
             return
         if kind == "engine":
@@ -262,7 +268,7 @@ class Driver:
         cluster = todo[0].config.cluster
         specs = plan_engines(todo, self.builder)
         cpus = max((s.engine.num_cpus * s.engine.replicas for s in specs.values()), default=1)
-        started_ray = connect(cluster, cpus + 1, log_to_driver=not self.progress.live)
+        started_ray = connect(cluster, cpus + 1, log_to_driver=self.verbose)
         self.engine_pool = EnginePool(specs, max_restarts=cluster.max_engine_restarts)
         scheduler = Scheduler(
             self.engine_pool,
@@ -291,6 +297,7 @@ class Driver:
             self.progress.jobs_total += len(works)
             scheduler.run(order_works(works))
         finally:
+            self.progress.stop()
             self.engine_pool.shutdown()
             if started_ray:
                 import ray
@@ -299,7 +306,7 @@ class Driver:
         p = self.progress
         summary.computed, summary.failed, summary.tokens = p.done, p.failed, p.tokens
         summary.engine_loads = self.engine_pool.actors_created
-        summary.engine_deaths, summary.requeued = self.deaths, scheduler.requeues
+        summary.engine_deaths, summary.requeued = scheduler.engine_deaths, scheduler.requeues
         summary.wall_s = time.monotonic() - started
         p.close(summary.line())
         return summary
@@ -330,14 +337,14 @@ class Driver:
                 n_max_override=k.samples,
                 score_override=k.method == "predicted",
             )
-            for w in works:
-                w.cells = []  # the binning pool produces samples, not cells
 
             def keep(work: Work, result: JobResult, sink: list[JobResult] = results) -> None:
+                # the binning pool produces samples, not cells (work.cells holds its representative config)
                 if result.sample_rows is not None:
-                    meta = {"n_max": work.job.n_max, "binning": True}
-                    self.store.write_rows("pool", work.uid, result.sample_rows, meta=meta)
+                    self._write_pool(work, result.sample_rows, binning=True)
                     sink.append(result)
+                    if self.progress:
+                        self.progress.cells(tokens=result.tokens_generated, job=False)
                 else:
                     sink.append(JobResult(work.uid, {}, list(work.job.stored or ())))
 
@@ -365,6 +372,9 @@ class Driver:
             self.bins = {(r.policy, r.problem_id): str(r.bin) for r in table.itertuples()}
 
 
-def run_sweep(grid: Grid, *, builder: Any = DEFAULT_BUILDER, live: bool | None = None) -> SweepSummary:
-    """Run (or resume) a sweep; returns its summary. Ray is started here unless it is already up."""
-    return Driver(grid, builder=builder, live=live).run()
+def run_sweep(
+    grid: Grid, *, builder: Any = DEFAULT_BUILDER, live: bool | None = None, verbose: bool = False
+) -> SweepSummary:
+    """Run (or resume) a sweep; returns its summary. Ray is started here unless it is already up.
+    `verbose`: stream the engines' own logs (vLLM) from the Ray workers to this terminal."""
+    return Driver(grid, builder=builder, live=live, verbose=verbose).run()

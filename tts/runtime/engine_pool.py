@@ -276,13 +276,15 @@ class EnginePool:
         elif all(r.error for r in engine.replicas):
             engine.state, engine.error = "failed", engine.replicas[0].error
 
-    def mark_recovering(self, replica: Replica) -> None:
+    def mark_recovering(self, replica: Replica) -> bool:
         """A call to this replica failed because its actor died or is restarting: hold new work until a
-        probe answers (Ray restarts the actor, which reloads its engines)."""
+        probe answers (Ray restarts the actor, which reloads its engines). True if this is news (a death)."""
         if replica.error is None and not replica.recovering:
             replica.recovering = True
             replica.probe_ref = None
             replica.next_probe = time.monotonic()
+            return True
+        return False
 
     # ---- using
     def state(self, key: str) -> str:

@@ -82,7 +82,9 @@ class Progress:
 
     @property
     def tokens_per_s(self) -> float:
-        return self.tokens / self.elapsed if self.elapsed > 0 else 0.0
+        """Generated tokens per second since the first engine was ready (engine start excluded)."""
+        since = time.monotonic() - (self.first_ready if self.first_ready is not None else self.started)
+        return self.tokens / since if since > 0 else 0.0
 
     @property
     def eta_s(self) -> float | None:
@@ -123,8 +125,13 @@ class Progress:
             self._last_log = time.monotonic()
             log.info(self.line())
 
-    def close(self, summary: str) -> None:
+    def stop(self) -> None:
+        """Stop the live display (idempotent; also on errors and Ctrl-C)."""
         if self._live is not None:
             self._live.update(self._render())
             self._live.stop()
+            self._live = None
+
+    def close(self, summary: str) -> None:
+        self.stop()
         print(summary, flush=True)

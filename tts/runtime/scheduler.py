@@ -122,6 +122,7 @@ class Scheduler:
         self.pending: deque[Work] = deque()
         self.inflight: dict[Any, tuple[Work, list[Replica]]] = {}
         self.requeues = 0
+        self.engine_deaths = 0  # actor deaths seen (each one restarts the actor, which reloads its engines)
         self._remote: Any = None
 
     def _remote_task(self) -> Any:
@@ -205,10 +206,10 @@ class Scheduler:
         except Exception as exc:
             if is_actor_death(exc):  # Ray restarts the actor; give it no work until it answers again
                 for r in replicas:
-                    self.pool.mark_recovering(r)
-                    self.on_event(
-                        "engine", {"key": r.key, "info": None, "error": None, "change": "restarting"}
-                    )
+                    if self.pool.mark_recovering(r):
+                        self.engine_deaths += 1
+                        change = {"key": r.key, "info": None, "error": None, "change": "restarting"}
+                        self.on_event("engine", change)
             self._failed(work, exc)
             return
         try:
