@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         c = t_pd.set_index(keys)["strategy"]
         common = a.index.intersection(c.index)  # the pandas version has no all-problems rows
         print(
-            f"pandas groupby  {pandas_s:8.2f} s   {pandas_cpu:8.2f} s   read + join + groupby + best, no CIs"
+            f"pandas groupby        {pandas_s:8.2f} s   {pandas_cpu:8.2f} s   read + join + groupby + best, no CIs"
         )
         print(
             f"ratio pandas / summary = {pandas_s / summary_s:.1f}x   pandas / raw = {pandas_s / raw_s:.1f}x   "
