@@ -27,18 +27,28 @@ def test_fit_recovers_exact_parameters() -> None:
         assert fit.r2 == pytest.approx(1.0) and fit.rmse < 1e-12 and fit.points == 100
 
 
-def test_fit_with_noise_is_close_and_skips_saturated_points() -> None:
+def test_fit_with_noise_is_close() -> None:
     rng = np.random.default_rng(0)
     k = np.geomspace(1, 1000, 40)
-    c = np.exp(-3.0 * k**-0.4) * (1 + rng.normal(0, 0.01, k.size))
-    c = np.clip(c, 0, 1)
-    c[-1] = 1.0  # a saturated point cannot be linearised: skipped
+    c = np.clip(np.exp(-3.0 * k**-0.4) + rng.normal(0, 0.01, k.size), 0, 1)
     fit = fit_power_law(k, c)
-    assert fit.a == pytest.approx(-3.0, rel=0.1) and fit.b == pytest.approx(-0.4, rel=0.1)
-    assert (
-        fit.points == 39 and fit.r2 > 0.95 and fit.rmse < 0.05
-    )  # RMSE over every point, the skipped one too
+    assert fit.a == pytest.approx(-3.0, rel=0.05) and fit.b == pytest.approx(-0.4, rel=0.05)
+    assert fit.points == 40 and fit.r2 > 0.99 and fit.rmse < 0.015
     assert fit.predict([1.0])[0] == pytest.approx(math.exp(fit.a))
+
+
+def test_refinement_fits_a_saturating_curve_better_than_the_linearisation() -> None:
+    """Near c = 1, log(-log c) amplifies tiny errors: a curve that saturates (here: true law plus small noise,
+    then exactly 1) is fitted far better in coverage space after the refinement."""
+    k = np.arange(1, 33, dtype=float)
+    c = np.exp(-1.2 * k**-1.5)
+    c[20:] = 1.0
+    c[10:20] = np.minimum(c[10:20] + 0.004, 0.99999)
+    linear = fit_power_law(k, c, refine=False)
+    refined = fit_power_law(k, c)
+    assert refined.rmse < 0.6 * linear.rmse  # measured 0.0057 vs 0.0109
+    assert abs(refined.a + 1.2) < abs(linear.a + 1.2) / 3 and abs(refined.b + 1.5) < abs(linear.b + 1.5) / 3
+    assert linear.points == 20 and refined.points == 32  # saturated points only inform the refinement
 
 
 def test_fit_needs_two_usable_points() -> None:

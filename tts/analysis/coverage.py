@@ -7,8 +7,9 @@ problems of a bin. Brown et al. model the curve as an exponentiated power law
 
     log c(k) = a * k^b        (a < 0, b < 0: c rises towards 1 as k grows)
 
-fitted here by ordinary least squares on the linearisation  log(-log c) = log(-a) + b * log k  over the points
-with 0 < c < 1 (numpy only). Each fit reports a, b, R^2 (linear space), RMSE (coverage space) and the points used.
+fitted (numpy only) by least squares on the linearisation  log(-log c) = log(-a) + b * log k  over the points
+with 0 < c < 1, refined by Levenberg-Marquardt on the coverage error itself (the linearisation over-weights
+points near c = 1). Each fit reports a, b, R^2 and RMSE (coverage space) and the points used.
 
     python -m tts.analysis.coverage results/humaneval_repeated_sampling [--method absolute] [--out DIR]
 writes coverage_curves.csv, coverage_fits.csv / .md and coverage.png / .svg under DIR (default
@@ -47,26 +48,68 @@ class PowerLawFit:
         return np.exp(self.a * np.power(np.asarray(k, dtype=float), self.b))
 
 
-def fit_power_law(k: Sequence[float], coverage: Sequence[float], *, eps: float = 1e-12) -> PowerLawFit:
-    """Least-squares fit of log(-log c) = log(-a) + b log k over the points with eps < c < 1 - eps."""
+def fit_power_law(
+    k: Sequence[float], coverage: Sequence[float], *, eps: float = 1e-12, refine: bool = True
+) -> PowerLawFit:
+    """Fit log c = a k^b: ordinary least squares on log(-log c) = log(-a) + b log k over the points with
+    eps < c < 1 - eps, then (refine) Levenberg-Marquardt on the squared coverage error over every point. The
+    linearisation alone over-weights points near c = 1 (where log(-log c) runs off to -inf), which bends the fit
+    of saturating curves; the refinement fits the curve that is plotted. R^2 and RMSE are in coverage space."""
     k_arr = np.asarray(k, dtype=float)
     c_arr = np.asarray(coverage, dtype=float)
     if k_arr.shape != c_arr.shape:
         raise ValueError(f"k and coverage: {k_arr.shape} vs {c_arr.shape}; give one coverage per k")
     if np.any(k_arr <= 0):
         raise ValueError("k: every budget must be positive")
-    use = (c_arr > eps) & (c_arr < 1 - eps) & np.isfinite(c_arr)
-    if use.sum() < 2 or np.unique(k_arr[use]).size < 2:
-        return PowerLawFit(math.nan, math.nan, math.nan, math.nan, int(use.sum()))
-    x, y = np.log(k_arr[use]), np.log(-np.log(c_arr[use]))
+    finite = np.isfinite(c_arr)
+    inside = finite & (c_arr > eps) & (c_arr < 1 - eps)
+    if inside.sum() < 2 or np.unique(k_arr[inside]).size < 2:
+        return PowerLawFit(math.nan, math.nan, math.nan, math.nan, int(inside.sum()))
+    x, y = np.log(k_arr[inside]), np.log(-np.log(c_arr[inside]))
     design = np.stack([np.ones_like(x), x], axis=1)
     (intercept, b), *_ = np.linalg.lstsq(design, y, rcond=None)
-    resid = y - (intercept + b * x)
-    total = float(((y - y.mean()) ** 2).sum())
-    r2 = 1.0 - float((resid**2).sum()) / total if total > 0 else 1.0
-    fit = PowerLawFit(-math.exp(intercept), float(b), r2, math.nan, int(use.sum()))
-    rmse = float(np.sqrt(np.mean((fit.predict(k_arr) - c_arr) ** 2)))
-    return PowerLawFit(fit.a, fit.b, r2, rmse, fit.points)
+    a, b = -math.exp(intercept), float(b)
+    ks, cs = k_arr[finite], c_arr[finite]
+    if refine:
+        a, b = _levenberg_marquardt(ks, cs, a, b)
+    pred = np.exp(a * ks**b)
+    sse = float(((pred - cs) ** 2).sum())
+    total = float(((cs - cs.mean()) ** 2).sum())
+    r2 = 1.0 - sse / total if total > 0 else 1.0
+    return PowerLawFit(a, b, r2, math.sqrt(sse / cs.size), int(finite.sum() if refine else inside.sum()))
+
+
+def _levenberg_marquardt(
+    k: np.ndarray, c: np.ndarray, a: float, b: float, iters: int = 200
+) -> tuple[float, float]:
+    """Minimise sum (exp(a k^b) - c)^2 over (a, b) from the given start."""
+    log_k = np.log(k)
+
+    def sse(a_: float, b_: float) -> float:
+        return float(((np.exp(a_ * k**b_) - c) ** 2).sum())
+
+    damping, current = 1e-3, sse(a, b)
+    for _ in range(iters):
+        kb = k**b
+        pred = np.exp(a * kb)
+        jac = np.stack([pred * kb, pred * a * kb * log_k], axis=1)
+        grad = jac.T @ (pred - c)
+        hess = jac.T @ jac
+        try:
+            step = np.linalg.solve(hess + damping * np.diag(np.diag(hess) + 1e-12), -grad)
+        except np.linalg.LinAlgError:
+            break
+        trial = sse(a + step[0], b + step[1])
+        if np.isfinite(trial) and trial < current:
+            a, b, damping = a + float(step[0]), b + float(step[1]), damping / 3
+            if current - trial < 1e-15 * max(current, 1e-30):
+                break
+            current = trial
+        else:
+            damping *= 4
+            if damping > 1e12:
+                break
+    return a, b
 
 
 def k_grid(n_max: int, points: int = 64) -> list[int]:
