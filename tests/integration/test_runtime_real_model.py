@@ -1,9 +1,10 @@
 """The sweep driver with a REAL vLLM engine inside a Ray actor (the tiny random Qwen2 from tests/fixtures/models.py).
 
-The tiny model's text is noise: assert on mechanics (every cell done once, tokens generated, parameter counts and
-FLOPs from the real model config, one engine load for all cells, a rerun computes nothing), never on accuracy.
-Killing engines is tested with fake engines in real actors (test_faults.py): a real restart reloads the model
-(30 s to minutes on a busy 2-core machine). `TTS_TEST_REAL_KILL=1` adds one SIGKILL of the real engine here.
+The engine actor is SIGKILLed once after the first job's results are written: Ray restarts it (the model is
+loaded again: ~30 s here on an idle 2-core CPU, minutes on a busy one; TTS_TEST_REAL_KILL=0 leaves it out), calls
+made while it restarts fail with ActorUnavailableError and are requeued. The tiny model's text is noise: assert on
+mechanics (every cell done once, tokens generated, parameter counts and FLOPs from the real model config, one
+engine actor for all cells, a rerun computes nothing), never on accuracy. Repeated kills: test_faults.py (fakes).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tts.runtime.driver import Driver, run_sweep
 from tts.store import load, load_samples
 
 pytestmark = pytest.mark.integration
+REAL_KILL = os.environ.get("TTS_TEST_REAL_KILL", "1") == "1"  # 0: skip the kill (a restart reloads the model)
 
 
 class KillOnceDriver(Driver):
@@ -35,12 +37,12 @@ class KillOnceDriver(Driver):
 
     def on_result(self, work: Any, result: Any) -> None:
         super().on_result(work, result)
-        if os.environ.get("TTS_TEST_REAL_KILL") == "1" and self.killed is None and self.pid is not None:
+        if REAL_KILL and self.killed is None and self.pid is not None:
             os.kill(self.pid, signal.SIGKILL)
             self.killed = self.pid
 
 
-def test_real_tiny_vllm_engine_in_a_ray_actor_runs_6_cells_with_1_load_and_a_rerun_computes_0(
+def test_real_tiny_vllm_engine_actor_killed_1_time_6_cells_finish_and_a_rerun_computes_0(
     ray_local: Any, tiny_policy_dir: Path, tmp_path: Path
 ) -> None:
     grid = expand(
@@ -64,12 +66,11 @@ def test_real_tiny_vllm_engine_in_a_ray_actor_runs_6_cells_with_1_load_and_a_rer
     assert len(grid.cells) == 6
     driver = KillOnceDriver(grid, live=False)
     summary = driver.run()
-    print(
-        f"engine killed once (pid {driver.killed}); requeued jobs: {summary.requeued}; tokens: {summary.tokens}"
-    )
-    assert driver.killed is not None
+    print(f"engine killed: {driver.killed}; requeued jobs: {summary.requeued}; tokens: {summary.tokens}")
+    if REAL_KILL:
+        assert driver.killed is not None and summary.engine_deaths == 1
     assert (summary.computed, summary.failed) == (6, 0)
-    assert summary.engine_loads == 1, "one actor; Ray restarted it in place"
+    assert summary.engine_loads == 1, "one engine actor for all 6 cells (a restart reloads it in place)"
     df = load(tmp_path / "tiny")
     assert len(df) == 6 * 4 and not df.duplicated(["cell_id", "problem_id"]).any()
     assert df["tokens_out"].gt(0).all() and df["policy_params"].gt(0).all() and df["flops"].gt(0).all()
