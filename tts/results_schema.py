@@ -77,6 +77,7 @@ SAMPLE_COLUMNS: dict[str, str] = {
     "finish_reason": "eos | stop_string | length",
     "tokens_out": "generated tokens of this sample",
     "prompt_tokens": "prompt tokens of the problem's request (same on every sample row of a problem)",
+    "cached_prompt_tokens": "of prompt_tokens, served from the prefix cache (same on every sample row of a problem)",
     "step_scores": "list<float>: per-step PRM scores",
     "score": "aggregated PRM score with the PRM's aggregation",
     "prm_tokens": "tokens the PRM read for this sample",

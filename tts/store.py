@@ -17,7 +17,7 @@ import os
 import subprocess
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -357,15 +357,3 @@ def summarize(results_dir: str | Path) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def entries_by_status(store: SweepStore, kind: str = "cell") -> dict[str, list[ManifestEntry]]:
-    out: dict[str, list[ManifestEntry]] = {}
-    for (k, _), e in store.entries().items():
-        if k == kind:
-            out.setdefault(e.status, []).append(e)
-    return out
-
-
-def iter_rows(table: pa.Table) -> Iterable[dict[str, Any]]:
-    return table.to_pylist()

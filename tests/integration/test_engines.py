@@ -274,7 +274,8 @@ def test_embedded_default_policy_and_shared_judge_on_vllm(smollm2_dir: Path):
     try:
         assert policy.model_path == str(smollm2_dir)
         prompt = policy.build_prompt("4 + 3")
-        assert prompt.count("<|im_start|>user") == 3  # two worked examples, then the question
+        # the worked examples of conf/policy/smollm2_135m.yaml, then the question
+        assert prompt.count("<|im_start|>user") == len(cfg.policy.few_shot) + 1
         gen = policy.generate([GenerationRequest(prompt=prompt, n=1, max_tokens=24, temperature=0.0)])[0]
         # the converted weights are sane: greedy SmolLM2 copies the worked examples' format and adds right
         assert gen.completions[0].text.startswith("4 + 3 = 7.")

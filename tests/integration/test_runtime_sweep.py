@@ -120,3 +120,15 @@ def test_cells_restricted_to_oracle_bins_cover_only_their_problems(ray_local: An
     for cell_bins, rows in df.groupby("config.difficulty.bins"):
         assert {by_bin[p] for p in rows["problem_id"]} == {cell_bins.strip("[]")}, cell_bins
     assert df.groupby("cell_id").size().sum() == 2 * 6  # each problem in exactly one bin, for both budgets
+
+
+def test_a_gpu_engine_on_a_local_cluster_without_gpus_fails_at_once_naming_the_field(
+    ray_local: Any, tmp_path: Path
+) -> None:
+    grid = expand(
+        [f"results_dir={tmp_path}", "strategy=best_of_n", "n=1", "dataset.per_level=1", "engine=gpu"]
+    )
+    summary = run_sweep(grid, builder=FakeEngineBuilder(), live=False)
+    assert (summary.computed, summary.failed, summary.engine_loads) == (0, 1, 0)
+    error = load(tmp_path / "default")["error"].iloc[0]
+    assert error.startswith("engine.num_gpus:") and "engine=cpu" in error

@@ -64,8 +64,14 @@ def _problem(name: str, tests: str) -> Problem:
     )
 
 
-def _strays(box: Sandbox) -> list[psutil.Process]:
-    found = [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+def _strays(box: Sandbox, before: set[int] = frozenset()) -> list[psutil.Process]:
+    """Live processes the attack left: the grader's descendants that were not there before it (other tests'
+    session-scoped engines are), and anything running under the sandbox's throwaway uids."""
+    found = [
+        p
+        for p in psutil.Process().children(recursive=True)
+        if p.pid not in before and p.status() != psutil.STATUS_ZOMBIE
+    ]
     base = box.isolation.uid_base
     if base is not None:
         uids = range(base, base + box.max_workers)
@@ -78,6 +84,7 @@ def _strays(box: Sandbox) -> list[psutil.Process]:
 def _attack(box: Sandbox, sentinels: list[Path], name: str, body: str, tests: str) -> str:
     """Grade the attack; assert everything the issue requires; return the grade's detail."""
     completion = textwrap.indent(textwrap.dedent(body).strip() + "\n", "    ")
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
     start = time.monotonic()
     grade = grade_code(_problem(name, textwrap.dedent(tests)), completion, sandbox=box)
     elapsed = time.monotonic() - start
@@ -86,7 +93,7 @@ def _attack(box: Sandbox, sentinels: list[Path], name: str, body: str, tests: st
     assert elapsed <= TIMEOUT_S + 1.0, f"{name}: graded in {elapsed:.2f} s"
     for f in sentinels:
         assert f.read_text() == "keep me", f"{name}: sentinel {f} was changed"
-    assert _strays(box) == [], f"{name}: stray processes {_strays(box)}"
+    assert _strays(box, before) == [], f"{name}: stray processes {_strays(box, before)}"
     assert box.run("print('alive')").stdout == "alive\n"  # the grader still works
     return grade.detail
 

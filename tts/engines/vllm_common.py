@@ -54,6 +54,10 @@ class EngineSettings:
         }
         if self.max_model_len is not None:
             kwargs["max_model_len"] = self.max_model_len
+        if self.tensor_parallel_size > 1:
+            # Inside a GPU-less Ray actor whose placement group holds the GPUs, vLLM's default executor fails its
+            # device-count check; the Ray executor places one worker per bundle.
+            kwargs["distributed_executor_backend"] = "ray"
         kwargs.update(self.extra)
         return kwargs
 

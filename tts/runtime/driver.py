@@ -269,7 +269,9 @@ class Driver:
         specs = plan_engines(todo, self.builder)
         cpus = max((s.engine.num_cpus * s.engine.replicas for s in specs.values()), default=1)
         started_ray = connect(cluster, cpus + 1, log_to_driver=self.verbose)
-        self.engine_pool = EnginePool(specs, max_restarts=cluster.max_engine_restarts)
+        self.engine_pool = EnginePool(
+            specs, max_restarts=cluster.max_engine_restarts, check_fit=cluster.mode == "local"
+        )
         scheduler = Scheduler(
             self.engine_pool,
             max_inflight_per_engine=cluster.max_inflight_per_engine,

@@ -160,10 +160,16 @@ class EnginePool:
     replica. Every state change happens in `pump` / `on_ref`, driven by the scheduler's `ray.wait` loop."""
 
     def __init__(
-        self, specs: dict[str, EngineSpec], *, max_restarts: int, replicas: dict[str, int] | None = None
+        self,
+        specs: dict[str, EngineSpec],
+        *,
+        max_restarts: int,
+        replicas: dict[str, int] | None = None,
+        check_fit: bool = False,
     ):
         self.engines = {k: Engine(s) for k, s in specs.items()}
         self.max_restarts = max_restarts
+        self.check_fit = check_fit  # a fixed-size (local) cluster: an engine that can never fit fails at once
         self._replicas = replicas or {}
         self._queue: list[Replica] = []  # replicas waiting to be created
         self.actors_created = 0
@@ -193,6 +199,13 @@ class EnginePool:
             engine = self.engines[replica.key]
             if engine.fractional and busy:
                 continue
+            misfit = self._misfit(engine.spec) if self.check_fit else None
+            if misfit:
+                self._queue.remove(replica)
+                replica.error = misfit
+                log.error(misfit)
+                self._update(engine)
+                continue
             opts, pg = actor_options(engine.spec, self.max_restarts)
             replica.pg = pg
             replica.handle = ray.remote(EngineActor).options(**opts).remote(engine.spec)
@@ -214,6 +227,23 @@ class EnginePool:
                         r.probe_ref = r.handle.info.remote()
                     else:  # RESTARTING / PENDING_CREATION: loading its engines again
                         r.next_probe = now + 0.5
+
+    @staticmethod
+    def _misfit(spec: EngineSpec) -> str | None:
+        """Why one replica of `spec` can never be placed on this (fixed) cluster, or None."""
+        import ray
+
+        total = ray.cluster_resources()
+        e = spec.engine
+        gpus = e.tensor_parallel_size if e.num_gpus and e.tensor_parallel_size > 1 else e.num_gpus
+        if gpus > total.get("GPU", 0):
+            return (
+                f"engine.num_gpus: engine {spec.label} needs {gpus} GPU(s) per replica, this Ray cluster has "
+                f"{total.get('GPU', 0):g}; use engine=cpu on a machine without GPUs"
+            )
+        if e.num_cpus > total.get("CPU", 0):
+            return f"engine.num_cpus: engine {spec.label} needs {e.num_cpus} CPUs, this Ray cluster has {total.get('CPU', 0):g}"
+        return None
 
     def watch_refs(self) -> dict[Any, Replica]:
         """Refs the scheduler waits on besides its tasks: first `info` calls and restart probes."""
