@@ -45,7 +45,10 @@ CELL_TYPES: dict[str, pa.DataType] = {
 }
 SAMPLE_TYPES: dict[str, pa.DataType] = {
     **dict.fromkeys(SAMPLE_COLUMNS, _S),
-    **dict.fromkeys(["level", "seed", "sample_idx", "tokens_out", "prompt_tokens", "prm_tokens"], _I),
+    **dict.fromkeys(
+        ["level", "seed", "sample_idx", "tokens_out", "prompt_tokens", "cached_prompt_tokens", "prm_tokens"],
+        _I,
+    ),
     **dict.fromkeys(["correct", "no_answer", "fallback_extraction", "truncated"], _B),
     "score": _F,
     "step_scores": pa.list_(_F),
