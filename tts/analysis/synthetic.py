@@ -326,6 +326,7 @@ def samples_frame(spec: SyntheticSpec, seed: int = 0) -> pd.DataFrame:
                             "finish_reason": "eos",
                             "tokens_out": out.astype("int64"),
                             "prompt_tokens": 60 + 15 * level,
+                            "cached_prompt_tokens": 0,
                             "step_scores": list(steps),
                             "score": final.reshape(-1),
                             "prm_tokens": (60 + 15 * level + out).astype("int64") if prm.params else 0,
