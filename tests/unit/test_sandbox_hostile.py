@@ -144,11 +144,11 @@ def test_remount_read_only_tree_writable(box: Sandbox, sentinels: list[Path]) ->
     libc.mount(None, b"/", None, 32 | 4096, None)
     try:
         os.remove({str(sentinels[1])!r})
-    except OSError:
-        pass
-    return os.path.exists({str(sentinels[1])!r})
+    except OSError:  # read-only, or not even visible (a project tree under /tmp is hidden by the sandbox)
+        return False
+    return True
     """
-    _attack(box, sentinels, "remount", body, "assert not main()\n")
+    _attack(box, sentinels, "remount", body, "assert main()\n")
 
 
 def test_socket_to_localhost(box: Sandbox, sentinels: list[Path]) -> None:
