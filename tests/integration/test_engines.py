@@ -107,6 +107,20 @@ def test_chat_template_prompt_building(tiny_policy_engine):
     assert len(gen.completions) == 2
 
 
+def test_prompt_ending_at_the_delimiter_is_tokenized_as_when_a_step_follows(tiny_policy_engine):
+    """A partial solution ends with the step delimiter; its trailing "\n\n" must get the tokens it has before
+    more text (how the model wrote it), not the merged end-of-text form (tts.engines.vllm_policy.encode_prompt)."""
+    policy = tiny_policy_engine
+    tok = policy.tokenizer
+    prompt = policy.build_prompt("1 + 1") + "1 + 1 = 2.\n\n"
+    ids = policy.encode_prompt(prompt)
+    followed = tok.encode(prompt + "The answer", add_special_tokens=False)
+    assert followed[: len(ids)] == ids
+    assert tok.decode(ids) == prompt
+    # a prompt without trailing whitespace is tokenized plainly
+    assert policy.encode_prompt("1 + 1 = 2.") == tok.encode("1 + 1 = 2.", add_special_tokens=False)
+
+
 def test_param_count_matches_the_weights(tiny_policy_engine, tiny_policy_dir: Path):
     from safetensors import safe_open
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from tts.engines.embedded import resolve_model
 from tts.engines.protocols import Completion, FinishReason, Generation, GenerationRequest
-from tts.engines.vllm_common import EngineSettings, accepts_kwarg, make_llm, param_count_of, shutdown_llm
+from tts.engines.vllm_common import EngineSettings, make_llm, param_count_of, shutdown_llm
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +84,6 @@ class VLLMPolicy:
                 "set policy.chat_template=false to prompt it with plain text"
             )
         self.param_count = int(params) if params else param_count_of(model)
-        # chat-templated text already holds its special tokens (BOS, <|im_start|>): do not add them again
-        self._tok_kwargs = {"add_special_tokens": False} if chat_template else None
-        self._has_tok_kwargs = accepts_kwarg(llm.generate, "tokenization_kwargs")
 
     # ------------------------------------------------------------------------------------------ prompts
     def _user_turn(self, question: str) -> str:
@@ -111,6 +108,27 @@ class VLLMPolicy:
         parts.append(self._user_turn(question))
         return "\n\n".join(parts) + "\n"
 
+    def encode_prompt(self, prompt: str) -> list[int]:
+        """Token ids for `prompt`, tokenized here (chat-templated text already holds its special tokens).
+
+        A prompt that ends in whitespace (a partial solution ending at the step delimiter "\n\n") is tokenized
+        as that whitespace is when text follows it, i.e. as the model itself produced it. BPE tokenizers merge a
+        trailing "\n\n" into a token the model rarely emits before more text, and continued from it the model
+        writes a different next step: SmolLM2 after "3 + 2 = 5.\n\n" wrote "The answer is \\boxed{5}." in 0 of 8
+        samples as a prompt, in 8 of 8 when sampling the whole solution. Falls back to plain tokenization when
+        the probe text does not tokenize on its own (e.g. SentencePiece's leading-space marker)."""
+        add_special = not self.chat_template
+        plain = self.tokenizer.encode(prompt, add_special_tokens=add_special)
+        if prompt == prompt.rstrip():
+            return plain
+        probe = self.tokenizer.encode(_PROBE, add_special_tokens=False)
+        with_probe = self.tokenizer.encode(prompt + _PROBE, add_special_tokens=add_special)
+        if len(with_probe) > len(probe) and with_probe[-len(probe) :] == probe:
+            ids = with_probe[: -len(probe)]
+            if self.tokenizer.decode(ids) == self.tokenizer.decode(plain):
+                return ids
+        return plain
+
     # --------------------------------------------------------------------------------------- generation
     def sampling_params(self, req: GenerationRequest) -> Any:
         from vllm import SamplingParams
@@ -131,16 +149,9 @@ class VLLMPolicy:
         for i, req in enumerate(requests):
             if req.n < 1 or req.max_tokens < 1:
                 raise ValueError(f"requests[{i}]: n={req.n}, max_tokens={req.max_tokens}; both must be >= 1")
-        prompts = [r.prompt for r in requests]
+        prompts = [{"prompt_token_ids": self.encode_prompt(r.prompt)} for r in requests]
         params = [self.sampling_params(r) for r in requests]
         kwargs: dict[str, Any] = {"use_tqdm": False}
-        if self._tok_kwargs is not None:
-            if self._has_tok_kwargs:
-                kwargs["tokenization_kwargs"] = self._tok_kwargs
-            else:  # older vLLM: hand it token ids tokenized our way
-                prompts = [
-                    {"prompt_token_ids": self.tokenizer.encode(p, **self._tok_kwargs)} for p in prompts
-                ]
         outputs = self.llm.generate(prompts, params, **kwargs)
         return [_to_generation(out, req.n) for out, req in zip(outputs, requests, strict=True)]
 
@@ -148,6 +159,9 @@ class VLLMPolicy:
         """Stop the engine and free its memory (the object is unusable afterwards)."""
         shutdown_llm(self.llm)
         self.llm = None
+
+
+_PROBE = "The"  # a word that starts a step; it follows the delimiter in a solution the model writes
 
 
 def finish_reason(vllm_reason: str | None, stop_reason: object) -> FinishReason:
