@@ -78,6 +78,7 @@ class VLLMPolicy:
             log.info("policy %s ready in %.1f s", model, self.start_seconds)
         self.llm = llm
         self.tokenizer = llm.get_tokenizer()
+        self._probe_ids = self.tokenizer.encode(_PROBE, add_special_tokens=False)  # see encode_prompt
         if chat_template and not getattr(self.tokenizer, "chat_template", None):
             raise ValueError(
                 f"policy.chat_template: true, but the tokenizer of {model!r} has no chat template; "
@@ -121,7 +122,7 @@ class VLLMPolicy:
         plain = self.tokenizer.encode(prompt, add_special_tokens=add_special)
         if prompt == prompt.rstrip():
             return plain
-        probe = self.tokenizer.encode(_PROBE, add_special_tokens=False)
+        probe = self._probe_ids
         with_probe = self.tokenizer.encode(prompt + _PROBE, add_special_tokens=add_special)
         if len(with_probe) > len(probe) and with_probe[-len(probe) :] == probe:
             ids = with_probe[: -len(probe)]

@@ -139,11 +139,8 @@ def pools_from_rows(rows: Sequence[dict[str, Any]], sampling: SamplingSettings, 
     from tts.strategies.pool import ProblemPool
     from tts.strategies.steps import split_steps
 
-    by_problem: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        by_problem.setdefault(r["problem_id"], []).append(r)
     out = {}
-    for pid, rs in by_problem.items():
+    for pid, rs in _group(rows).items():
         rs.sort(key=lambda r: r["sample_idx"])
         candidates = tuple(
             Candidate(
