@@ -265,7 +265,7 @@ def test_embedded_smollm2_is_a_loadable_safetensors_folder(smollm2_dir: Path):
     from safetensors import safe_open
     from transformers import AutoTokenizer
 
-    from tts.analysis.compute import param_count
+    from tts.compute import param_count
 
     config = json.loads((smollm2_dir / "config.json").read_text())
     assert config["architectures"] == ["LlamaForCausalLM"]

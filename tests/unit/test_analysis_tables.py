@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from tts.analysis.bootstrap import bootstrap_ci, group_cis
-from tts.analysis.compute import policy_flops, prm_flops
+from tts.compute import policy_flops, prm_flops
 from tts.analysis.difficulty import assign_bins
 from tts.analysis.keys import ALL_BIN
 from tts.analysis.source import from_rows

@@ -3,7 +3,6 @@
     tts analyze results/smoke            # report.md + plots; python -m tts.analysis.report results/smoke
 
 Modules (read in this order):
-  compute     FLOPs = 2 x params x tokens (policy + PRM); parameter counts from model configs
   difficulty  difficulty bins per (policy, problem): oracle quantile, absolute, predicted, dataset level
   io          reading a results folder (manifest-listed files), difficulty.parquet
   summary     the materialised per-problem / per-bin summary and the raw-Parquet scan (DuckDB)

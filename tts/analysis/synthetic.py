@@ -172,7 +172,7 @@ def cell_configs(spec: SyntheticSpec) -> list[dict[str, Any]]:
 
 def _cell_table(spec: SyntheticSpec, cfg: dict[str, Any], probs: pd.DataFrame, seed: int, idx: int):
     """One cell's rows (a pyarrow Table in CELL_COLUMNS order + config.* columns) and its true q."""
-    from tts.analysis.compute import flops_arrays
+    from tts.compute import flops_arrays
 
     pol, prm, strat, n = cfg["policy"], cfg["prm"], cfg["strategy"], cfg["n"]
     rng = np.random.default_rng([seed, idx, 11])

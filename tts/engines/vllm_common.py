@@ -112,7 +112,7 @@ def struct_has_field(cls: type, name: str) -> bool:
 
 def param_count_of(model: str) -> int:
     """Parameter count of a local model folder (its config.json) or a hub id (config via transformers)."""
-    from tts.analysis.compute import param_count, param_count_from_config
+    from tts.compute import param_count, param_count_from_config
 
     if Path(model).expanduser().is_dir():
         return param_count(Path(model).expanduser())

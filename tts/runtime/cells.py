@@ -262,7 +262,7 @@ def cell_rows(
 ) -> list[dict[str, Any]]:
     """Full CELL_COLUMNS rows (plus "config.*" columns) for one cell from its per-problem outcomes."""
     from tts import __version__
-    from tts.analysis.compute import policy_flops, prm_flops
+    from tts.compute import policy_flops, prm_flops
     from tts.store import config_columns, git_sha
 
     cfg = cell.config

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tts.analysis.compute import (
+from tts.compute import (
     add_flops,
     compute_by_cell,
     flops_arrays,
