@@ -20,136 +20,38 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from tts.engines.aggregation import AGGREGATIONS
+from tts.schemas import (
+    ConfigError,
+    DatasetConfig,
+    EngineConfig,
+    FewShotExample,
+    PolicyConfig,
+    PRMConfig,
+    StrategyConfig,
+)
 
-
-class ConfigError(ValueError):
-    """An invalid config value. The message names the field, the bad value and the fix."""
+__all__ = [
+    "ClusterConfig",
+    "ConfigError",
+    "DatasetConfig",
+    "DifficultyConfig",
+    "EngineConfig",
+    "FewShotExample",
+    "PolicyConfig",
+    "PRMConfig",
+    "StrategyConfig",
+    "SweepConfig",
+    "TTSConfig",
+    "compose",
+    "conf_dir",
+    "register_configs",
+    "sampling_settings",
+    "strategy_params",
+    "validate",
+]
 
 
 # --------------------------------------------------------------------------------------------- schemas
-@dataclass
-class FewShotExample:
-    question: str = MISSING
-    answer: str = MISSING
-
-
-@dataclass
-class PolicyConfig:
-    """A policy model and how it is prompted. `model` is a hub id, a local folder, or "embedded:<name>"."""
-
-    name: str = MISSING
-    model: str = MISSING
-    tokenizer: str | None = None
-    params: int | None = None  # parameter count; None = read from the model config
-    chat_template: bool = True  # apply the tokenizer's chat template
-    system_prompt: str | None = None
-    prompt_template: str = "{question}"  # the user turn; must contain {question}
-    few_shot: list[FewShotExample] = field(default_factory=list)  # earlier user/assistant turns
-    temperature: float = 0.8
-    top_p: float = 1.0
-    max_tokens: int = 256
-    step_delimiter: str = "\n\n"
-    step_max_tokens: int = 96
-
-
-@dataclass
-class PRMConfig:
-    """A process reward model / verifier. `kind` selects the implementation (see tts.engines.PRM_KINDS)."""
-
-    name: str = MISSING
-    kind: str = MISSING  # none | rule_arithmetic | vllm_pooling | judge
-    model: str | None = None
-    params: int | None = None
-    aggregation: str = "last"  # last | min | prod | mean
-    # vllm_pooling: "qwen_math_prm" (steps joined by <extra_0>) or "step_tag" (Math-Shepherd style)
-    format: str = "qwen_math_prm"
-    step_tag: str = "ки"
-    good_token: str = "+"
-    bad_token: str = "-"
-    # judge: a causal LM asked whether each step is correct; score = P(yes_token) / (P(yes) + P(no))
-    judge_prompt: str | None = None
-    yes_token: str = "Yes"
-    no_token: str = "No"
-
-
-@dataclass
-class StrategyConfig:
-    """Fields every strategy has. Each strategy's YAML extends its own schema below (no flat option bag)."""
-
-    name: str = MISSING
-    temperature: float | None = None  # None = the policy's
-
-
-@dataclass
-class MajorityVoteConfig(StrategyConfig):
-    name: str = "majority_vote"
-
-
-@dataclass
-class BestOfNConfig(StrategyConfig):
-    name: str = "best_of_n"
-
-
-@dataclass
-class WeightedBestOfNConfig(StrategyConfig):
-    name: str = "weighted_best_of_n"
-
-
-@dataclass
-class BeamSearchConfig(StrategyConfig):
-    name: str = "beam_search"
-    beam_width: int = 4  # M: each step keeps the top N / M beams and expands each into M (Snell et al.)
-    max_steps: int = 8
-
-
-@dataclass
-class DVTSConfig(StrategyConfig):
-    name: str = "dvts"
-    beam_width: int = 4  # M: N / M independent subtrees, each a greedy beam of width M
-    max_steps: int = 8
-
-
-@dataclass
-class LookaheadConfig(StrategyConfig):
-    name: str = "lookahead"
-    beam_width: int = 4
-    max_steps: int = 8
-    lookahead: int = 2  # k: steps rolled out (at temperature 0) to score a candidate step
-
-
-@dataclass
-class DatasetConfig:
-    """A problem set. `name` selects the loader (see tts.data.DATASETS)."""
-
-    name: str = MISSING
-    path: str | None = None  # local JSONL/Parquet (loader "local")
-    hub_id: str | None = None
-    split: str = "test"
-    columns: dict[str, str] = field(default_factory=dict)  # record field -> source column
-    levels: list[int] | None = None  # keep only these levels
-    limit: int | None = None  # first K problems (after the level filter), per level when per_level is set
-    per_level: int | None = None  # built-in set: problems generated per level
-    seed: int = 0  # built-in set: generator seed
-    ids: list[str] | None = None  # keep only these problem ids, in this order (code loaders: tts.data.code)
-
-
-@dataclass
-class EngineConfig:
-    """vLLM engine settings and Ray resources per model replica."""
-
-    dtype: str = "auto"
-    enforce_eager: bool = False
-    gpu_memory_utilization: float = 0.9
-    max_model_len: int | None = 4096
-    max_num_seqs: int = 256
-    enable_prefix_caching: bool = True
-    tensor_parallel_size: int = 1
-    num_gpus: float = 1.0  # per replica; 0.5 co-locates a policy and a PRM on one GPU
-    num_cpus: float = 1.0
-    replicas: int = 1
-    seed: int = 0
-
-
 @dataclass
 class ClusterConfig:
     mode: str = "local"  # local: ray.init() here; ray: connect to an existing cluster
@@ -188,7 +90,7 @@ class TTSConfig:
 
     policy: PolicyConfig = MISSING
     prm: PRMConfig = MISSING
-    strategy: Any = MISSING  # one of the StrategyConfig subclasses above
+    strategy: Any = MISSING  # the schema of a registered strategy (its StrategyEntry.schema)
     dataset: DatasetConfig = MISSING
     engine: EngineConfig = MISSING
     cluster: ClusterConfig = MISSING
@@ -199,25 +101,16 @@ class TTSConfig:
     results_dir: str = "results"
 
 
-STRATEGY_SCHEMAS: dict[str, type[StrategyConfig]] = {
-    "majority_vote": MajorityVoteConfig,
-    "best_of_n": BestOfNConfig,
-    "weighted_best_of_n": WeightedBestOfNConfig,
-    "beam_search": BeamSearchConfig,
-    "dvts": DVTSConfig,
-    "lookahead": LookaheadConfig,
-}
-TREE_STRATEGIES = ("beam_search", "dvts", "lookahead")  # N must be a multiple of beam_width
-
-
 def register_configs() -> None:
     """Register every schema in Hydra's ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=TTSConfig)
     cs.store(group="policy", name="base_policy", node=PolicyConfig)
     cs.store(group="prm", name="base_prm", node=PRMConfig)
-    for name, schema in STRATEGY_SCHEMAS.items():
-        cs.store(group="strategy", name=f"base_{name}", node=schema)
+    from tts.strategies import STRATEGIES
+
+    for name, entry in STRATEGIES.items():
+        cs.store(group="strategy", name=f"base_{name}", node=entry.schema)
     cs.store(group="dataset", name="base_dataset", node=DatasetConfig)
     cs.store(group="engine", name="base_engine", node=EngineConfig)
     cs.store(group="cluster", name="base_cluster", node=ClusterConfig)
@@ -318,11 +211,13 @@ def validate(cfg: DictConfig | TTSConfig) -> TTSConfig:
 
     s = obj.strategy
     name = s.get("name") if isinstance(s, dict) else getattr(s, "name", None)
-    if name not in STRATEGIES or name not in STRATEGY_SCHEMAS:
+    if name not in STRATEGIES:
         raise ConfigError(STRATEGIES.unknown_message(name, field="strategy.name"))
-    if isinstance(s, dict):  # a strategy node composed without its schema: type it now
+    entry = STRATEGIES.get(name)
+    if isinstance(s, dict) or not isinstance(s, entry.schema):  # composed without its schema: type it now
         try:
-            s = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(STRATEGY_SCHEMAS[name]), s))
+            raw = s if isinstance(s, dict) else OmegaConf.structured(s)
+            s = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(entry.schema), raw))
         except Exception as exc:
             raise ConfigError(f"strategy: {exc}") from exc
         obj.strategy = s
@@ -335,17 +230,9 @@ def validate(cfg: DictConfig | TTSConfig) -> TTSConfig:
         raise _fail("n", obj.n, "the budget N must be a positive integer")
     if obj.seed < 0:
         raise _fail("seed", obj.seed, "must be >= 0")
-    if name in TREE_STRATEGIES:
-        if s.beam_width <= 0:
-            raise _fail("strategy.beam_width", s.beam_width, "must be a positive integer")
-        if obj.n % s.beam_width != 0:
-            raise _fail("n", obj.n, f"{name} needs N to be a multiple of strategy.beam_width={s.beam_width}")
-        if s.max_steps <= 0:
-            raise _fail("strategy.max_steps", s.max_steps, "must be a positive integer")
-        if name == "lookahead" and s.lookahead < 0:
-            raise _fail("strategy.lookahead", s.lookahead, "must be >= 0")
-    if s.temperature is not None and s.temperature < 0:
-        raise _fail("strategy.temperature", s.temperature, "must be >= 0 (0 = greedy)")
+    s.check(obj.n)
+    if entry.traits.needs_verifier and obj.prm.kind == "none":
+        raise _fail("prm", obj.prm.name, f"strategy {name} ranks by verifier scores; choose a PRM other than none")
 
     p = obj.policy
     _check_model("policy.model", p.model)
@@ -440,9 +327,4 @@ def sampling_settings(cfg: TTSConfig) -> Any:
 
 def strategy_params(cfg: TTSConfig) -> dict[str, Any]:
     """The strategy's own options as plain keywords (everything in its schema but `name`/`temperature`)."""
-    from dataclasses import asdict
-
-    params = asdict(cfg.strategy)
-    params.pop("name")
-    params.pop("temperature")
-    return params
+    return cfg.strategy.params()

@@ -12,16 +12,15 @@ Command-line overrides win: `n=4` removes the `n` axis, `n=1,2` replaces it.
 
 Composing with Hydra costs ~0.2 s, so we compose once per distinct set of config-group choices (`strategy=...`,
 `prm=...`) and apply plain value overrides (`n=8`) to a copy with OmegaConf, as Hydra itself does after
-composition. A cell's id is a hash of its resolved config minus the fields that do not change results
-(results_dir, sweep, cluster, engine resources; difficulty unless the cell is restricted to bins).
+composition. A cell's id is the `tts.identity.cell_id` projection of its resolved config. Sweep-level fields
+(`results_dir`, `sweep.*`, `cluster.*`: where results go, how Ray is reached, retries) describe the whole
+sweep, not a cell: sweeping one is rejected before anything starts.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
-import json
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,17 +29,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from tts import identity
 from tts.config import ConfigError, TTSConfig, conf_dir, register_configs, validate
 
-# Fields that never change a cell's rows: where results go, how Ray is reached, how many resources an engine gets.
-ENGINE_RESOURCE_FIELDS = (
-    "num_gpus",
-    "num_cpus",
-    "replicas",
-    "gpu_memory_utilization",
-    "max_num_seqs",
-    "tensor_parallel_size",
-)
 SWEEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -65,6 +56,18 @@ class Cell:
     def n(self) -> int:
         return self.config.n
 
+    @property
+    def entry(self) -> Any:
+        """The strategy's registry entry (tts.strategies.entry.StrategyEntry): its traits, run, selection."""
+        from tts.strategies import STRATEGIES
+
+        return STRATEGIES.get(self.config.strategy.name)
+
+    @property
+    def config_id(self) -> str:
+        """The configuration this cell is a seed of (tts.identity.configuration_id)."""
+        return identity.configuration_id(resolved(self.config))
+
     def label(self) -> str:
         return " ".join(f"{k}={v}" for k, v in self.axes) or self.id
 
@@ -80,27 +83,13 @@ class Grid:
     overrides: tuple[str, ...] = ()  # the user's overrides, as given
 
 
-# ------------------------------------------------------------------------------------------- hashing
-def semantic_config(cfg: TTSConfig) -> dict[str, Any]:
-    """The part of a cell's config that determines its results, as plain JSON-able data."""
-    data = asdict(cfg)
-    for key in ("results_dir", "sweep", "cluster"):
-        data.pop(key, None)
-    for key in ENGINE_RESOURCE_FIELDS:
-        data["engine"].pop(key, None)
-    if cfg.difficulty.bins is None:  # without a bin restriction, difficulty is an analysis-time choice
-        data.pop("difficulty", None)
-    return data
-
-
-def stable_hash(obj: Any, length: int = 16) -> str:
-    """sha256 of canonical JSON (sorted keys), first `length` hex chars."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
+def resolved(cfg: TTSConfig) -> dict[str, Any]:
+    """A cell's resolved config as plain data: what the identity projections (tts.identity) read."""
+    return asdict(cfg)
 
 
 def cell_id(cfg: TTSConfig) -> str:
-    return stable_hash(semantic_config(cfg))
+    return identity.cell_id(resolved(cfg))
 
 
 # ------------------------------------------------------------------------------------------ expansion
@@ -240,6 +229,17 @@ def _check_runtime(cfg: TTSConfig) -> TTSConfig:
     return cfg
 
 
+def _reject_sweep_level_axis(key: str, values: Sequence[str]) -> None:
+    """`cluster.max_tries=1,3` would give two cells with one id (the field is not part of a cell): refuse it."""
+    top = key.lstrip("+~").split(".", 1)[0]
+    if top in identity.SWEEP_LEVEL_FIELDS and len(values) > 1:
+        raise ConfigError(
+            f"{key.lstrip('+~')}: cannot sweep over {list(values)!r}; it is a sweep-level setting "
+            f"({', '.join(identity.SWEEP_LEVEL_FIELDS)} apply to the whole sweep, not to a cell); "
+            "give one value, or run one sweep per value with its own sweep.name"
+        )
+
+
 def expand(overrides: Sequence[str] = ()) -> Grid:
     """Expand `tts sweep` overrides (e.g. ["+sweep=smoke", "n=1,2"]) into a Grid of validated cells.
 
@@ -267,6 +267,8 @@ def expand(overrides: Sequence[str] = ()) -> Grid:
                 axes[key] = _values(axis, f"sweep.axes.{key}")
             for key, o in user_axes.items():
                 axes[key] = _values(o, key)
+            for key, vals in axes.items():
+                _reject_sweep_level_axis(key, vals)
             for key, vals in axes.items():
                 all_axes.setdefault(key, [])
                 all_axes[key] += [v for v in vals if v not in all_axes[key]]

@@ -3,13 +3,20 @@
 Why: adding a strategy, PRM, dataset or engine must be one module plus one YAML, with no hand-kept `if` chain.
 Entries may be registered eagerly with the `register` decorator, or lazily as "package.module:attr" strings so
 that listing names never imports heavy backends such as vLLM.
+
+Where entries come from (`Registry(kind, group=...)`): the Python entry-point group `group` (the project's own
+built-ins are declared in pyproject.toml's `[project.entry-points."tts.strategies"]` etc., and any installed
+package can add its own: a lab adds a strategy without forking), plus the modules named in the environment
+variable TTS_PLUGINS (comma-separated; each registers itself on import, for code that is not packaged).
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import os
 from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -25,9 +32,24 @@ class UnknownNameError(KeyError):
 class Registry(Generic[T]):
     """Maps names to objects of one kind (e.g. strategy functions), resolving lazy entries on first use."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, group: str | None = None) -> None:
         self.kind = kind
+        self.group = group
         self._entries: dict[str, T | str] = {}
+        self._discovered = group is None
+
+    def _discover(self) -> None:
+        """Add the entry points of `group` (lazily, as "module:attr") and import the TTS_PLUGINS modules, once."""
+        if self._discovered:
+            return
+        self._discovered = True
+        for ep in entry_points(group=self.group):
+            self._entries.setdefault(ep.name, ep.value)
+        for module in filter(None, (m.strip() for m in os.environ.get("TTS_PLUGINS", "").split(","))):
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                raise ImportError(f"TTS_PLUGINS: cannot import plugin module {module!r}: {exc}") from exc
 
     def register(self, name: str, obj: T | str | None = None) -> Callable[[T], T] | None:
         """Register `obj` under `name`; without `obj`, return a decorator. `obj` may be a "module:attr" string."""
@@ -49,6 +71,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         """Return the object for `name`, importing it if it was registered lazily."""
+        self._discover()
         if name not in self._entries:
             raise UnknownNameError(self.unknown_message(name))
         entry = self._entries[name]
@@ -60,6 +83,7 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: object, field: str | None = None) -> str:
         """The error text for an unknown name: field, bad value, allowed values, and the closest match."""
+        self._discover()
         where = f"{field}: " if field else ""
         msg = f"{where}unknown {self.kind} {name!r}; allowed: {', '.join(sorted(self._entries))}"
         close = difflib.get_close_matches(str(name), list(self._entries), n=1)
@@ -68,10 +92,18 @@ class Registry(Generic[T]):
         return msg
 
     def __contains__(self, name: object) -> bool:
+        self._discover()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
+        self._discover()
         return iter(sorted(self._entries))
 
     def names(self) -> list[str]:
+        self._discover()
         return sorted(self._entries)
+
+    def items(self) -> Iterator[tuple[str, T]]:
+        """(name, object) for every entry, importing lazy ones."""
+        for name in self.names():
+            yield name, self.get(name)

@@ -2,7 +2,8 @@
 
 Layout of `results/<sweep>/`:
   cells/<cell_id>.parquet   one row per problem of the cell: CELL_COLUMNS, then every resolved config field
-                            flattened as "config.<group>.<field>" (e.g. "config.strategy.beam_width")
+                            flattened as "config.<group>.<field>" (e.g. "config.strategy.beam_width"): a
+                            strategy's hyperparameters are its schema's fields, read from there
   samples/<pool_id>.parquet the sample pool: one row per (problem, sample): SAMPLE_COLUMNS
   difficulty.parquet        per (policy, problem): DIFFICULTY_COLUMNS (written by tts.analysis.difficulty)
   manifest.jsonl            one JSON line per finished file: kind, id, file, rows, sha256, config, git_sha, versions
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 CELL_COLUMNS: dict[str, str] = {
     "sweep": "sweep name",
-    "cell_id": "stable id of the cell (hash of its resolved config)",
+    "cell_id": "stable id of the cell (tts.identity.cell_id of its resolved config)",
+    "config_id": "the configuration the cell is a seed of (tts.identity.configuration_id): the analysis groups by it",
     "pool_id": "id of the sample pool the row was derived from (pool strategies), else null",
     "problem_id": "Problem.id",
     "dataset": "dataset name",
@@ -33,9 +35,6 @@ CELL_COLUMNS: dict[str, str] = {
     "n": "budget N in generations",
     "seed": "sweep seed",
     "temperature": "sampling temperature used",
-    "beam_width": "search strategies' M (nullable)",
-    "max_steps": "search strategies' max steps (nullable)",
-    "lookahead": "lookahead k (nullable)",
     "answer": "extracted final answer (nullable)",
     "reference": "reference answer",
     "correct": "bool: answer equivalent to reference (code: tests passed)",

@@ -16,7 +16,8 @@ from tts.data.problem import Problem
 from tts.engines.protocols import Generation, GenerationRequest, ScoreRequest, StepScores
 from tts.strategies import POOL_STRATEGIES, STRATEGIES
 from tts.strategies.base import SamplingSettings
-from tts.strategies.pool import build_pool, expected_correct, select
+from tts.strategies.pool import build_pool
+from tts.testing.pools import expected_correct, select
 
 pytestmark = pytest.mark.integration
 
@@ -96,7 +97,7 @@ def test_sample_pool_on_vllm_one_generate_one_score_and_nested_budgets(engines):
 @pytest.mark.parametrize("name", sorted(POOL_STRATEGIES))
 def test_pool_strategy_runs_on_vllm(engines, name):
     policy, prm = engines
-    results = STRATEGIES.get(name)(PROBLEMS, policy, prm, n=2, sampling=SAMPLING, seed=0)
+    results = STRATEGIES.get(name).run(PROBLEMS, policy, prm, n=2, sampling=SAMPLING, seed=0)
     check_candidates(results, 2, scored=name != "majority_vote")
     assert policy.calls == 1 and prm.calls == (0 if name == "majority_vote" else 1)
     assert sum(r.tokens_in for r in results) == policy.tokens_in
@@ -108,7 +109,7 @@ def test_pool_strategy_runs_on_vllm(engines, name):
 def test_search_strategy_runs_on_vllm_in_lockstep(engines, name):
     policy, prm = engines
     params = {"beam_width": 2, "max_steps": 3} | ({"lookahead": 1} if name == "lookahead" else {})
-    results = STRATEGIES.get(name)(PROBLEMS, policy, prm, n=4, sampling=SAMPLING, seed=0, **params)
+    results = STRATEGIES.get(name).run(PROBLEMS, policy, prm, n=4, sampling=SAMPLING, seed=0, **params)
     check_candidates(results, 4)
     steps = max(r.extra["steps"] for r in results)
     assert 1 <= steps <= 3

@@ -19,7 +19,8 @@ from tts.grading import grade
 from tts.grading.code import build_program, execution_answers, grade_code, run_programs
 from tts.grading.sandbox import SandboxLimits, SandboxResult
 from tts.strategies.base import SamplingSettings
-from tts.strategies.pool import build_pool, expected_correct, pass_at_k, select
+from tts.strategies.pool import build_pool, pass_at_k
+from tts.testing.pools import expected_correct, select
 
 GOOD = "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1 :])\n"
 GOOD_TOO = "    s = sorted(numbers)\n    return any(y - x < threshold for x, y in zip(s, s[1:]))\n"  # same behaviour, other code

@@ -33,6 +33,8 @@ def test_every_config_option_composes_and_validates(group: str, option: str) -> 
         overrides.append("n=8")
     if group == "dataset" and option in ("local", "code_jsonl"):
         overrides.append(f"dataset.path={SHARED / 'data' / 'math500.jsonl'}")  # the YAML leaves it null
+    if group == "prm" and option == "none":
+        overrides.append("strategy=majority_vote")  # the default best-of-N needs a verifier
     cfg = compose(overrides)
     typed = validate(cfg)
     assert isinstance(typed, TTSConfig)

@@ -11,7 +11,8 @@ import pytest
 from tts.data.problem import Problem
 from tts.engines.fakes import FakePolicy, FakePRM
 from tts.strategies.base import Candidate, SamplingSettings
-from tts.strategies.pool import ProblemPool, build_pool, expected_correct, run_pool_strategy, select
+from tts.strategies.pool import ProblemPool, build_pool
+from tts.testing.pools import expected_correct, run_pool_strategy, select
 
 SAMPLING = SamplingSettings(temperature=0.8, max_tokens=64, aggregation="min")
 PROBLEMS = [

@@ -28,7 +28,7 @@ SEARCH = ("beam_search", "dvts", "lookahead")
 def run(name, policy, prm, n=8, problems=PROBLEMS, sampling=SAMPLING, **params):
     if name in SEARCH:
         params = {"beam_width": 2, "max_steps": 8, **params}
-    return STRATEGIES.get(name)(problems, policy, prm, n=n, sampling=sampling, seed=0, **params)
+    return STRATEGIES.get(name).run(problems, policy, prm, n=n, sampling=sampling, seed=0, **params)
 
 
 def accuracy(results, problems=PROBLEMS):

@@ -28,7 +28,9 @@ import pandas as pd
 import pyarrow as pa
 
 from tts.results_schema import CELL_COLUMNS, SAMPLE_COLUMNS
-from tts.strategies import POOL_STRATEGIES
+from tts.strategies import STRATEGIES
+
+POOL_STRATEGIES = tuple(n for n, e in STRATEGIES.items() if e.traits.pool_based)
 
 POOL = POOL_STRATEGIES
 AGG_QUALITY = {"last": 1.0, "mean": 0.97, "min": 0.95, "prod": 0.9}

@@ -27,7 +27,9 @@ from pandas.api.types import is_integer_dtype
 from tts.analysis.bootstrap import bin_members, group_cis
 from tts.analysis.keys import ALL_BIN, BEST_OF_N, HYPERPARAMS, MAJORITY_VOTE, hyperparams_label
 from tts.analysis.source import AnalysisData, bin_sort_key, with_means
-from tts.strategies import POOL_STRATEGIES
+from tts.strategies import STRATEGIES
+
+POOL_STRATEGIES = tuple(n for n, e in STRATEGIES.items() if e.traits.pool_based)
 
 GROUP = ["policy", "prm", "dataset", "bin"]
 BASE_COLUMNS = [

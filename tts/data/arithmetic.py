@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from tts.data.problem import Problem
 
 if TYPE_CHECKING:
-    from tts.config import DatasetConfig
+    from tts.schemas import DatasetConfig
 
 DATASET = "arithmetic"
 DEFAULT_PER_LEVEL = 10

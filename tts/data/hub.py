@@ -20,7 +20,7 @@ from tts.data.local import REQUIRED, map_records, read_records
 from tts.data.problem import Problem
 
 if TYPE_CHECKING:
-    from tts.config import DatasetConfig
+    from tts.schemas import DatasetConfig
 
 
 @dataclass(frozen=True)

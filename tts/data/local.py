@@ -26,7 +26,7 @@ from tts.data.problem import Problem
 from tts.grading.extract import gsm8k_answer
 
 if TYPE_CHECKING:
-    from tts.config import DatasetConfig
+    from tts.schemas import DatasetConfig
 
 FIELDS = ("id", "question", "answer", "level")
 REQUIRED = ("question", "answer")

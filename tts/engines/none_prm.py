@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from tts.engines.protocols import ScoreRequest, StepScores
 
 if TYPE_CHECKING:
-    from tts.config import EngineConfig, PRMConfig
+    from tts.schemas import EngineConfig, PRMConfig
 
 
 class NonePRM:

@@ -34,7 +34,7 @@ from tts.engines.protocols import ScoreRequest, StepScores
 from tts.grading.extract import last_boxed
 
 if TYPE_CHECKING:
-    from tts.config import EngineConfig, PRMConfig
+    from tts.schemas import EngineConfig, PRMConfig
 
 CORRECT, WRONG, UNCHECKED, RESTATED = 1.0, 0.0, 0.5, 0.5
 

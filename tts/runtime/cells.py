@@ -4,10 +4,10 @@ Why: the scheduler moves small picklable jobs to light Ray tasks; the task bodie
 a PolicyEngine and a PRMScorer (actor proxies at run time, fakes in unit tests), so they are tested without Ray.
 
 Two kinds of job:
-  PoolJob    every sampling cell (majority vote, best-of-N, weighted best-of-N) that shares a pool: one
-             `build_pool` of N_max samples (or the pool stored by an earlier run), then `select` + exact
-             `expected_correct` per cell; returns the pool's sample rows and each cell's per-problem outcomes.
-  SearchJob  one search cell (beam search, DVTS, lookahead): the strategy over all its problems in lockstep.
+  PoolJob    every pool-based cell (entry trait `pool_based`) that shares a pool: one `build_pool` of N_max
+             samples (or the pool stored by an earlier run), then the entry's `select` + `estimate` per cell;
+             returns the pool's sample rows and each cell's per-problem outcomes.
+  SearchJob  any other cell (search, ...): the entry's `run` over all its problems (lockstep is its job).
 The driver turns outcomes into full result rows (`cell_rows`: config columns, parameter counts, FLOPs).
 """
 
@@ -21,14 +21,16 @@ from typing import Any
 from tts.data.problem import Problem
 from tts.engines.aggregation import aggregate
 from tts.strategies.base import Candidate, SamplingSettings, StrategyResult
+from tts.strategies.entry import StrategyEntry
 
 
 @dataclass(frozen=True)
 class CellJob:
-    """One cell's part of a job: what to select / run and over which problems."""
+    """One cell's part of a job: what to select / run and over which problems. `entry` is the strategy's
+    registry entry, resolved in the driver (so a strategy registered only there still runs in Ray workers)."""
 
     cell_id: str
-    strategy: str
+    entry: StrategyEntry
     n: int
     aggregation: str
     problem_ids: tuple[str, ...]
@@ -168,7 +170,7 @@ def pools_from_rows(rows: Sequence[dict[str, Any]], sampling: SamplingSettings, 
 
 def run_pool_job(job: PoolJob, policy: Any, prm: Any) -> JobResult:
     """Build (or reload) the pool, then select + grade + estimate for every cell sharing it."""
-    from tts.strategies.pool import build_pool, expected_correct, select
+    from tts.strategies.pool import build_pool
 
     started = time.monotonic()
     new_rows = None
@@ -197,10 +199,8 @@ def run_pool_job(job: PoolJob, policy: Any, prm: Any) -> JobResult:
         rows = []
         for pid in cell.problem_ids:
             pool = pools[pid]
-            result = select(pool, cell.strategy, cell.n, cell.aggregation)
-            est = expected_correct(
-                pool, cell.strategy, cell.n, cell.aggregation, correct[pid], seed=cell.seed
-            )
+            result = cell.entry.select(pool, cell.n, cell.aggregation)
+            est = cell.entry.estimate(pool, cell.n, cell.aggregation, correct[pid], seed=cell.seed)
             wall = build_s * cell.n / job.n_max / max(len(cell.problem_ids), 1)
             rows.append(
                 outcome(by_id[pid], result, job.sampling, expected_correct=float(est.value), wall_time_s=wall)
@@ -219,19 +219,16 @@ def _group(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 # ------------------------------------------------------------------------------------------ search
 def run_search_job(job: SearchJob, policy: Any, prm: Any) -> JobResult:
     """Run a search strategy over all the cell's problems (lockstep batching is the strategy's job)."""
-    from tts.strategies import STRATEGIES
-
     started = time.monotonic()
     if hasattr(policy, "prefetch_prompts"):
         policy.prefetch_prompts([p.question for p in job.problems])
     tokens_before = getattr(policy, "tokens_out", 0)
-    run = STRATEGIES.get(job.cell.strategy)
-    results = run(
+    results = job.cell.entry.run(
         list(job.problems), policy, prm, n=job.cell.n, sampling=job.sampling, seed=job.cell.seed, **job.params
     )
     if len(results) != len(job.problems):
         raise RuntimeError(
-            f"{job.cell.strategy} returned {len(results)} results for {len(job.problems)} problems"
+            f"{job.cell.entry.name} returned {len(results)} results for {len(job.problems)} problems"
         )
     wall = time.monotonic() - started
     per = wall / max(len(job.problems), 1)
@@ -270,6 +267,7 @@ def cell_rows(
     common = {
         "sweep": sweep,
         "cell_id": cell.id,
+        "config_id": cell.config_id,
         "pool_id": pool_id,
         "policy": cfg.policy.name,
         "policy_model": policy_model or cfg.policy.model,
@@ -282,9 +280,6 @@ def cell_rows(
         "strategy": s.name,
         "n": cfg.n,
         "seed": cfg.seed,
-        "beam_width": getattr(s, "beam_width", None),
-        "max_steps": getattr(s, "max_steps", None),
-        "lookahead": getattr(s, "lookahead", None),
         "status": status,
         "error": error,
         "git_sha": git_sha(),

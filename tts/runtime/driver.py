@@ -21,8 +21,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from tts import identity
 from tts.config import ClusterConfig
-from tts.grid import Cell, Grid, semantic_config
+from tts.grid import Cell, Grid, resolved
 from tts.runtime.actors import DEFAULT_BUILDER
 from tts.runtime.cells import JobResult, cell_rows, failed_outcomes
 from tts.runtime.engine_pool import EnginePool, plan_engines
@@ -182,7 +183,7 @@ class Driver:
         if work is not None:
             meta.update(tries=work.tries, engine_deaths=work.deaths, errors=work.errors[-3:])
         self.store.write_rows(
-            "cell", cell.id, rows, status=status, config=semantic_config(cell.config), meta=meta
+            "cell", cell.id, rows, status=status, config=identity.cell_fields(resolved(cell.config)), meta=meta
         )
 
     def on_event(self, kind: str, data: dict[str, Any]) -> None:

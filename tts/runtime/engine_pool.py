@@ -24,31 +24,21 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tts import identity
 from tts.config import TTSConfig
-from tts.grid import ENGINE_RESOURCE_FIELDS, Cell, stable_hash
+from tts.grid import Cell
 from tts.runtime.actors import DEFAULT_BUILDER, EngineActor, EngineSpec
 
 log = logging.getLogger(__name__)
 MODEL_PRM_KINDS = ("vllm_pooling", "judge")  # PRM kinds that load a model
 
 
-POLICY_SAMPLING_FIELDS = ("name", "temperature", "top_p", "max_tokens", "step_delimiter", "step_max_tokens")
-
-
-def _engine_dict(cfg: TTSConfig) -> dict[str, Any]:
-    return asdict(cfg.engine)
-
-
 def policy_key(cfg: TTSConfig) -> str:
-    """The policy engine's key: its model, prompt and engine settings (sampling knobs are per request)."""
-    model_fields = {k: v for k, v in asdict(cfg.policy).items() if k not in POLICY_SAMPLING_FIELDS}
-    return f"policy:{cfg.policy.name}:{stable_hash([model_fields, _engine_dict(cfg)], 8)}"
+    return identity.policy_key(asdict(cfg))
 
 
 def prm_id(cfg: TTSConfig) -> str:
-    """The scorer's name inside its actor: the PRM's name and a hash of everything but its aggregation."""
-    model_fields = {k: v for k, v in asdict(cfg.prm).items() if k != "aggregation"}
-    return f"{cfg.prm.name}:{stable_hash(model_fields, 8)}"
+    return identity.prm_id(asdict(cfg))
 
 
 def prm_shares_policy(cfg: TTSConfig) -> bool:
@@ -62,7 +52,7 @@ def prm_key(cfg: TTSConfig) -> str | None:
         return None
     if prm_shares_policy(cfg):
         return policy_key(cfg)
-    return f"prm:{prm_id(cfg)}:{stable_hash(_engine_dict(cfg), 8)}"
+    return identity.prm_engine_key(asdict(cfg))
 
 
 def plan_engines(cells: Iterable[Cell], builder: Any = DEFAULT_BUILDER) -> dict[str, EngineSpec]:
@@ -364,4 +354,4 @@ def _short(exc: BaseException, limit: int = 400) -> str:
     return tail[:limit]
 
 
-__all__ = ["ENGINE_RESOURCE_FIELDS", "EnginePool", "plan_engines", "policy_key", "prm_key"]
+__all__ = ["EnginePool", "plan_engines", "policy_key", "prm_key"]

@@ -1,7 +1,7 @@
 """From cells to work: load each data set once, restrict cells to difficulty bins, group sampling cells into
 shared sample pools, and make one job per pool / search cell.
 
-Why here: the grouping decides the cost of a sweep. Sampling cells (tts.strategies.POOL_STRATEGIES) that differ
+Why here: the grouping decides the cost of a sweep. Pool-based cells (the entry trait `pool_based`) that differ
 only in N and strategy share ONE pool of N_max samples (N_max over every cell of the group, finished or not,
 so a recomputed cell is derived from the same stored pool as its siblings); pools of one policy scored by several
 PRMs share one generation (the engine actor caches it under `cache_key`). Search cells run one job each.
@@ -14,18 +14,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from tts import identity
 from tts.config import TTSConfig, sampling_settings, strategy_params
 from tts.data.problem import Problem
-from tts.grid import Cell, stable_hash
+from tts.grid import Cell
 from tts.runtime.actors import DEFAULT_BUILDER, EngineSpec
 from tts.runtime.cells import CellJob, PoolJob, SearchJob
-from tts.runtime.engine_pool import POLICY_SAMPLING_FIELDS, policy_key, prm_id, prm_key
+from tts.runtime.engine_pool import policy_key, prm_id, prm_key
 from tts.runtime.scheduler import Work
-from tts.strategies import POOL_STRATEGIES
 
 
 def dataset_key(cfg: TTSConfig) -> str:
-    return stable_hash(asdict(cfg.dataset))
+    return identity.dataset_key(asdict(cfg))
 
 
 @dataclass
@@ -72,17 +72,13 @@ def _sampling_key(cfg: TTSConfig) -> dict[str, Any]:
 
 
 def pool_group_key(cfg: TTSConfig) -> str:
-    """Cells with the same key share a pool: same policy, PRM (any aggregation), data set, sampling, seed."""
-    policy = {k: v for k, v in asdict(cfg.policy).items() if k not in POLICY_SAMPLING_FIELDS}
-    return stable_hash(
-        [policy, prm_id(cfg), dataset_key(cfg), _sampling_key(cfg), cfg.seed, asdict(cfg.engine)]
-    )
+    """Cells with the same key share a pool (tts.identity.pool_group_key)."""
+    return identity.pool_group_key(asdict(cfg), _sampling_key(cfg))
 
 
 def generation_key(cfg: TTSConfig) -> str:
-    """Pools with the same key share one generation (whatever their PRM)."""
-    policy = {k: v for k, v in asdict(cfg.policy).items() if k not in POLICY_SAMPLING_FIELDS}
-    return stable_hash([policy, dataset_key(cfg), _sampling_key(cfg), cfg.seed, asdict(cfg.engine)])
+    """Pools with the same key share one generation, whatever their PRM (tts.identity.generation_group_key)."""
+    return identity.generation_group_key(asdict(cfg), _sampling_key(cfg))
 
 
 def _engine_work(cfg: TTSConfig, builder: Any) -> tuple[str, str | None, str, EngineSpec | None]:
@@ -109,7 +105,7 @@ def pool_works(
     """One Work per sample pool that has a cell in `todo` (N_max and scoring decided over all its cells)."""
     groups: dict[str, list[Cell]] = {}
     for cell in cells:
-        if cell.strategy in POOL_STRATEGIES or n_max_override is not None:
+        if cell.entry.traits.pool_based or n_max_override is not None:
             groups.setdefault(pool_group_key(cell.config), []).append(cell)
     works = []
     for group in groups.values():
@@ -121,7 +117,7 @@ def pool_works(
         score = (
             score_override
             if score_override is not None
-            else any(c.strategy != "majority_vote" for c in group)
+            else any(c.entry.traits.needs_verifier for c in group)
         )
         per_cell = {c.id: problems_for(c) for c in mine}
         union: dict[str, Problem] = {}
@@ -130,14 +126,14 @@ def pool_works(
                 union.setdefault(p.id, p)
         problems = tuple(union.values())
         ids = [p.id for p in problems]
-        cache_key = stable_hash([policy_key(cfg), ids, n_max, _sampling_key(cfg), cfg.seed])
-        pool_id = stable_hash([pool_group_key(cfg), ids, n_max, score])
+        cache_key = identity.generation_key(asdict(cfg), _sampling_key(cfg), ids, n_max)
+        pool_id = identity.pool_id(asdict(cfg), _sampling_key(cfg), ids, n_max, score)
         pk, rk, pid, local = _engine_work(cfg, builder)
         rows = stored(pool_id)
         jobs = tuple(
             CellJob(
                 c.id,
-                c.strategy,
+                c.entry,
                 c.n,
                 c.config.prm.aggregation,
                 tuple(p.id for p in per_cell[c.id]),
@@ -173,14 +169,14 @@ def search_works(
 ) -> list[Work]:
     works = []
     for cell in cells:
-        if cell.strategy in POOL_STRATEGIES or cell.id not in todo:
+        if cell.entry.traits.pool_based or cell.id not in todo:
             continue
         cfg = cell.config
         problems = tuple(problems_for(cell))
         job = SearchJob(
             uid=cell.id,
             cell=CellJob(
-                cell.id, cell.strategy, cell.n, cfg.prm.aggregation, tuple(p.id for p in problems), cfg.seed
+                cell.id, cell.entry, cell.n, cfg.prm.aggregation, tuple(p.id for p in problems), cfg.seed
             ),
             problems=problems,
             sampling=sampling_settings(cfg),
@@ -221,21 +217,15 @@ class CostEstimate:
 
 
 def estimate_cost(cells: Sequence[Cell], problems_for: Callable[[Cell], list[Problem]]) -> list[CostEstimate]:
-    """Per cell: sampling cells are charged n x problems (their pool of N_max is shared, counted once by
-    `pool_cost`); search cells n x max_steps x problems step generations of at most step_max_tokens each."""
+    """Per cell: the strategy's `budget` upper bound x problems (pool-based cells share a pool of N_max,
+    counted once by `pool_cost`)."""
     out = []
     for cell in cells:
         cfg = cell.config
         n_problems = len(problems_for(cell))
-        if cell.strategy in POOL_STRATEGIES:
-            gens = cell.n * n_problems
-            out.append(
-                CostEstimate(cell.id, n_problems, gens, gens * cfg.policy.max_tokens, generation_key(cfg))
-            )
-        else:
-            steps = getattr(cfg.strategy, "max_steps", 1) * (1 + getattr(cfg.strategy, "lookahead", 0))
-            gens = cell.n * steps * n_problems
-            out.append(CostEstimate(cell.id, n_problems, gens, gens * cfg.policy.step_max_tokens))
+        gens, tokens = cell.entry.budget(cfg.strategy, cell.n, cfg.policy.max_tokens, cfg.policy.step_max_tokens)
+        pool = generation_key(cfg) if cell.entry.traits.pool_based else None
+        out.append(CostEstimate(cell.id, n_problems, gens * n_problems, tokens * n_problems, pool))
     return out
 
 

@@ -14,11 +14,20 @@ Budget: generations = N (step-level samples / steps).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from tts.data.problem import Problem
 from tts.engines.protocols import PolicyEngine, PRMScorer
 from tts.strategies.base import SamplingSettings, StrategyResult
-from tts.strategies.tree import check_search_args, keep_top, search
+from tts.strategies.entry import StrategyEntry, Traits
+from tts.strategies.tree import TreeSearchConfig, check_search_args, keep_top, search, tree_budget
+
+NAME = "beam_search"
+
+
+@dataclass
+class BeamSearchConfig(TreeSearchConfig):
+    name: str = NAME
 
 
 def run(
@@ -48,3 +57,12 @@ def run(
         max_steps=max_steps,
         n=n,
     )
+
+
+ENTRY = StrategyEntry(
+    name=NAME,
+    schema=BeamSearchConfig,
+    run=run,
+    traits=Traits(needs_verifier=True, tree=True),
+    budget=tree_budget,
+)

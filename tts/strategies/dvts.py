@@ -14,11 +14,20 @@ Budget: generations = N (step-level samples / mean steps per subtree).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from tts.data.problem import Problem
 from tts.engines.protocols import PolicyEngine, PRMScorer
 from tts.strategies.base import SamplingSettings, StrategyResult
-from tts.strategies.tree import check_search_args, keep_best, search
+from tts.strategies.entry import StrategyEntry, Traits
+from tts.strategies.tree import TreeSearchConfig, check_search_args, keep_best, search, tree_budget
+
+NAME = "dvts"
+
+
+@dataclass
+class DVTSConfig(TreeSearchConfig):
+    name: str = NAME
 
 
 def run(
@@ -47,3 +56,12 @@ def run(
         max_steps=max_steps,
         n=n,
     )
+
+
+ENTRY = StrategyEntry(
+    name=NAME,
+    schema=DVTSConfig,
+    run=run,
+    traits=Traits(needs_verifier=True, tree=True),
+    budget=tree_budget,
+)

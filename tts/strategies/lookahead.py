@@ -13,11 +13,29 @@ Budget: generations = step-level samples / steps, about N (k + 1), as Snell et a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from tts.data.problem import Problem
 from tts.engines.protocols import PolicyEngine, PRMScorer
+from tts.schemas import ConfigError
 from tts.strategies.base import SamplingSettings, StrategyResult
-from tts.strategies.tree import check_search_args, keep_top, search
+from tts.strategies.entry import StrategyEntry, Traits
+from tts.strategies.tree import TreeSearchConfig, check_search_args, keep_top, search, tree_budget
+
+NAME = "lookahead"
+
+
+@dataclass
+class LookaheadConfig(TreeSearchConfig):
+    name: str = NAME
+    lookahead: int = 2  # k: steps rolled out (at temperature 0) to score a candidate step
+
+    def check(self, n: int) -> None:
+        super().check(n)
+        if not isinstance(self.lookahead, int) or self.lookahead < 0:
+            raise ConfigError(
+                f"strategy.lookahead: invalid value {self.lookahead!r}; must be an integer >= 0"
+            )
 
 
 def run(
@@ -48,3 +66,12 @@ def run(
         lookahead=lookahead,
         n=n,
     )
+
+
+ENTRY = StrategyEntry(
+    name=NAME,
+    schema=LookaheadConfig,
+    run=run,
+    traits=Traits(needs_verifier=True, tree=True),
+    budget=tree_budget,
+)

@@ -1,14 +1,15 @@
 """The sample pool: N_max samples per problem, generated once and scored once, from which every N <= N_max of
-majority vote, best-of-N and weighted best-of-N is derived.
+every pool-based strategy (trait `pool_based`: majority vote, best-of-N, weighted best-of-N, ...) is derived.
 
-Why: these three strategies differ only in how they pick from the same samples, so a sweep over N and over
+Why: these strategies differ only in how they pick from the same samples, so a sweep over N and over
 strategies needs one generate call and one PRM call per (policy, problem set, seed), not one per cell.
-`select(pool, strategy, n, aggregation)` uses the FIRST n samples, so budgets nest (the N = 4 answer is picked
+`select(pool, rule, n, aggregation)` uses the FIRST n samples, so budgets nest (the N = 4 answer is picked
 from the samples the N = 8 answer also saw) and compute accounting scales with n: n generations, the first n
 samples' tokens, the problem's prompt counted once (one request of n samples prefills it once), and the first
-n samples' PRM tokens (none for majority vote, which needs no verifier).
+n samples' PRM tokens (none for a rule that reads no scores). Each strategy module supplies its `PoolRule` and
+its expected-accuracy estimator; this module never names a strategy.
 
-The expected accuracy at budget k over all k-subsets of the pool (`expected_correct`) comes from the exact
+The expected accuracy at budget k over all k-subsets of the pool (each entry's `estimate`) comes from the exact
 estimators in `tts.strategies.estimators`, documented there with formulas and references:
   pass_at_k(n, c, k)                        Chen et al. 2021, 1 - C(n-c, k) / C(n, k)
   expected_best_of_k(scores, correct, k)    exact order statistic of a random k-subset, ties averaged
@@ -19,14 +20,13 @@ estimators in `tts.strategies.estimators`, documented there with formulas and re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from tts.data.problem import Problem
 from tts.engines.aggregation import aggregate
 from tts.engines.protocols import GenerationRequest, PolicyEngine, PRMScorer, ScoreRequest
 from tts.grading import Extraction, extract_answer
-from tts.strategies import POOL_STRATEGIES
 from tts.strategies.base import Candidate, SamplingSettings, StrategyResult
 from tts.strategies.estimators import (
     Estimate,
@@ -37,15 +37,14 @@ from tts.strategies.estimators import (
     pass_at_k,
 )
 from tts.strategies.steps import split_steps
-from tts.strategies.voting import answer_groups, best_choice, majority_choice, weighted_choice
+from tts.strategies.voting import answer_groups
 
 __all__ = [
-    "POOL_STRATEGIES",
     "Estimate",
+    "PoolRule",
     "ProblemPool",
     "build_pool",
     "expected_best_of_k",
-    "expected_correct",
     "expected_majority_at_k",
     "expected_weighted_best_of_k",
     "majority_at_k_resampled",
@@ -183,34 +182,44 @@ def _extract_answers(problem: Problem, texts: Sequence[str]) -> list[Extraction]
     return [extract_answer(t) for t in texts]
 
 
-def _check(pool: ProblemPool, strategy: str, n: int) -> None:
-    if strategy not in POOL_STRATEGIES:
-        raise ValueError(
-            f"strategy: invalid value {strategy!r}; pool strategies are {', '.join(POOL_STRATEGIES)}"
-        )
+@dataclass(frozen=True)
+class PoolRule:
+    """How a pool-based strategy answers from samples: the pieces its module plugs into `select`.
+
+    choose(groups, scores) -> index or None: the chosen sample among the first n (None: no sample has an answer).
+    fallback(scores) -> index: the sample whose text is reported when `choose` gives None.
+    uses_scores: the rule reads PRM scores (its PRM tokens are charged; the pool must be scored).
+    uses_groups: the rule reads answer classes (votes and distinct answers are reported in `extra`).
+    """
+
+    choose: Callable[[Sequence[int | None], Sequence[float]], int | None]
+    fallback: Callable[[Sequence[float]], int]
+    uses_scores: bool
+    uses_groups: bool
+
+
+def check_budget(pool: ProblemPool, n: int) -> None:
     if not isinstance(n, int) or not 1 <= n <= pool.n_max:
         raise ValueError(
             f"n: invalid value {n!r}; must be in [1, {pool.n_max}] (the pool of {pool.problem_id!r})"
         )
 
 
-def select(pool: ProblemPool, strategy: str, n: int, aggregation: str) -> StrategyResult:
-    """Apply `strategy` to the FIRST n samples of the pool, ranking by `aggregation` of the step scores."""
-    _check(pool, strategy, n)
+def select(pool: ProblemPool, rule: PoolRule, n: int, aggregation: str) -> StrategyResult:
+    """Apply `rule` to the FIRST n samples of the pool, ranking by `aggregation` of the step scores.
+
+    Accounting: n generations, the first n samples' tokens, the prompt once, and the first n samples' PRM
+    tokens when the rule reads scores."""
+    check_budget(pool, n)
     first = pool.candidates[:n]
     scores = pool.scores(aggregation)[:n]
-    groups = answer_groups(pool.answers)[:n] if strategy != "best_of_n" else (None,) * n
-    if strategy == "best_of_n":
-        chosen = best_choice(scores)
-    elif strategy == "majority_vote":
-        chosen = majority_choice(groups)
-    else:
-        chosen = weighted_choice(groups, scores)
-    if chosen is None:  # no sample has an answer: report the best-scored (majority: the first) sample's text
-        chosen = 0 if strategy == "majority_vote" else best_choice(scores)
+    groups = answer_groups(pool.answers)[:n] if rule.uses_groups else (None,) * n
+    chosen = rule.choose(groups, scores)
+    if chosen is None:  # no sample has an answer: report the rule's fallback sample's text
+        chosen = rule.fallback(scores)
     pick = first[chosen]
     extra: dict[str, object] = {"chosen": chosen, "n_max": pool.n_max}
-    if strategy != "best_of_n":
+    if rule.uses_groups:
         extra["votes"] = sum(g == groups[chosen] for g in groups) if groups[chosen] is not None else 0
         extra["distinct_answers"] = len({g for g in groups if g is not None})
     return StrategyResult(
@@ -221,7 +230,7 @@ def select(pool: ProblemPool, strategy: str, n: int, aggregation: str) -> Strate
         tokens_in=pool.prompt_tokens,
         tokens_out=sum(c.tokens_out for c in first),
         tokens_cached=pool.cached_prompt_tokens,
-        prm_tokens=0 if strategy == "majority_vote" else sum(pool.prm_tokens[:n]),
+        prm_tokens=sum(pool.prm_tokens[:n]) if rule.uses_scores else 0,
         truncated=pick.finish_reason == "length",
         fallback_extraction=pool.fallback[chosen],
         candidates=tuple(replace(c, score=s) for c, s in zip(first, scores, strict=True)),
@@ -229,36 +238,15 @@ def select(pool: ProblemPool, strategy: str, n: int, aggregation: str) -> Strate
     )
 
 
-def expected_correct(
-    pool: ProblemPool,
-    strategy: str,
-    k: int,
-    aggregation: str,
-    correct: Sequence[bool],
-    *,
-    seed: int = 0,
-    samples: int = 2000,
-) -> Estimate:
-    """Expected accuracy of `strategy` at budget k over random k-subsets of the whole pool. `correct[i]` grades
-    sample i (the runtime grades, strategies never see references). Exact for best-of-N and majority vote;
-    weighted best-of-N is exact when the subsets are few enough to enumerate, else resampled with `seed`."""
-    _check(pool, strategy, k)
+def check_correct(pool: ProblemPool, k: int, correct: Sequence[bool]) -> None:
+    check_budget(pool, k)
     if len(correct) != pool.n_max:
         raise ValueError(f"correct: {len(correct)} values for a pool of {pool.n_max}; grade every sample")
-    if strategy == "best_of_n":
-        value = expected_best_of_k(pool.scores(aggregation), correct, k)
-        return Estimate(value, value, value, "exact")
-    groups = answer_groups(pool.answers)
-    if strategy == "majority_vote":
-        value = expected_majority_at_k(groups, correct, k)
-        return Estimate(value, value, value, "exact")
-    return expected_weighted_best_of_k(
-        groups, pool.scores(aggregation), correct, k, seed=seed, samples=samples
-    )
 
 
 def run_pool_strategy(
-    strategy: str,
+    name: str,
+    rule: PoolRule,
     problems: Sequence[Problem],
     policy: PolicyEngine,
     prm: PRMScorer,
@@ -270,10 +258,6 @@ def run_pool_strategy(
 ) -> list[StrategyResult]:
     """A pool strategy run on its own: a pool of exactly n samples, then `select` at n."""
     if params:
-        raise TypeError(
-            f"{strategy}: unexpected options {sorted(params)}; it takes none (only n and sampling)"
-        )
-    pools = build_pool(
-        problems, policy, prm, n_max=n, sampling=sampling, seed=seed, score=strategy != "majority_vote"
-    )
-    return [select(p, strategy, n, sampling.aggregation) for p in pools]
+        raise TypeError(f"{name}: unexpected options {sorted(params)}; it takes none (only n and sampling)")
+    pools = build_pool(problems, policy, prm, n_max=n, sampling=sampling, seed=seed, score=rule.uses_scores)
+    return [select(p, rule, n, sampling.aggregation) for p in pools]

@@ -43,6 +43,7 @@ from tts.engines.protocols import (
     ScoreRequest,
 )
 from tts.grading import extract_answer
+from tts.schemas import ConfigError, StrategyConfig
 from tts.strategies.base import Candidate, SamplingSettings, StrategyResult
 from tts.strategies.steps import split_steps, states_final_answer
 
@@ -105,6 +106,34 @@ class _Usage:
     tokens_out: int = 0
     prm_tokens: int = 0
     samples: int = 0
+
+
+@dataclass
+class TreeSearchConfig(StrategyConfig):
+    """The knobs every step-level tree search has; each tree strategy's schema extends it."""
+
+    beam_width: int = (
+        4  # M (beam search: keep N / M beams, expand each into M; DVTS: N / M subtrees of width M)
+    )
+    max_steps: int = 8
+
+    def check(self, n: int) -> None:
+        super().check(n)
+        for fname in ("beam_width", "max_steps"):
+            value = getattr(self, fname)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"strategy.{fname}: invalid value {value!r}; must be a positive integer")
+        if n % self.beam_width != 0:
+            raise ConfigError(
+                f"n: invalid value {n!r}; {self.name} needs N to be a multiple of "
+                f"strategy.beam_width={self.beam_width}"
+            )
+
+
+def tree_budget(config: TreeSearchConfig, n: int, max_tokens: int, step_max_tokens: int) -> tuple[int, int]:
+    """At most n step samples per step (plus lookahead rollouts), max_steps steps of step_max_tokens each."""
+    steps = config.max_steps * (1 + int(getattr(config, "lookahead", 0)))
+    return n * steps, n * steps * step_max_tokens
 
 
 def check_search_args(n: int, beam_width: int, max_steps: int, lookahead: int = 0) -> None:

@@ -1,0 +1,156 @@
+"""Every identity of the product, computed here and only here, as named projections of a resolved config.
+
+A resolved config is `dataclasses.asdict(TTSConfig)` (plain JSON-able data). Each id is the first hex chars of
+sha256 over canonical JSON (sorted keys) of its projection, so it is stable across runs, machines, Python
+versions and override order. The projections, with the fields each keeps:
+
+  cell id           every field of the cell but the sweep-level ones (SWEEP_LEVEL_FIELDS: results_dir, sweep,
+                    cluster; and the engine's resource fields, ENGINE_RESOURCE_FIELDS, which change where and how
+                    fast a cell runs, never its rows); `difficulty` only when the cell is restricted to bins
+                    (otherwise binning is an analysis-time choice); the data set's content hash when there is one.
+                    The seed is included: two seeds are two cells.
+  configuration id  the cell id's fields minus the repeat seeds (`seed`, `engine.seed`): the analysis groups
+                    cells by it, so seeds pool and everything else (max_tokens, prompt template, prm.format,
+                    dataset.levels, temperature, any strategy field) keeps configurations apart.
+  pool id           what determines a stored sample pool's rows: the policy's model and prompt (not its name or
+                    sampling knobs, which enter as the sampling settings), the scorer (PRM minus aggregation:
+                    the pool stores per-step scores, any aggregation reads them), the data set, the sampling
+                    settings, the seed, the engine, the problem ids, the pool size N_max and whether it is
+                    scored. Not the strategy or N, so every pool-based cell of a group shares one pool.
+  generation key    the pool id without the scorer: pools that differ only in their PRM share one generation.
+  engine keys       which engine actor serves a cell: the policy's model and prompt fields plus the engine
+                    settings (policy_key); the PRM's fields minus aggregation (prm_id) plus engine settings.
+
+`configuration_id` of results written before it existed is recomputed from the stored config (tts.store).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+# Top-level fields that describe how a sweep runs, not what a cell computes. Sweeping one is rejected (tts.grid).
+SWEEP_LEVEL_FIELDS = ("results_dir", "sweep", "cluster")
+# Engine fields that never change a cell's rows: how many resources an engine gets.
+ENGINE_RESOURCE_FIELDS = (
+    "num_gpus",
+    "num_cpus",
+    "replicas",
+    "gpu_memory_utilization",
+    "max_num_seqs",
+    "tensor_parallel_size",
+)
+# Policy fields that are per-request sampling knobs (they enter ids as the sampling settings).
+POLICY_SAMPLING_FIELDS = ("name", "temperature", "top_p", "max_tokens", "step_delimiter", "step_max_tokens")
+# Fields that are repeats of one configuration.
+SEED_FIELDS = ("seed", "engine.seed")
+# Where a data set's content hash sits in the projections (absent when the loader has none).
+DATA_CONTENT_FIELD = "dataset_content"
+
+
+def stable_hash(obj: Any, length: int = 16) -> str:
+    """sha256 of canonical JSON (sorted keys), first `length` hex chars."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def cell_fields(config: Mapping[str, Any], data_hash: str | None = None) -> dict[str, Any]:
+    """The cell id's projection of a resolved config."""
+    data = copy.deepcopy(dict(config))
+    for key in SWEEP_LEVEL_FIELDS:
+        data.pop(key, None)
+    for key in ENGINE_RESOURCE_FIELDS:
+        data.get("engine", {}).pop(key, None)
+    if (data.get("difficulty") or {}).get("bins") is None:
+        data.pop("difficulty", None)
+    if data_hash is not None:
+        data[DATA_CONTENT_FIELD] = data_hash
+    return data
+
+
+def cell_id(config: Mapping[str, Any], data_hash: str | None = None) -> str:
+    return stable_hash(cell_fields(config, data_hash))
+
+
+def configuration_fields(config: Mapping[str, Any], data_hash: str | None = None) -> dict[str, Any]:
+    """The configuration id's projection: the cell's fields minus the repeat seeds."""
+    data = cell_fields(config, data_hash)
+    data.pop("seed", None)
+    data.get("engine", {}).pop("seed", None)
+    return data
+
+
+def configuration_id(config: Mapping[str, Any], data_hash: str | None = None) -> str:
+    return stable_hash(configuration_fields(config, data_hash))
+
+
+def dataset_key(config: Mapping[str, Any]) -> str:
+    """The data set's settings (which problems a loader returns)."""
+    return stable_hash(config["dataset"])
+
+
+def _policy_model_fields(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config["policy"].items() if k not in POLICY_SAMPLING_FIELDS}
+
+
+def _engine_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """All engine fields, resources included: engines of different shape are different actors."""
+    return dict(config["engine"])
+
+
+def policy_key(config: Mapping[str, Any]) -> str:
+    """The policy engine's key: its model, prompt and engine settings (sampling knobs are per request)."""
+    name = config["policy"]["name"]
+    return f"policy:{name}:{stable_hash([_policy_model_fields(config), _engine_settings(config)], 8)}"
+
+
+def prm_id(config: Mapping[str, Any]) -> str:
+    """The scorer's name inside its actor: the PRM's name and a hash of everything but its aggregation."""
+    model_fields = {k: v for k, v in config["prm"].items() if k != "aggregation"}
+    return f"{config['prm']['name']}:{stable_hash(model_fields, 8)}"
+
+
+def prm_engine_key(config: Mapping[str, Any]) -> str:
+    """The key of a PRM engine of its own (a PRM served by the policy's engine uses policy_key)."""
+    return f"prm:{prm_id(config)}:{stable_hash(_engine_settings(config), 8)}"
+
+
+def pool_group_key(config: Mapping[str, Any], sampling: Mapping[str, Any]) -> str:
+    """Cells with the same key share a pool: same policy, PRM (any aggregation), data set, sampling, seed."""
+    return stable_hash(
+        [
+            _policy_model_fields(config),
+            prm_id(config),
+            dataset_key(config),
+            dict(sampling),
+            config["seed"],
+            config["engine"],
+        ]
+    )
+
+
+def generation_group_key(config: Mapping[str, Any], sampling: Mapping[str, Any]) -> str:
+    """Pools with the same key share one generation (whatever their PRM)."""
+    return stable_hash(
+        [_policy_model_fields(config), dataset_key(config), dict(sampling), config["seed"], config["engine"]]
+    )
+
+
+def pool_id(
+    config: Mapping[str, Any],
+    sampling: Mapping[str, Any],
+    problem_ids: Sequence[str],
+    n_max: int,
+    scored: bool,
+) -> str:
+    return stable_hash([pool_group_key(config, sampling), list(problem_ids), n_max, scored])
+
+
+def generation_key(
+    config: Mapping[str, Any], sampling: Mapping[str, Any], problem_ids: Sequence[str], n_max: int
+) -> str:
+    """The engine actor caches one generation under this key and serves it to every PRM's pool."""
+    return stable_hash([policy_key(config), list(problem_ids), n_max, dict(sampling), config["seed"]])

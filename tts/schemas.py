@@ -1,0 +1,121 @@
+"""The typed schemas of the config groups that library layers consume: policy, PRM, strategy base, data set,
+engine. Plain dataclasses with defaults, no behaviour.
+
+Why here, at the bottom of the package: the engines, data loaders and strategies each take their own group's
+schema, and none of them may import `tts.config` (which validates a whole cell and therefore imports them).
+Each strategy's own schema (a `StrategyConfig` subclass) lives in its module; `tts.config` composes them into
+the root `TTSConfig` and registers everything in Hydra's ConfigStore.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from omegaconf import MISSING
+
+
+class ConfigError(ValueError):
+    """An invalid config value. The message names the field, the bad value and the fix."""
+
+
+@dataclass
+class FewShotExample:
+    question: str = MISSING
+    answer: str = MISSING
+
+
+@dataclass
+class PolicyConfig:
+    """A policy model and how it is prompted. `model` is a hub id, a local folder, or "embedded:<name>"."""
+
+    name: str = MISSING
+    model: str = MISSING
+    tokenizer: str | None = None
+    params: int | None = None  # parameter count; None = read from the model config
+    chat_template: bool = True  # apply the tokenizer's chat template
+    system_prompt: str | None = None
+    prompt_template: str = "{question}"  # the user turn; must contain {question}
+    few_shot: list[FewShotExample] = field(default_factory=list)  # earlier user/assistant turns
+    temperature: float = 0.8
+    top_p: float = 1.0
+    max_tokens: int = 256
+    step_delimiter: str = "\n\n"
+    step_max_tokens: int = 96
+
+
+@dataclass
+class PRMConfig:
+    """A process reward model / verifier. `kind` selects the implementation (see tts.engines.PRM_KINDS)."""
+
+    name: str = MISSING
+    kind: str = MISSING  # none | rule_arithmetic | vllm_pooling | judge
+    model: str | None = None
+    params: int | None = None
+    aggregation: str = "last"  # last | min | prod | mean
+    # vllm_pooling: "qwen_math_prm" (steps joined by <extra_0>) or "step_tag" (Math-Shepherd style)
+    format: str = "qwen_math_prm"
+    step_tag: str = "ки"
+    good_token: str = "+"
+    bad_token: str = "-"
+    # judge: a causal LM asked whether each step is correct; score = P(yes_token) / (P(yes) + P(no))
+    judge_prompt: str | None = None
+    yes_token: str = "Yes"
+    no_token: str = "No"
+
+
+@dataclass
+class StrategyConfig:
+    """Fields every strategy has. Each strategy's YAML extends its own schema below (no flat option bag)."""
+
+    name: str = MISSING
+    temperature: float | None = None  # None = the policy's
+
+    def check(self, n: int) -> None:
+        """Raise ConfigError (field, value, fix) if this strategy cannot run at budget `n` with these values.
+        Subclasses extend it with their own fields and call `super().check(n)`."""
+        if self.temperature is not None and self.temperature < 0:
+            raise ConfigError(
+                f"strategy.temperature: invalid value {self.temperature!r}; must be >= 0 (0 = greedy)"
+            )
+
+    def params(self) -> dict[str, object]:
+        """The strategy's own options as plain keywords for its `run` (every field but name/temperature)."""
+        from dataclasses import asdict
+
+        out = asdict(self)
+        out.pop("name")
+        out.pop("temperature")
+        return out
+
+
+@dataclass
+class DatasetConfig:
+    """A problem set. `name` selects the loader (see tts.data.DATASETS)."""
+
+    name: str = MISSING
+    path: str | None = None  # local JSONL/Parquet (loader "local")
+    hub_id: str | None = None
+    split: str = "test"
+    columns: dict[str, str] = field(default_factory=dict)  # record field -> source column
+    levels: list[int] | None = None  # keep only these levels
+    limit: int | None = None  # first K problems (after the level filter), per level when per_level is set
+    per_level: int | None = None  # built-in set: problems generated per level
+    seed: int = 0  # built-in set: generator seed
+    ids: list[str] | None = None  # keep only these problem ids, in this order (code loaders: tts.data.code)
+
+
+@dataclass
+class EngineConfig:
+    """vLLM engine settings and Ray resources per model replica."""
+
+    dtype: str = "auto"
+    enforce_eager: bool = False
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = 4096
+    max_num_seqs: int = 256
+    enable_prefix_caching: bool = True
+    tensor_parallel_size: int = 1
+    num_gpus: float = 1.0  # per replica; 0.5 co-locates a policy and a PRM on one GPU
+    num_cpus: float = 1.0
+    replicas: int = 1
+    seed: int = 0
