@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prm = PRM_KINDS.get(cfg.prm.kind)(cfg.prm, cfg.engine, policy=policy)
         loaded = time.perf_counter()
         print(f"engines ready in {loaded - start:.1f} s")
-        results = STRATEGIES.get(name)(
+        results = STRATEGIES.get(name).run(
             problems,
             policy,
             prm,

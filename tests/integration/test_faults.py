@@ -1,6 +1,6 @@
 """Fault tests: engines that die mid-sweep, a driver killed and rerun, damaged result files.
 
-Engines are FakePolicy / FakePRM inside real Ray actors (tts.runtime.fake_engines): deterministic, so a disturbed
+Engines are FakePolicy / FakePRM inside real Ray actors (tts.testing.fake_actors): deterministic, so a disturbed
 run can be compared row for row with an undisturbed one. Each test names its figure (how many kills, files, cells).
 """
 
@@ -20,7 +20,7 @@ import pytest
 
 from tts.grid import expand
 from tts.runtime.driver import run_sweep
-from tts.runtime.fake_engines import FakeEngineBuilder, counter
+from tts.testing.fake_actors import FakeEngineBuilder, counter
 from tts.store import SweepStore, load
 
 pytestmark = pytest.mark.integration
@@ -108,7 +108,7 @@ DRIVER = """
 import sys
 from tts.grid import expand
 from tts.runtime.driver import run_sweep
-from tts.runtime.fake_engines import FakeEngineBuilder
+from tts.testing.fake_actors import FakeEngineBuilder
 grid = expand(["+sweep=smoke", "results_dir=" + sys.argv[1], "dataset.per_level=2", "cluster=ray",
                "cluster.address=" + sys.argv[2], "cluster.auth_mode=disabled", "cluster.max_inflight_per_engine=1"])
 run_sweep(grid, builder=FakeEngineBuilder(delay_s=0.3), live=False)

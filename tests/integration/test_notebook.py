@@ -28,7 +28,7 @@ NOTEBOOK = REPO / "notebooks" / "compute_optimal.ipynb"
 def smoke_results(ray_local: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tts.grid import expand
     from tts.runtime.driver import run_sweep
-    from tts.runtime.fake_engines import FakeEngineBuilder
+    from tts.testing.fake_actors import FakeEngineBuilder
 
     root = tmp_path_factory.mktemp("runtime")
     grid = expand(["+sweep=smoke", f"results_dir={root}", "dataset.per_level=3"])

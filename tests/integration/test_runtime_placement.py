@@ -22,7 +22,7 @@ from ray.util.placement_group import placement_group_table
 from tts.config import EngineConfig, PolicyConfig, PRMConfig
 from tts.runtime.actors import EngineSpec
 from tts.runtime.engine_pool import EnginePool
-from tts.runtime.fake_engines import FakeEngineBuilder
+from tts.testing.fake_actors import FakeEngineBuilder
 
 def spec(key, num_gpus, tp=1, policy=True, replicas=1):
     eng = EngineConfig(num_gpus=num_gpus, tensor_parallel_size=tp, num_cpus=1, replicas=replicas)

@@ -1,7 +1,7 @@
 """The sweep driver on a real local Ray with FakePolicy / FakePRM inside real engine actors.
 
 What is real here: Ray, the engine actors and their proxies, light strategy tasks, the scheduler, the store.
-What is fake: the engines (tts.runtime.fake_engines), so that a whole grid runs in seconds.
+What is fake: the engines (tts.testing.fake_actors), so that a whole grid runs in seconds.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from tts.cli import main
 from tts.grid import expand
 from tts.runtime.driver import run_sweep
-from tts.runtime.fake_engines import FakeEngineBuilder, counter
+from tts.testing.fake_actors import FakeEngineBuilder, counter
 from tts.store import SweepStore, load, load_samples
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from tts.data.problem import Problem
-from tts.engines.fakes import FakePolicy, FakePRM
+from tts.testing.fake_engines import FakePolicy, FakePRM
 from tts.strategies.base import Candidate, SamplingSettings
 from tts.strategies.pool import ProblemPool, build_pool
 from tts.testing.pools import expected_correct, run_pool_strategy, select

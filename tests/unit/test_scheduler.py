@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from tts.engines.fakes import FakePolicy, FakePRM
+from tts.testing.fake_engines import FakePolicy, FakePRM
 from tts.grid import Cell, expand
 from tts.runtime.cells import cell_rows, run_pool_job, run_search_job
 from tts.runtime.engine_pool import actor_options, plan_engines, prm_key

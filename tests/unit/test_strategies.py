@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from tts.data.problem import Problem
-from tts.engines.fakes import FakePolicy, FakePRM
+from tts.testing.fake_engines import FakePolicy, FakePRM
 from tts.engines.protocols import GenerationRequest, PolicyEngine, PRMScorer, ScoreRequest
 from tts.grading import grade
 from tts.strategies import STRATEGIES

@@ -7,5 +7,4 @@ engine_pool.py   which engine actors a sweep needs; resources (CPU, GPU, fractio
 actors.py        the engine actor and the proxies strategies call (PolicyEngine / PRMScorer over Ray)
 cells.py         job bodies (pool build + select, search strategies), grading, result rows
 progress.py      live display / log lines and the final summary
-fake_engines.py  FakePolicy / FakePRM engine builder with fault injection, for tests
 """

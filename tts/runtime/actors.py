@@ -9,7 +9,7 @@ An engine that dies (vLLM's EngineDeadError) leaves a live actor behind, so the 
 restarts it (max_restarts) with fresh engines; the scheduler requeues the work that was in flight.
 
 What an actor holds is an `EngineSpec`; `builder` ("module:attr", called inside the actor) turns the spec into
-engines. The default builds vLLM engines through the registries; tests pass `tts.runtime.fake_engines:build`.
+engines. The default builds vLLM engines through the registries; tests pass `tts.testing.fake_actors:build`.
 """
 
 from __future__ import annotations
@@ -78,11 +78,8 @@ class EngineActor:
         self.load_s = time.monotonic() - started
         self._cache: OrderedDict[str, list[Generation]] = OrderedDict()
         self._cache_size = cache_size
-        self.calls = 0
-        self.tokens_out = 0
 
     def _guard(self, fn: Callable[[], Any]) -> Any:
-        self.calls += 1
         try:
             return fn()
         except Exception as exc:
@@ -121,7 +118,6 @@ class EngineActor:
             self._cache.move_to_end(cache_key)
             return self._cache[cache_key], True
         out = self._guard(lambda: self.policy.generate(list(requests)))
-        self.tokens_out += sum(c.tokens_out for g in out for c in g.completions)
         if cache_key is not None:
             self._cache[cache_key] = out
             while len(self._cache) > self._cache_size:
@@ -132,9 +128,6 @@ class EngineActor:
         if prm not in self.prms:
             raise KeyError(f"prm: {prm!r} is not held by engine {self.spec.key}; held: {sorted(self.prms)}")
         return self._guard(lambda: self.prms[prm].score(list(requests)))
-
-    def stats(self) -> dict[str, int]:
-        return {"calls": self.calls, "tokens_out": self.tokens_out}
 
 
 # ----------------------------------------------------------------------------------------------- proxies

@@ -344,9 +344,6 @@ class EnginePool:
             if engine.state not in ("pending", "released"):
                 self.release(key)
 
-    def labels(self, states: tuple[str, ...] = ("starting", "ready")) -> list[str]:
-        return [e.spec.label for e in self.engines.values() if e.state in states]
-
 
 def _short(exc: BaseException, limit: int = 400) -> str:
     text = str(exc).strip().splitlines()

@@ -91,18 +91,6 @@ def is_unavailable(exc: BaseException) -> bool:
     )
 
 
-def is_infrastructure(exc: BaseException) -> bool:
-    """A failure of the task's worker / node rather than of the job's code."""
-    from ray import exceptions as rx
-
-    kinds = tuple(
-        getattr(rx, n)
-        for n in ("WorkerCrashedError", "NodeDiedError", "ObjectLostError", "OwnerDiedError")
-        if hasattr(rx, n)
-    )
-    return isinstance(exc, kinds) or isinstance(getattr(exc, "cause", None), kinds)
-
-
 def error_text(exc: BaseException, limit: int = 2000) -> str:
     cause = getattr(exc, "cause", None) or exc
     text = f"{type(cause).__name__}: {cause}"

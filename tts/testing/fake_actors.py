@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tts.engines.fakes import FakePolicy, FakePRM
+from tts.testing.fake_engines import FakePolicy, FakePRM
 from tts.engines.protocols import Generation, GenerationRequest
 
 
