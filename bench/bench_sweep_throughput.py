@@ -49,14 +49,14 @@ def overrides(args: argparse.Namespace, results: str) -> list[str]:
 def bare(cfg: object, problems: list, n_max: int) -> tuple[int, float]:
     """(tokens generated, seconds) for one generate call of the pool's requests on an in-process engine."""
     from tts.config import sampling_settings
-    from tts.engines.protocols import GenerationRequest
+    from tts.engines.protocols import Conversation, GenerationRequest
     from tts.engines.vllm_policy import build
 
     policy = build(cfg.policy, cfg.engine)
     s = sampling_settings(cfg)
     requests = [
         GenerationRequest(
-            policy.build_prompt(p.question),
+            policy.render(Conversation(p.question)),
             n=n_max,
             max_tokens=s.max_tokens,
             temperature=s.temperature,

@@ -232,7 +232,9 @@ def validate(cfg: DictConfig | TTSConfig) -> TTSConfig:
         raise _fail("seed", obj.seed, "must be >= 0")
     s.check(obj.n)
     if entry.traits.needs_verifier and obj.prm.kind == "none":
-        raise _fail("prm", obj.prm.name, f"strategy {name} ranks by verifier scores; choose a PRM other than none")
+        raise _fail(
+            "prm", obj.prm.name, f"strategy {name} ranks by verifier scores; choose a PRM other than none"
+        )
 
     p = obj.policy
     _check_model("policy.model", p.model)

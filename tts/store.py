@@ -34,9 +34,7 @@ KIND_DIRS = {"cell": "cells", "pool": "samples", "difficulty": "."}
 _S, _I, _F, _B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 CELL_TYPES: dict[str, pa.DataType] = {
     **dict.fromkeys(CELL_COLUMNS, _S),
-    **dict.fromkeys(
-        ["level", "policy_params", "prm_params", "n", "seed"], _I
-    ),
+    **dict.fromkeys(["level", "policy_params", "prm_params", "n", "seed"], _I),
     **dict.fromkeys(["generations", "tokens_in", "tokens_cached", "tokens_out", "prm_tokens"], _I),
     **dict.fromkeys(
         ["temperature", "expected_correct", "flops_policy", "flops_prm", "flops", "wall_time_s"], _F

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tts.engines.protocols import GenerationRequest, ScoreRequest
+from tts.engines.protocols import Conversation, GenerationRequest, ScoreRequest
 
 pytestmark = pytest.mark.integration
 pytest.importorskip("vllm")
@@ -24,7 +24,7 @@ STEPS = ("12 + 7 = 19.", "19 - 3 = 16.", "The answer is \\boxed{16}.")
 # ---------------------------------------------------------------------------------------------- policy
 def test_generate_counts_finish_reasons_and_tokens(tiny_policy_engine):
     policy = tiny_policy_engine
-    prompt = policy.build_prompt(QUESTION)
+    prompt = policy.render(Conversation(QUESTION))
     reqs = [
         GenerationRequest(prompt=prompt, n=12, max_tokens=24, temperature=1.0, stop=("\n\n",)),
         GenerationRequest(prompt=prompt + "12 + 7 = 19.\n\n", n=3, max_tokens=8, temperature=1.0),
@@ -54,7 +54,7 @@ def test_generate_counts_finish_reasons_and_tokens(tiny_policy_engine):
 
 def test_greedy_is_deterministic(tiny_policy_engine):
     req = GenerationRequest(
-        prompt=tiny_policy_engine.build_prompt("3 + 4"), n=2, max_tokens=12, temperature=0.0
+        prompt=tiny_policy_engine.render(Conversation("3 + 4")), n=2, max_tokens=12, temperature=0.0
     )
     a, b = tiny_policy_engine.generate([req, req])
     assert len(a.completions) == len(b.completions) == 2  # greedy n > 1: one sample, repeated
@@ -65,7 +65,7 @@ def test_greedy_is_deterministic(tiny_policy_engine):
 def test_prefix_cache_counts(tiny_policy_engine):
     policy = tiny_policy_engine
     long_question = " ".join(f"{i} + {i + 1}" for i in range(120))  # several KV blocks of shared prefix
-    prompt = policy.build_prompt(long_question)
+    prompt = policy.render(Conversation(long_question))
     req = GenerationRequest(prompt=prompt, n=2, max_tokens=4, temperature=1.0)
     first = policy.generate([req])[0]
     second = policy.generate([req])[0]
@@ -86,7 +86,7 @@ def test_chat_template_prompt_building(tiny_policy_engine):
         params=shared.param_count,
         llm=shared.llm,
     )
-    prompt = policy.build_prompt("5 + 2")
+    prompt = policy.render(Conversation("5 + 2"))
     assert prompt == (
         "<|im_start|>system\nSolve it.<|im_end|>\n"
         "<|im_start|>user\nCompute 3 + 4<|im_end|>\n"
@@ -102,8 +102,10 @@ def test_chat_template_prompt_building(tiny_policy_engine):
         params=shared.param_count,
         llm=shared.llm,
     )
-    assert plain.build_prompt("2 + 2") == "Q: 1 + 1\nA:\n2\n\nQ: 2 + 2\nA:\n"
-    gen = plain.generate([GenerationRequest(prompt=plain.build_prompt("2 + 2"), n=2, max_tokens=4)])[0]
+    assert plain.render(Conversation("2 + 2")) == "Q: 1 + 1\nA:\n2\n\nQ: 2 + 2\nA:\n"
+    gen = plain.generate([GenerationRequest(prompt=plain.render(Conversation("2 + 2")), n=2, max_tokens=4)])[
+        0
+    ]
     assert len(gen.completions) == 2
 
 
@@ -112,7 +114,7 @@ def test_prompt_ending_at_the_delimiter_is_tokenized_as_when_a_step_follows(tiny
     more text (how the model wrote it), not the merged end-of-text form (tts.engines.vllm_policy.encode_prompt)."""
     policy = tiny_policy_engine
     tok = policy.tokenizer
-    prompt = policy.build_prompt("1 + 1") + "1 + 1 = 2.\n\n"
+    prompt = policy.render(Conversation("1 + 1")) + "1 + 1 = 2.\n\n"
     ids = policy.encode_prompt(prompt)
     followed = tok.encode(prompt + "The answer", add_special_tokens=False)
     assert followed[: len(ids)] == ids
@@ -287,7 +289,7 @@ def test_embedded_default_policy_and_shared_judge_on_vllm(smollm2_dir: Path):
     policy = build_policy(cfg.policy, cfg.engine)
     try:
         assert policy.model_path == str(smollm2_dir)
-        prompt = policy.build_prompt("4 + 3")
+        prompt = policy.render(Conversation("4 + 3"))
         # the worked examples of conf/policy/smollm2_135m.yaml, then the question
         assert prompt.count("<|im_start|>user") == len(cfg.policy.few_shot) + 1
         gen = policy.generate([GenerationRequest(prompt=prompt, n=1, max_tokens=24, temperature=0.0)])[0]

@@ -20,8 +20,8 @@ import pytest
 
 from tts.grid import expand
 from tts.runtime.driver import run_sweep
-from tts.testing.fake_actors import FakeEngineBuilder, counter
 from tts.store import SweepStore, load
+from tts.testing.fake_actors import FakeEngineBuilder, counter
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

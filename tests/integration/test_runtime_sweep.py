@@ -14,8 +14,8 @@ import pytest
 from tts.cli import main
 from tts.grid import expand
 from tts.runtime.driver import run_sweep
-from tts.testing.fake_actors import FakeEngineBuilder, counter
 from tts.store import SweepStore, load, load_samples
+from tts.testing.fake_actors import FakeEngineBuilder, counter
 
 pytestmark = pytest.mark.integration
 

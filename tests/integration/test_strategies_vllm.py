@@ -40,9 +40,6 @@ class Counted:
     tokens_out: int = 0
     prm_tokens: int = 0
 
-    def build_prompt(self, question: str) -> str:
-        return self.inner.build_prompt(question)
-
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         self.calls += 1
         out = self.inner.generate(requests)

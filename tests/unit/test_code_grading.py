@@ -202,9 +202,6 @@ class FakeCodePolicy:
     def __init__(self, completions: Sequence[str]) -> None:
         self.completions = list(completions)
 
-    def build_prompt(self, question: str) -> str:
-        return question
-
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         out = []
         for r in requests:

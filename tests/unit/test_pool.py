@@ -9,9 +9,9 @@ from dataclasses import replace
 import pytest
 
 from tts.data.problem import Problem
-from tts.testing.fake_engines import FakePolicy, FakePRM
 from tts.strategies.base import Candidate, SamplingSettings
 from tts.strategies.pool import ProblemPool, build_pool
+from tts.testing.fake_engines import FakePolicy, FakePRM
 from tts.testing.pools import expected_correct, run_pool_strategy, select
 
 SAMPLING = SamplingSettings(temperature=0.8, max_tokens=64, aggregation="min")

@@ -6,12 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from tts.testing.fake_engines import FakePolicy, FakePRM
 from tts.grid import Cell, expand
 from tts.runtime.cells import cell_rows, run_pool_job, run_search_job
 from tts.runtime.engine_pool import actor_options, plan_engines, prm_key
 from tts.runtime.plan import Problems, order_works, pool_works, search_works
 from tts.runtime.scheduler import Scheduler, Work, is_actor_death
+from tts.testing.fake_engines import FakePolicy, FakePRM
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ from dataclasses import replace
 import pytest
 
 from tts.data.problem import Problem
-from tts.testing.fake_engines import FakePolicy, FakePRM
-from tts.engines.protocols import GenerationRequest, PolicyEngine, PRMScorer, ScoreRequest
+from tts.engines.protocols import Conversation, GenerationRequest, PolicyEngine, PRMScorer, ScoreRequest
 from tts.grading import grade
 from tts.strategies import STRATEGIES
 from tts.strategies.base import SamplingSettings
+from tts.testing.fake_engines import FakePolicy, FakePRM
 
 SAMPLING = SamplingSettings(temperature=0.8, max_tokens=64, step_max_tokens=16, aggregation="min")
 PROBLEMS = [
@@ -40,13 +40,13 @@ def test_fakes_implement_the_protocols_and_pickle():
     policy, prm = FakePolicy(seed=1), FakePRM()
     assert isinstance(policy, PolicyEngine) and isinstance(prm, PRMScorer)
     clone = pickle.loads(pickle.dumps(policy))
-    req = GenerationRequest(prompt=policy.build_prompt("2 + 2 + 2"), n=3)
+    req = GenerationRequest(prompt=policy.render(Conversation("2 + 2 + 2")), n=3)
     assert clone.generate([req]) == policy.generate([req])
 
 
 def test_fake_policy_is_deterministic_and_honours_stop_n_and_max_tokens():
     policy = FakePolicy(seed=1, error_rate=0.0)
-    prompt = policy.build_prompt("5 * 2 + 1")
+    prompt = policy.render(Conversation("5 * 2 + 1"))
     [full] = policy.generate([GenerationRequest(prompt=prompt, n=2)])
     assert [c.text for c in full.completions] == [
         "5 * 2 = 10.\n\n10 + 1 = 11.\n\nThe answer is \\boxed{11}."
@@ -63,7 +63,7 @@ def test_fake_policy_is_deterministic_and_honours_stop_n_and_max_tokens():
 
 def test_fake_policy_errors_vary_by_sample_but_not_at_temperature_zero():
     policy = FakePolicy(seed=2, error_rate=0.5)
-    prompt = policy.build_prompt("1 + 2 + 3 + 4")
+    prompt = policy.render(Conversation("1 + 2 + 3 + 4"))
     [hot] = policy.generate([GenerationRequest(prompt=prompt, n=16, temperature=1.0)])
     [cold] = policy.generate([GenerationRequest(prompt=prompt, n=4, temperature=0.0)])
     assert len({c.text for c in hot.completions}) > 4

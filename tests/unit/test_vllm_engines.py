@@ -14,6 +14,7 @@ import pytest
 from tts.config import EngineConfig, FewShotExample, PolicyConfig
 from tts.engines import vllm_policy
 from tts.engines.judge_prm import JudgePRM, spellings
+from tts.engines.protocols import Conversation
 from tts.engines.vllm_common import EngineSettings
 from tts.engines.vllm_policy import VLLMPolicy, _to_generation, finish_reason
 from tts.engines.vllm_prm import _to_prob, single_token
@@ -89,7 +90,7 @@ def _policy(**kw) -> VLLMPolicy:
 
 def test_prompt_with_system_few_shot_and_template():
     p = _policy(system_prompt="S", prompt_template="Compute {question}", few_shot=[("Compute 1 + 1", "2")])
-    assert p.build_prompt("{x} + 3") == (
+    assert p.render(Conversation("{x} + 3")) == (
         "<system>S</system><user>Compute 1 + 1</user><assistant>2</assistant>"
         "<user>Compute {x} + 3</user><assistant>"
     )
@@ -97,7 +98,7 @@ def test_prompt_with_system_few_shot_and_template():
 
 def test_plain_text_prompt():
     p = _policy(chat_template=False, system_prompt="S", few_shot=[("Q1", "A1")])
-    assert p.build_prompt("Q2") == "S\n\nQ1\nA1\n\nQ2\n"
+    assert p.render(Conversation("Q2")) == "S\n\nQ1\nA1\n\nQ2\n"
 
 
 def test_missing_chat_template_is_a_clear_error():

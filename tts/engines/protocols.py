@@ -1,8 +1,14 @@
 """The two small protocols every strategy talks to, and the records that cross them.
 
-Why protocols: strategies are pure search logic. They see a `PolicyEngine` (text in, completions out) and a
-`PRMScorer` (question + steps in, per-step scores out) and know nothing of vLLM, Ray or files. The same strategy
-code runs against a vLLM engine in-process, a Ray actor proxy, or a `Fake...` engine in unit tests.
+Why protocols: strategies are pure search logic. They see a `PolicyEngine` (conversations in, completions out)
+and a `PRMScorer` (question + steps in, per-step scores out) and know nothing of vLLM, Ray or files. The same
+strategy code runs against a vLLM engine in-process, a Ray actor proxy, or a fake engine in unit tests.
+
+Why conversations, not prompt strings: the engine owns the prompt format (system prompt, few-shot turns, prompt
+template, chat template), so a strategy says only *what* the policy is asked: the question, any earlier turns
+(a revision strategy's previous attempts and the feedback on them) and the start of the assistant turn being
+written (step search continues a partial solution). The engine renders it; a partial assistant turn that ends
+at the step delimiter is tokenized as the model itself would have produced it (tts.engines.vllm_policy).
 
 Both protocols are batched on purpose: beam search and DVTS advance every beam of every problem in lockstep with
 one `generate` and one `score` call per step.
@@ -18,14 +24,43 @@ FinishReason = Literal["eos", "stop_string", "length"]
 
 
 @dataclass(frozen=True)
+class Message:
+    """One earlier turn of a conversation."""
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """What the policy is asked to continue.
+
+    question: the problem's question (the engine wraps it in the policy's prompt template as the first user turn,
+      after the system prompt and few-shot turns).
+    history: turns after that first user turn, in order (e.g. assistant: an attempt, user: feedback on it); the
+      policy then writes the next assistant turn.
+    partial: the start of that assistant turn, continued verbatim (step search's partial solution).
+    """
+
+    question: str
+    history: tuple[Message, ...] = ()
+    partial: str = ""
+
+    def continued(self, text: str) -> Conversation:
+        """The same conversation with `text` appended to the partial assistant turn."""
+        return Conversation(self.question, self.history, self.partial + text) if text else self
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
-    """Sample `n` continuations of `prompt` (an already-templated prompt plus any partial solution).
+    """Sample `n` continuations of `prompt`: a Conversation (rendered by the engine with the policy's prompt
+    format) or, for raw completion, text the engine uses verbatim.
 
     stop: strings that end a continuation (e.g. the step delimiter "\\n\\n"); the stop string is NOT included
     in the returned text, and `finish_reason == "stop_string"` says one was hit.
     """
 
-    prompt: str
+    prompt: Conversation | str
     n: int = 1
     max_tokens: int = 256
     temperature: float = 0.8
@@ -58,11 +93,8 @@ class Generation:
 
 @runtime_checkable
 class PolicyEngine(Protocol):
-    """Generates text. Implementations: `VLLMPolicy` (tts.engines.vllm_policy), the Ray proxy, `FakePolicy`."""
-
-    def build_prompt(self, question: str) -> str:
-        """The full prompt text for a question: system text, few-shot turns and chat template applied."""
-        ...
+    """Generates text. Implementations: `VLLMPolicy` (tts.engines.vllm_policy), the Ray proxy, `FakePolicy`.
+    Engines that render conversations themselves also offer `render(prompt) -> str` (the exact prompt text)."""
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         """One Generation per request, in order."""

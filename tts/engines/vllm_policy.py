@@ -3,11 +3,13 @@
 Why this shape: strategies batch everything (all problems x all samples, or every beam of every problem), so
 `generate` turns a whole list of requests into ONE `llm.generate` call with one `SamplingParams` per request;
 vLLM schedules them together and its prefix cache serves the shared prompt (and, for beam search, the shared
-partial solution) once. The prompt format comes from the policy YAML:
+partial solution) once. Requests carry conversations (tts.engines.protocols); the prompt format comes from the
+policy YAML:
 
     system_prompt -> system turn; few_shot -> earlier user/assistant turns (questions verbatim);
-    prompt_template ("{question}" replaced) -> the last user turn; then the tokenizer's chat template with
-    add_generation_prompt=True. With chat_template=false: the same parts as plain text, blank-line separated.
+    prompt_template ("{question}" replaced) -> the question's user turn; the conversation's history turns after
+    it; then the tokenizer's chat template with add_generation_prompt=True, and the partial assistant turn
+    appended. With chat_template=false: the same parts as plain text, blank-line separated.
 
 Greedy requests (temperature 0) with n > 1 are sampled once and the completion is repeated n times: vLLM
 refuses n > 1 when greedy, and the copies would be identical anyway (each copy still reports its tokens_out).
@@ -26,10 +28,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from tts.engines.embedded import resolve_model
-from tts.engines.protocols import Completion, FinishReason, Generation, GenerationRequest
+from tts.engines.protocols import (
+    Completion,
+    Conversation,
+    FinishReason,
+    Generation,
+    GenerationRequest,
+    Message,
+)
 from tts.engines.vllm_common import EngineSettings, make_llm, param_count_of, shutdown_llm
 
 log = logging.getLogger(__name__)
+_RENDER_CACHE = 4096  # rendered conversation heads kept (search re-renders one question per beam per step)
 
 
 class VLLMPolicy:
@@ -85,28 +95,44 @@ class VLLMPolicy:
                 "set policy.chat_template=false to prompt it with plain text"
             )
         self.param_count = int(params) if params else param_count_of(model)
+        self._rendered: dict[tuple[str, tuple[Message, ...]], str] = {}  # conversation head -> prompt text
 
     # ------------------------------------------------------------------------------------------ prompts
     def _user_turn(self, question: str) -> str:
         return self.prompt_template.replace("{question}", question)
 
-    def messages(self, question: str) -> list[dict[str, str]]:
-        """The chat messages for a question: system, few-shot turns, then the templated question."""
+    def messages(self, conversation: Conversation) -> list[dict[str, str]]:
+        """The chat messages of a conversation: system, few-shot turns, the templated question, its history."""
         msgs = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         for q, a in self.few_shot:
             msgs += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
-        msgs.append({"role": "user", "content": self._user_turn(question)})
+        msgs.append({"role": "user", "content": self._user_turn(conversation.question)})
+        msgs += [{"role": m.role, "content": m.content} for m in conversation.history]
         return msgs
 
-    def build_prompt(self, question: str) -> str:
-        """The full prompt text for `question` (the model continues it with the solution)."""
+    def render(self, prompt: Conversation | str) -> str:
+        """The exact prompt text: raw text as given; a conversation rendered with the chat template (or as plain
+        blank-line separated text) up to the assistant turn being written, then its partial turn."""
+        if isinstance(prompt, str):
+            return prompt
+        key = (prompt.question, prompt.history)
+        head = self._rendered.get(key)
+        if head is None:
+            head = self._render_head(prompt)
+            if len(self._rendered) >= _RENDER_CACHE:
+                self._rendered.clear()
+            self._rendered[key] = head
+        return head + prompt.partial
+
+    def _render_head(self, conversation: Conversation) -> str:
         if self.chat_template:
             return self.tokenizer.apply_chat_template(
-                self.messages(question), add_generation_prompt=True, tokenize=False
+                self.messages(conversation), add_generation_prompt=True, tokenize=False
             )
         parts = [self.system_prompt] if self.system_prompt else []
         parts += [f"{q}\n{a}" for q, a in self.few_shot]
-        parts.append(self._user_turn(question))
+        parts.append(self._user_turn(conversation.question))
+        parts += [m.content for m in conversation.history]
         return "\n\n".join(parts) + "\n"
 
     def encode_prompt(self, prompt: str) -> list[int]:
@@ -150,7 +176,7 @@ class VLLMPolicy:
         for i, req in enumerate(requests):
             if req.n < 1 or req.max_tokens < 1:
                 raise ValueError(f"requests[{i}]: n={req.n}, max_tokens={req.max_tokens}; both must be >= 1")
-        prompts = [{"prompt_token_ids": self.encode_prompt(r.prompt)} for r in requests]
+        prompts = [{"prompt_token_ids": self.encode_prompt(self.render(r.prompt))} for r in requests]
         params = [self.sampling_params(r) for r in requests]
         kwargs: dict[str, Any] = {"use_tqdm": False}
         outputs = self.llm.generate(prompts, params, **kwargs)

@@ -106,9 +106,6 @@ class EngineActor:
             "placement_group": str(ctx.get_placement_group_id()) if ctx.get_placement_group_id() else None,
         }
 
-    def build_prompts(self, questions: Sequence[str]) -> list[str]:
-        return self._guard(lambda: [self.policy.build_prompt(q) for q in questions])
-
     def generate(
         self, requests: Sequence[GenerationRequest], cache_key: str | None = None
     ) -> tuple[list[Generation], bool]:
@@ -137,21 +134,7 @@ class PolicyProxy:
     def __init__(self, actor: Any, cache_key: str | None = None) -> None:
         self.actor = actor
         self.cache_key = cache_key
-        self._prompts: dict[str, str] = {}
         self.tokens_out = 0
-
-    def prefetch_prompts(self, questions: Sequence[str]) -> None:
-        """Template many questions in one actor call (strategies call build_prompt once per problem)."""
-        import ray
-
-        todo = [q for q in dict.fromkeys(questions) if q not in self._prompts]
-        if todo:
-            self._prompts.update(zip(todo, ray.get(self.actor.build_prompts.remote(todo)), strict=True))
-
-    def build_prompt(self, question: str) -> str:
-        if question not in self._prompts:
-            self.prefetch_prompts([question])
-        return self._prompts[question]
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         import ray

@@ -182,8 +182,6 @@ def run_pool_job(job: PoolJob, policy: Any, prm: Any) -> JobResult:
             for pid, rs in _group(job.stored).items()
         }
     else:
-        if hasattr(policy, "prefetch_prompts"):
-            policy.prefetch_prompts([p.question for p in job.problems])
         tokens_before = getattr(policy, "tokens_out", 0)
         built = build_pool(
             job.problems, policy, prm, n_max=job.n_max, sampling=job.sampling, seed=job.seed, score=job.score
@@ -220,8 +218,6 @@ def _group(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 def run_search_job(job: SearchJob, policy: Any, prm: Any) -> JobResult:
     """Run a search strategy over all the cell's problems (lockstep batching is the strategy's job)."""
     started = time.monotonic()
-    if hasattr(policy, "prefetch_prompts"):
-        policy.prefetch_prompts([p.question for p in job.problems])
     tokens_before = getattr(policy, "tokens_out", 0)
     results = job.cell.entry.run(
         list(job.problems), policy, prm, n=job.cell.n, sampling=job.sampling, seed=job.cell.seed, **job.params

@@ -183,7 +183,12 @@ class Driver:
         if work is not None:
             meta.update(tries=work.tries, engine_deaths=work.deaths, errors=work.errors[-3:])
         self.store.write_rows(
-            "cell", cell.id, rows, status=status, config=identity.cell_fields(resolved(cell.config)), meta=meta
+            "cell",
+            cell.id,
+            rows,
+            status=status,
+            config=identity.cell_fields(resolved(cell.config)),
+            meta=meta,
         )
 
     def on_event(self, kind: str, data: dict[str, Any]) -> None:

@@ -223,7 +223,9 @@ def estimate_cost(cells: Sequence[Cell], problems_for: Callable[[Cell], list[Pro
     for cell in cells:
         cfg = cell.config
         n_problems = len(problems_for(cell))
-        gens, tokens = cell.entry.budget(cfg.strategy, cell.n, cfg.policy.max_tokens, cfg.policy.step_max_tokens)
+        gens, tokens = cell.entry.budget(
+            cfg.strategy, cell.n, cfg.policy.max_tokens, cfg.policy.step_max_tokens
+        )
         pool = generation_key(cfg) if cell.entry.traits.pool_based else None
         out.append(CostEstimate(cell.id, n_problems, gens * n_problems, tokens * n_problems, pool))
     return out

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 from tts.data.problem import Problem
 from tts.engines.aggregation import aggregate
-from tts.engines.protocols import GenerationRequest, PolicyEngine, PRMScorer, ScoreRequest
+from tts.engines.protocols import Conversation, GenerationRequest, PolicyEngine, PRMScorer, ScoreRequest
 from tts.grading import Extraction, extract_answer
 from tts.strategies.base import Candidate, SamplingSettings, StrategyResult
 from tts.strategies.estimators import (
@@ -118,7 +118,7 @@ def build_pool(
         return []
     requests = [
         GenerationRequest(
-            prompt=policy.build_prompt(p.question),
+            prompt=Conversation(p.question),
             n=n_max,
             max_tokens=sampling.max_tokens,
             temperature=sampling.temperature,

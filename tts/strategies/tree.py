@@ -36,6 +36,7 @@ from tts.data.problem import Problem
 from tts.engines.aggregation import aggregate
 from tts.engines.protocols import (
     Completion,
+    Conversation,
     Generation,
     GenerationRequest,
     PolicyEngine,
@@ -152,13 +153,13 @@ def check_search_args(n: int, beam_width: int, max_steps: int, lookahead: int = 
 @dataclass
 class _Request:
     problem: int
-    prompt: str
+    prompt: Conversation
     max_tokens: int
     n: int = 0
 
 
 class _Batch:
-    """One lockstep generate call: requests deduplicated per (problem, prompt), completions handed back in the
+    """One lockstep generate call: requests deduplicated per (problem, partial solution), completions handed back in the
     order they were asked for. Sampled asks for one prompt become one request of n > 1; greedy asks (`shared`)
     for one prompt get the same single completion."""
 
@@ -168,8 +169,8 @@ class _Batch:
         self.requests: list[_Request] = []
         self.asks: list[int] = []
 
-    def ask(self, problem: int, prompt: str, max_tokens: int) -> None:
-        key = (problem, prompt)
+    def ask(self, problem: int, prompt: Conversation, max_tokens: int) -> None:
+        key = (problem, prompt.partial)
         if key not in self.keys:
             self.keys[key] = len(self.requests)
             self.requests.append(_Request(problem, prompt, max_tokens))
@@ -247,7 +248,7 @@ def search(
     n: int,
 ) -> list[StrategyResult]:
     """Run a lockstep tree search over all problems; one StrategyResult per problem, in input order."""
-    prompts = [policy.build_prompt(p.question) for p in problems]
+    prompts = [Conversation(p.question) for p in problems]
     usage = [_Usage() for _ in problems]
     groups = [
         Group(problem=i, width=width, keep=keep, cap=cap, active=[Beam(problem=i)])
@@ -264,7 +265,7 @@ def search(
             for beam, count in zip(g.active, _spread(g.width, len(g.active)), strict=True):
                 budget = min(sampling.step_max_tokens, sampling.max_tokens - beam.tokens_out)
                 for _ in range(count):
-                    batch.ask(beam.problem, prompts[beam.problem] + beam.text, max(budget, 1))
+                    batch.ask(beam.problem, prompts[beam.problem].continued(beam.text), max(budget, 1))
                     parents.append((g, beam))
         completions = batch.run(policy, usage, sampling, sampling.temperature)
         children = [_grow(beam, c, sampling) for (_, beam), c in zip(parents, completions, strict=True)]
@@ -280,7 +281,7 @@ def search(
 
 def _rollouts(
     children: list[Beam],
-    prompts: list[str],
+    prompts: list[Conversation],
     policy: PolicyEngine,
     usage: list[_Usage],
     sampling: SamplingSettings,
@@ -298,7 +299,7 @@ def _rollouts(
         batch = _Batch(shared=True)
         for i in running:
             budget = min(sampling.step_max_tokens, sampling.max_tokens - tokens[i])
-            batch.ask(children[i].problem, prompts[children[i].problem] + texts[i], budget)
+            batch.ask(children[i].problem, prompts[children[i].problem].continued(texts[i]), budget)
         completions = batch.run(policy, usage, sampling, temperature=0.0)
         still = []
         for i, c in zip(running, completions, strict=True):

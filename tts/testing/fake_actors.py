@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tts.testing.fake_engines import FakePolicy, FakePRM
 from tts.engines.protocols import Generation, GenerationRequest
+from tts.testing.fake_engines import FakePolicy, FakePRM
 
 
 class EngineDeadError(RuntimeError):

@@ -1,7 +1,8 @@
 """Deterministic fake engines for unit tests: `FakePolicy` (a PolicyEngine) and `FakePRM` (a PRMScorer).
 
-Why in the package and not in tests/: unit tests of the strategies, the runtime and the Ray actors all need an
-engine that starts in microseconds, and Ray workers can only import what is installed.
+Why in the package (tts.testing) and not in tests/: unit tests of the strategies, the runtime and the Ray actors
+all need an engine that starts in microseconds, and Ray workers can only import what is installed. No
+production module imports tts.testing (the import contract in pyproject.toml).
 
 FakePolicy writes arithmetic-like step-by-step solutions. For the question "3 + 4 - 2" a sample looks like
 
@@ -10,8 +11,8 @@ FakePolicy writes arithmetic-like step-by-step solutions. For the question "3 + 
 Each step is wrong with probability `error_rate` (the claimed result is off by 1-3, and later steps build on
 the wrong value, as a real model does). Everything is a pure function of (engine seed, prompt, partial solution,
 sample index j within the request), so results never depend on batching; at temperature 0 the sample index is
-ignored (greedy: all n samples agree). A continuation prompt is `build_prompt(question)` plus a partial
-solution; the fake reads the state (steps done, last claimed value) back from the partial text. Tokens are
+ignored (greedy: all n samples agree). A request's conversation is rendered as "Question: ..." (plus any
+history turns), a solution marker and the partial solution; the fake reads the state (steps done, last claimed value) back from the partial text. Tokens are
 whitespace-separated words. Stop strings and `max_tokens` behave as in vLLM: the stop string is not returned,
 `finish_reason` is "stop_string" / "length" / "eos".
 
@@ -31,6 +32,7 @@ from collections.abc import Callable, Sequence
 
 from tts.engines.protocols import (
     Completion,
+    Conversation,
     FinishReason,
     Generation,
     GenerationRequest,
@@ -112,8 +114,12 @@ class FakePolicy:
         self.history: list[list[GenerationRequest]] = []
         self._seen: set[str] = set()
 
-    def build_prompt(self, question: str) -> str:
-        return f"Question: {question}{SOLUTION_MARKER}"
+    def render(self, prompt: Conversation | str) -> str:
+        """The prompt text of a request (raw text as given)."""
+        if isinstance(prompt, str):
+            return prompt
+        turns = "".join(f"\n[{m.role}] {m.content}" for m in prompt.history)
+        return f"Question: {prompt.question}{turns}{SOLUTION_MARKER}{prompt.partial}"
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         self.calls += 1
@@ -126,8 +132,9 @@ class FakePolicy:
                 raise ValueError(
                     f"GenerationRequest: n={req.n}, max_tokens={req.max_tokens}; both must be >= 1"
                 )
-            prompt_tokens = count_tokens(req.prompt)
-            cached = self._cached(req.prompt)
+            text = self.render(req.prompt)
+            prompt_tokens = count_tokens(text)
+            cached = self._cached(text)
             completions = tuple(self._complete(req, j) for j in range(req.n))
             self.completions += req.n
             self.prompt_tokens += prompt_tokens
@@ -144,9 +151,10 @@ class FakePolicy:
         return best
 
     def _complete(self, req: GenerationRequest, j: int) -> Completion:
-        question, _, partial = req.prompt.partition(SOLUTION_MARKER)
+        rendered = self.render(req.prompt)
+        question, _, partial = rendered.partition(SOLUTION_MARKER)
         if not _:  # not one of our prompts: the whole prompt is the question
-            question, partial = req.prompt, ""
+            question, partial = rendered, ""
         sample = j if req.temperature > 0 else -1
         text = self._continue(question, partial, sample, delimiter="\n\n")
         reason: FinishReason = "eos"

@@ -24,7 +24,14 @@ def select(pool: Any, strategy: str, n: int, aggregation: str) -> Any:
 
 
 def expected_correct(
-    pool: Any, strategy: str, k: int, aggregation: str, correct: Sequence[bool], *, seed: int = 0, samples: int = 2000
+    pool: Any,
+    strategy: str,
+    k: int,
+    aggregation: str,
+    correct: Sequence[bool],
+    *,
+    seed: int = 0,
+    samples: int = 2000,
 ) -> Any:
     return _pool_entry(strategy).estimate(pool, k, aggregation, correct, seed=seed, samples=samples)
 
