@@ -42,7 +42,6 @@ __all__ = [
     "StrategyConfig",
     "SweepConfig",
     "TTSConfig",
-    "compose",
     "conf_dir",
     "register_configs",
     "sampling_settings",
@@ -128,18 +127,6 @@ def conf_dir() -> Path:
             f"conf dir: no config.yaml in {path}; set TTS_CONF_DIR to the project's conf/ folder"
         )
     return path
-
-
-def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """Compose conf/config.yaml with Hydra overrides (no sweep values), as `tts sweep` does for one cell."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides))
 
 
 # ------------------------------------------------------------------------------------------ validation

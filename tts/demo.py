@@ -17,7 +17,8 @@ import sys
 import time
 from collections.abc import Sequence
 
-from tts.config import ConfigError, compose, sampling_settings, strategy_params, validate
+from tts.config import ConfigError, sampling_settings, strategy_params, validate
+from tts.grid import compose
 
 DEMO_DEFAULTS = ("dataset.per_level=2",)
 

@@ -81,6 +81,9 @@ class Grid:
     base: DictConfig = field(compare=False, repr=False)
     axes: dict[str, list[str]] = field(default_factory=dict)  # union of all axes, key -> values, for display
     overrides: tuple[str, ...] = ()  # the user's overrides, as given
+    # Sweep-level settings (tts.identity.SWEEP_LEVEL_FIELDS): one value for the whole sweep, never per cell.
+    cluster: Any = None  # tts.config.ClusterConfig
+    results_dir: str = "results"
 
 
 def resolved(cfg: TTSConfig) -> dict[str, Any]:
@@ -135,6 +138,8 @@ def _values(override: Any, key: str) -> list[str]:
 def _is_structural(loader: Any, override: Any) -> bool:
     """True for overrides Hydra must compose (group choices, +/~/++); False for plain value changes."""
     if override.is_add() or override.is_delete() or override.is_force_add() or override.package is not None:
+        return True
+    if override.key_or_group.startswith("hydra."):  # e.g. hydra.searchpath=[file:///lab/conf]: Hydra's own
         return True
     return bool(loader.repository.group_exists(override.key_or_group))
 
@@ -230,14 +235,22 @@ def _check_runtime(cfg: TTSConfig) -> TTSConfig:
 
 
 def _reject_sweep_level_axis(key: str, values: Sequence[str]) -> None:
-    """`cluster.max_tries=1,3` would give two cells with one id (the field is not part of a cell): refuse it."""
+    """`cluster.max_tries=1,3` would give two cells with one id (the field is not part of a cell): refuse any
+    axis over a sweep-level field (a preset's grid too: every cell of a sweep shares them)."""
     top = key.lstrip("+~").split(".", 1)[0]
-    if top in identity.SWEEP_LEVEL_FIELDS and len(values) > 1:
+    if top in identity.SWEEP_LEVEL_FIELDS:
         raise ConfigError(
             f"{key.lstrip('+~')}: cannot sweep over {list(values)!r}; it is a sweep-level setting "
             f"({', '.join(identity.SWEEP_LEVEL_FIELDS)} apply to the whole sweep, not to a cell); "
             "give one value, or run one sweep per value with its own sweep.name"
         )
+
+
+def compose(overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose conf/config.yaml with plain overrides (no sweep values): one cell's config, untyped. `expand`
+    is the entry point for sweeps; this is for tools and tests that want a single composed config."""
+    with _hydra() as loader:
+        return _Composer(loader)(list(overrides))
 
 
 def expand(overrides: Sequence[str] = ()) -> Grid:
@@ -285,4 +298,15 @@ def expand(overrides: Sequence[str] = ()) -> Grid:
                 cid = cell_id(typed)
                 if cid not in seen:
                     seen[cid] = Cell(cid, tuple(cell_overrides), typed, tuple(zip(keys, combo, strict=True)))
-    return Grid(name=name, cells=tuple(seen.values()), base=base, axes=all_axes, overrides=tuple(overrides))
+    if not seen:
+        raise ConfigError("overrides: the sweep has no cells; check sweep.axes / sweep.grids")
+    first = next(iter(seen.values())).config
+    return Grid(
+        name=name,
+        cells=tuple(seen.values()),
+        base=base,
+        axes=all_axes,
+        overrides=tuple(overrides),
+        cluster=first.cluster,
+        results_dir=first.results_dir,
+    )

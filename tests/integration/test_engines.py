@@ -281,9 +281,10 @@ def test_embedded_smollm2_is_a_loadable_safetensors_folder(smollm2_dir: Path):
 def test_embedded_default_policy_and_shared_judge_on_vllm(smollm2_dir: Path):
     """The shipped default (conf/config.yaml: SmolLM2 + engine=cpu) through the real builders; the SmolLM2
     judge (conf/prm/judge_smollm2.yaml) shares the policy's engine."""
-    from tts.config import compose, validate
+    from tts.config import validate
     from tts.engines.judge_prm import build as build_judge
     from tts.engines.vllm_policy import build as build_policy
+    from tts.grid import compose
 
     cfg = validate(compose(["prm=judge_smollm2"]))
     policy = build_policy(cfg.policy, cfg.engine)

@@ -14,10 +14,12 @@ import pytest
 
 from tts.data.problem import Problem
 from tts.engines.protocols import Generation, GenerationRequest, ScoreRequest, StepScores
-from tts.strategies import POOL_STRATEGIES, STRATEGIES
+from tts.strategies import STRATEGIES
 from tts.strategies.base import SamplingSettings
 from tts.strategies.pool import build_pool
 from tts.testing.pools import expected_correct, select
+
+POOL_STRATEGIES = tuple(n for n, e in STRATEGIES.items() if e.traits.pool_based)
 
 pytestmark = pytest.mark.integration
 

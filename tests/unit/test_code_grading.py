@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tts.config import ConfigError, DatasetConfig, compose, validate
+from tts.config import ConfigError, DatasetConfig, validate
 from tts.data import DATASETS
 from tts.data.code import code_jsonl_problems, humaneval_problems, mbpp_problems, prompt_inputs
 from tts.engines.protocols import Completion, Generation, GenerationRequest, ScoreRequest, StepScores
 from tts.grading import grade
 from tts.grading.code import build_program, execution_answers, grade_code, run_programs
 from tts.grading.sandbox import SandboxLimits, SandboxResult
+from tts.grid import compose
 from tts.strategies.base import SamplingSettings
 from tts.strategies.pool import build_pool, pass_at_k
 from tts.testing.pools import expected_correct, select

@@ -8,7 +8,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from tests.fixtures.paths import SHARED
-from tts.config import ConfigError, TTSConfig, compose, conf_dir, validate
+from tts.config import ConfigError, TTSConfig, conf_dir, validate
+from tts.grid import compose
 
 GROUPS = ["policy", "prm", "strategy", "dataset", "engine", "cluster", "difficulty"]
 

@@ -14,7 +14,7 @@ import pytest
 from tts.config import EngineConfig, FewShotExample, PolicyConfig
 from tts.engines import vllm_policy
 from tts.engines.judge_prm import JudgePRM, spellings
-from tts.engines.protocols import Conversation
+from tts.engines.protocols import Conversation, Message
 from tts.engines.vllm_common import EngineSettings
 from tts.engines.vllm_policy import VLLMPolicy, _to_generation, finish_reason
 from tts.engines.vllm_prm import _to_prob, single_token
@@ -94,6 +94,18 @@ def test_prompt_with_system_few_shot_and_template():
         "<system>S</system><user>Compute 1 + 1</user><assistant>2</assistant>"
         "<user>Compute {x} + 3</user><assistant>"
     )
+
+
+def test_conversation_history_and_partial_turn_are_rendered():
+    p = _policy(prompt_template="Compute {question}")
+    conv = Conversation(
+        "2 + 2", (Message("assistant", "5"), Message("user", "Wrong; check it.")), partial="2 + 2 = "
+    )
+    assert p.render(conv) == (
+        "<user>Compute 2 + 2</user><assistant>5</assistant><user>Wrong; check it.</user><assistant>2 + 2 = "
+    )
+    assert p.render("raw text") == "raw text"  # a string prompt is used verbatim
+    assert p.render(Conversation("2 + 2").continued("x")) == p.render(Conversation("2 + 2")) + "x"
 
 
 def test_plain_text_prompt():

@@ -67,7 +67,7 @@ class SweepSummary:
 
 
 def sweep_dir(grid: Grid) -> Path:
-    return Path(str(grid.base.results_dir)).expanduser() / grid.name
+    return Path(str(grid.results_dir)).expanduser() / grid.name
 
 
 def connect(cluster: ClusterConfig, cpus_needed: float = 1.0, log_to_driver: bool = True) -> bool:
@@ -271,7 +271,7 @@ class Driver:
 
         self.problems.load(grid.cells)
         self.progress = Progress(grid.name, len(grid.cells), skipped, live=self.live)
-        cluster = todo[0].config.cluster
+        cluster = self.grid.cluster
         specs = plan_engines(todo, self.builder)
         cpus = max((s.engine.num_cpus * s.engine.replicas for s in specs.values()), default=1)
         started_ray = connect(cluster, cpus + 1, log_to_driver=self.verbose)
