@@ -22,6 +22,22 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
+def load_plugin(module: str) -> object:
+    """Import a plugin module (it registers its entries on import) and have Ray ship it to workers by value, so
+    a module that only the driver can import (a lab's file on the driver's path, not an installed package)
+    still runs inside Ray tasks. Returns the module."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f"TTS_PLUGINS: cannot import plugin module {module!r}: {exc}") from exc
+    try:
+        from ray import cloudpickle
+    except ImportError:  # no Ray here: nothing to ship
+        return mod
+    cloudpickle.register_pickle_by_value(mod)
+    return mod
+
+
 class UnknownNameError(KeyError):
     """Raised for a name that is not registered; the message lists the allowed names and a close match."""
 
@@ -46,10 +62,7 @@ class Registry(Generic[T]):
         for ep in entry_points(group=self.group):
             self._entries.setdefault(ep.name, ep.value)
         for module in filter(None, (m.strip() for m in os.environ.get("TTS_PLUGINS", "").split(","))):
-            try:
-                importlib.import_module(module)
-            except ImportError as exc:
-                raise ImportError(f"TTS_PLUGINS: cannot import plugin module {module!r}: {exc}") from exc
+            load_plugin(module)
 
     def register(self, name: str, obj: T | str | None = None) -> Callable[[T], T] | None:
         """Register `obj` under `name`; without `obj`, return a decorator. `obj` may be a "module:attr" string."""
