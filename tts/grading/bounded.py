@@ -9,8 +9,10 @@ that dies (out of memory under its RLIMIT_AS, a crash) gives `(False, "error")`.
 tts.grading.equivalence runs first and keeps known explosions from ever reaching sympy, so the timeout is a
 backstop, not the common path.
 
-The bound: a `compare` call returns within `timeout_s` of getting a worker, plus the start-up of a worker when
-none is warm (`python -c "import math_verify"`: about 1-3 s; measured in tests/unit/test_grade_bounded.py).
+The bound: a `compare` call returns within `timeout_s` of getting a warm worker, plus the start-up of a worker
+when none is warm (`import math_verify` in a fresh interpreter: about 1-3 s here, capped at STARTUP_TIMEOUT_S;
+a worker reports "ready" before its first request, so start-up is never mistaken for a hang). Measured in
+tests/unit/test_grade_bounded.py.
 Workers are plain `python -m tts.grading.bounded` subprocesses speaking length-prefixed pickle frames over
 their stdin/stdout (no multiprocessing: a Ray worker's `__main__` must not be re-imported), at most
 `max_workers` of them per process, started lazily and reused; each exits when its parent does (it polls
@@ -31,8 +33,10 @@ import subprocess
 import sys
 import threading
 import time
+from typing import BinaryIO
 
-TIMEOUT_S = 5.0  # per comparison; a real MATH answer pair takes milliseconds to ~0.5 s
+TIMEOUT_S = 5.0  # per comparison, counted from a warm worker; a real MATH answer pair takes ms to ~0.5 s
+STARTUP_TIMEOUT_S = 60.0  # a new worker must have imported math-verify by then (else: status "error")
 WORKER_MEMORY_MB = 3072  # RLIMIT_AS of a worker: a runaway expansion ends in MemoryError, not in swap
 _HEADER = struct.Struct("!I")
 
@@ -52,15 +56,25 @@ class _Worker:
             env=env,
         )
 
+    def ready(self, timeout_s: float) -> bool:
+        """Wait for the worker's ready frame (sent once math-verify is imported)."""
+        try:
+            return self._receive(time.monotonic() + timeout_s) == "ready"
+        except (TimeoutError, EOFError, OSError, pickle.UnpicklingError):
+            return False
+
+    def _receive(self, deadline: float) -> object:
+        assert self.proc.stdout is not None
+        header = _read_exact(self.proc.stdout.fileno(), _HEADER.size, deadline)
+        return pickle.loads(_read_exact(self.proc.stdout.fileno(), _HEADER.unpack(header)[0], deadline))
+
     def call(self, request: tuple, timeout_s: float) -> tuple[bool, str]:
         """Send one request; the reply, or raise TimeoutError / EOFError (the caller kills the worker)."""
         data = pickle.dumps(request)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(_HEADER.pack(len(data)) + data)
         self.proc.stdin.flush()
-        deadline = time.monotonic() + timeout_s
-        header = _read_exact(self.proc.stdout.fileno(), _HEADER.size, deadline)
-        return pickle.loads(_read_exact(self.proc.stdout.fileno(), _HEADER.unpack(header)[0], deadline))
+        return self._receive(time.monotonic() + timeout_s)  # type: ignore[return-value]
 
     def kill(self) -> None:
         with contextlib.suppress(OSError):
@@ -125,6 +139,9 @@ class BoundedPool:
             return None
         with self._lock:
             self._all.add(worker)
+        if not worker.ready(STARTUP_TIMEOUT_S):
+            self._drop(worker)
+            return None
         return worker
 
     def _drop(self, worker: _Worker) -> None:
@@ -176,9 +193,12 @@ def _watch_parent(parent: int) -> None:
 def _serve(parent: int, memory_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    import math_verify  # noqa: F401  (imported before "ready": start-up is not charged to a comparison)
+
     from tts.grading.equivalence import symbolic_equivalent
 
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    _send(stdout, "ready")
     while True:
         header = stdin.read(_HEADER.size)
         if len(header) < _HEADER.size:
@@ -188,9 +208,13 @@ def _serve(parent: int, memory_mb: int) -> None:
             reply = (symbolic_equivalent(a, b), "ok")
         except Exception:  # MemoryError under RLIMIT_AS, RecursionError, ...
             reply = (False, "error")
-        data = pickle.dumps(reply)
-        stdout.write(_HEADER.pack(len(data)) + data)
-        stdout.flush()
+        _send(stdout, reply)
+
+
+def _send(stream: BinaryIO, obj: object) -> None:
+    data = pickle.dumps(obj)
+    stream.write(_HEADER.pack(len(data)) + data)
+    stream.flush()
 
 
 if __name__ == "__main__":
