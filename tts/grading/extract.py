@@ -1,5 +1,5 @@
 """Final-answer extraction from a completion: the last `\\boxed{...}`, then GSM8K's `#### N`, then a flagged
-last-number fallback. A malformed last box (`\\boxed}`, `\\boxed\\fbox`, `\\boxed{\\frac{1}{2` cut off, a runaway
+last-number fallback (`gsm8k_answer` and `clean_answer` live in tts.data.answers, shared with the loaders). A malformed last box (`\\boxed}`, `\\boxed\\fbox`, `\\boxed{\\frac{1}{2` cut off, a runaway
 box) gives NO answer, flagged `malformed`: the model meant to box an answer and botched it, so neither an
 earlier box nor a stray number is taken in its place.
 
@@ -19,14 +19,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from tts.data.answers import clean_answer, gsm8k_answer
+
 BOX_COMMANDS = ("\\boxed", "\\fbox")
 MAX_BOXES_TRIED = 32  # unclosed boxes tried from the end before giving up on \boxed
 MAX_BOX_CHARS = 4_000  # a box longer than this is treated as unclosed (a runaway, not an answer)
 FALLBACK_WINDOW = 20_000  # the last-number fallback looks at the tail of the text only
 
-_GSM8K = re.compile(r"####[ \t]*([^\n]*)")
 _NUMBER = re.compile(r"(?<![\d.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?(?!\d)")
-_THOUSANDS = re.compile(r"-?\$?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
 
 @dataclass(frozen=True)
@@ -118,20 +118,6 @@ def _box_content(text: str, i: int) -> str | None:
     return None
 
 
-def gsm8k_answer(text: str) -> str | None:
-    """The answer after the last GSM8K `#### ` marker ("#### $1,234." -> "1234"), or None when there is none.
-    Shared with the data loaders, which turn GSM8K reference solutions into bare answers the same way."""
-    if not isinstance(text, str) or "####" not in text:
-        return None
-    for match in reversed(list(_GSM8K.finditer(text[-FALLBACK_WINDOW:]))):
-        cleaned = clean_answer(match.group(1))
-        if _THOUSANDS.fullmatch(cleaned) or cleaned.startswith("$"):
-            cleaned = cleaned.replace(",", "").replace("$", "").strip()
-        if cleaned:
-            return cleaned
-    return None
-
-
 def last_number(text: str) -> str | None:
     """The last number written in the text ("1,234" -> "1234", "-2.5", "3/4"), or None."""
     if not isinstance(text, str):
@@ -140,14 +126,4 @@ def last_number(text: str) -> str | None:
     return found[-1].replace(",", "") if found else None
 
 
-def clean_answer(answer: str) -> str:
-    """Strip what surrounds an answer but is not part of it: whitespace, `$...$`, a trailing period/comma."""
-    s = answer.strip()
-    for _ in range(3):
-        before = s
-        if len(s) >= 2 and s[0] == "$" and s[-1] == "$":
-            s = s.strip("$").strip()
-        s = s.rstrip(".,;: ").strip()
-        if s == before:
-            break
-    return s
+__all__ = ["Extraction", "clean_answer", "extract_answer", "gsm8k_answer", "last_boxed", "last_number"]
