@@ -51,9 +51,11 @@ def load_problems_checked(cfg: Any) -> list[Problem]:
     except UnknownNameError as exc:
         raise DataSetError("dataset.name", str(exc), "pick a registered data set") from None
     problems = _load(loader, cfg)
+    levels = _get(cfg, "levels")
+    if not problems and levels:
+        raise _missing_levels(loader, cfg, list(levels))
     if not problems:
         raise _empty(cfg)
-    levels = _get(cfg, "levels")
     if levels:
         found = {p.level for p in problems}
         missing = [lv for lv in levels if lv not in found]
