@@ -65,7 +65,9 @@ def test_arithmetic_loader_reads_the_config() -> None:
 
 
 def test_arithmetic_rejects_an_unknown_level() -> None:
-    with pytest.raises(ValueError, match=r"dataset.levels: unknown arithmetic level 9; fix: choose from \[1, 2"):
+    with pytest.raises(
+        ValueError, match=r"dataset.levels: unknown arithmetic level 9; fix: choose from \[1, 2"
+    ):
         generate([9], per_level=2, seed=0)
 
 
