@@ -113,7 +113,7 @@ def test_code_jsonl_maps_columns_and_names_missing_ones(tmp_path: Path) -> None:
     (p,) = code_jsonl_problems(path, columns=cols)
     assert (p.id, p.kind, p.answer) == ("t/0", "code", "")
     assert grade_code(p, "    return x + 1\n").correct
-    with pytest.raises(ValueError, match=r"no column for \['tests'\].*dataset.columns"):
+    with pytest.raises(ValueError, match=r"dataset.columns.tests: .*tasks.jsonl record 1: no column 'test'"):
         code_jsonl_problems(path, columns={"id": "name", "prompt": "src", "entry_point": "fn"})
     with pytest.raises(ValueError, match="unknown fields"):
         code_jsonl_problems(path, columns={"question": "src"})

@@ -1,5 +1,9 @@
 """Hostile code through the real sandbox (tts.grading.sandbox), graded by grade_code like a model's completion.
 
+Includes the reward hacks on the verdict itself: a wrong program that ends the process with exit code 0 before
+or while its tests run (os._exit, sys.exit, SystemExit, atexit, excepthook, a thread, a forged completion mark)
+must be graded "early_exit" / failed, never passed; and ptrace / process_vm_readv must be refused.
+
 Each case is a completion of a tiny problem `def main():` whose tests pass ONLY if the attack worked (the
 socket connected, the secret leaked, the sentinel is gone, 4 GiB were allocated...). Every case must be graded
 failed or timeout within timeout + 1 s, the sentinel files must survive, the grader must still run a benign
@@ -89,7 +93,7 @@ def _attack(box: Sandbox, sentinels: list[Path], name: str, body: str, tests: st
     grade = grade_code(_problem(name, textwrap.dedent(tests)), completion, sandbox=box)
     elapsed = time.monotonic() - start
     assert not grade.correct, f"{name}: the attack worked ({grade.detail})"
-    assert grade.detail.startswith(("failed", "timeout")), grade.detail
+    assert grade.detail.startswith(("failed", "timeout", "early_exit")), grade.detail
     assert elapsed <= TIMEOUT_S + 1.0, f"{name}: graded in {elapsed:.2f} s"
     for f in sentinels:
         assert f.read_text() == "keep me", f"{name}: sentinel {f} was changed"
@@ -254,3 +258,100 @@ def test_benign_program_passes_with_isolation_report(box: Sandbox) -> None:
     result = box.run("import sys\nprint(sum(range(10)))\nprint('warn', file=sys.stderr)\n")
     assert (result.status, result.stdout, result.stderr_tail) == ("passed", "45\n", "warn\n")
     assert box.isolation.network in ("namespace", "in-process guard (bypassable)")
+
+
+# ------------------------------------------------------------------------------ exit-code reward hacks
+EXIT_HACKS = {
+    "os_exit": "import os\nos._exit(0)",
+    "sys_exit": "import sys\nsys.exit(0)",
+    "raise_systemexit": "raise SystemExit",
+    "systemexit_none": "raise SystemExit(None)",
+    "atexit": "import atexit, os\natexit.register(os._exit, 0)\nreturn 41",
+    "excepthook": "import os, sys\nsys.excepthook = lambda *a: os._exit(0)\nreturn 41",
+    "thread_exit": "import os, threading, time\nthreading.Timer(0.05, os._exit, (0,)).start()\ntime.sleep(5)",
+    "forged_mark": "import os\nos.write(1, b'\\n@@tts-done@@' + b'0' * 32 + b'\\n')\nos._exit(0)",
+    "steal_stdin": (
+        "import os, sys\ndata = sys.stdin.buffer.read()\n"
+        "try:\n    data += open('/proc/self/fd/0', 'rb').read()\nexcept OSError:\n    pass\n"
+        "os.write(1, b'\\n' + data + b'\\n')\nos._exit(0)"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXIT_HACKS))
+def test_exit_zero_before_the_tests_finish_is_not_a_pass(
+    box: Sandbox, sentinels: list[Path], name: str
+) -> None:
+    detail = _attack(box, sentinels, name, EXIT_HACKS[name], "assert main() == 42\n")
+    assert detail.startswith(("early_exit", "failed")), detail
+
+
+def test_exit_hacks_exit_zero_and_are_caught_by_the_secret(box: Sandbox) -> None:
+    """The cases above do exit with code 0 (so the exit code alone would have passed them)."""
+    for name in ("os_exit", "sys_exit", "atexit", "excepthook", "forged_mark", "steal_stdin"):
+        program = "def main():\n" + textwrap.indent(EXIT_HACKS[name], "    ") + "\n\nassert main() == 42\n"
+        result = box.run(program)
+        assert (result.returncode, result.status, result.finished) == (0, "early_exit", False), name
+
+
+def test_a_real_pass_prints_the_secret_after_the_last_line(box: Sandbox) -> None:
+    result = box.run("import sys\nsys.stdout.write('no newline')\n")
+    assert (result.status, result.finished, result.stdout) == ("passed", True, "no newline")
+
+
+# ------------------------------------------------------------------------------ ptrace / process_vm_*
+PTRACE_PROBE = """
+import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+class Iov(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+def errno_of(rc):
+    return 0 if rc == 0 else ctypes.get_errno()
+child = os.fork()
+if child == 0:
+    time.sleep(30)
+    os._exit(0)
+buf = ctypes.create_string_buffer(8)
+local, remote = Iov(ctypes.addressof(buf), 8), Iov(ctypes.addressof(buf), 8)
+found = {
+    "attach_init": errno_of(libc.ptrace(16, os.getppid(), 0, 0)),  # PTRACE_ATTACH
+    "seize_init": errno_of(libc.ptrace(0x4206, os.getppid(), 0, 0)),  # PTRACE_SEIZE
+    "attach_own_child": errno_of(libc.ptrace(16, child, 0, 0)),  # allowed without seccomp
+    "traceme": errno_of(libc.ptrace(0, 0, 0, 0)),
+    "vm_readv_child": errno_of(libc.process_vm_readv(child, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0) < 0),
+    "vm_writev_child": errno_of(
+        libc.process_vm_writev(child, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0) < 0
+    ),
+}
+try:
+    open("/proc/%d/mem" % os.getppid(), "rb").close()
+    found["init_mem"] = 0
+except OSError as exc:
+    found["init_mem"] = exc.errno
+os.kill(child, 9)
+print(found)
+"""
+
+
+def test_ptrace_and_process_vm_are_refused(box: Sandbox) -> None:
+    import ast
+    import errno
+
+    assert box.isolation.seccomp
+    result = box.run(PTRACE_PROBE)
+    assert result.status == "passed", result.stderr_tail
+    found = ast.literal_eval(result.stdout.strip())
+    assert {k: v for k, v in found.items() if k != "init_mem"} == dict.fromkeys(
+        ("attach_init", "seize_init", "attach_own_child", "traceme", "vm_readv_child", "vm_writev_child"),
+        errno.EPERM,
+    ), found
+    assert found["init_mem"] in (errno.EACCES, errno.EPERM), found
+
+
+def test_ptrace_attack_is_graded_failed(box: Sandbox, sentinels: list[Path]) -> None:
+    body = """
+    import ctypes, os
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.ptrace(16, os.getppid(), 0, 0) == 0
+    """
+    _attack(box, sentinels, "ptrace_init", body, "assert main()\n")

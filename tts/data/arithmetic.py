@@ -29,6 +29,7 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from tts.data.errors import DataSetError
 from tts.data.problem import Problem
 
 if TYPE_CHECKING:
@@ -91,11 +92,13 @@ def generate(levels: list[int], per_level: int, seed: int = 0) -> list[Problem]:
     """`per_level` problems for each level in `levels`, deterministic for `seed`; distinct within a level while
     the level has enough distinct expressions."""
     if per_level <= 0:
-        raise ValueError(f"per_level: invalid value {per_level!r}; must be a positive integer")
+        raise DataSetError("dataset.per_level", f"invalid value {per_level!r}", "give a positive integer")
     problems: list[Problem] = []
     for level in levels:
         if level not in LEVELS:
-            raise ValueError(f"dataset.levels: unknown arithmetic level {level!r}; allowed: {sorted(LEVELS)}")
+            raise DataSetError(
+                "dataset.levels", f"unknown arithmetic level {level!r}", f"choose from {sorted(LEVELS)}"
+            )
         spec = LEVELS[level]
         rng = random.Random(seed * 1_000_003 + level)
         seen: set[tuple[int, ...]] = set()

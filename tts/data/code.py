@@ -23,12 +23,13 @@ A HumanEval record, as loaded:
 from __future__ import annotations
 
 import ast
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tts.data.errors import DataSetError
+from tts.data.local import read_records
 from tts.data.problem import Problem
 
 MBPP_HUB_ID = "google-research-datasets/mbpp"
@@ -221,21 +222,6 @@ def mbpp_problems(
 
 
 # ------------------------------------------------------------------------------------------- local files
-def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL (or .json list) or Parquet file."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise FileNotFoundError(f"dataset.path: no such file {str(p)!r}; give a JSONL or Parquet file")
-    if p.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_table(p).to_pylist()
-    text = p.read_text()
-    if p.suffix == ".json" and text.lstrip().startswith("["):
-        return list(json.loads(text))
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
 def code_jsonl_problems(
     path: str | Path,
     *,
@@ -256,9 +242,12 @@ def code_jsonl_problems(
     for i, row in enumerate(read_records(path)):
         missing = [f for f in ("prompt", "tests", "entry_point") if cols[f] not in row]
         if missing:
-            raise ValueError(
-                f"{path}: row {i} has no column for {missing} (looked for {[cols[f] for f in missing]}); "
-                f"map them with dataset.columns, e.g. columns: {{tests: my_tests}}"
+            raise DataSetError(
+                f"dataset.columns.{missing[0]}",
+                f"no column {cols[missing[0]]!r} (got {sorted(map(str, row))})",
+                f"map one with +dataset.columns.{missing[0]}=<column>",
+                source=str(path),
+                row=i,
             )
         inputs = row.get(cols["public_inputs"])
         problems.append(
@@ -291,8 +280,10 @@ def load_mbpp(cfg: Any) -> list[Problem]:
 def load_code_jsonl(cfg: Any) -> list[Problem]:
     """DATASETS["code_jsonl"]: a local file (`path`) with a column mapping (`columns`)."""
     if not cfg.path:
-        raise ValueError(
-            "dataset.path: missing; code_jsonl needs a local JSONL/Parquet file with prompt/test columns"
+        raise DataSetError(
+            "dataset.path",
+            "missing; code_jsonl needs a local JSONL/Parquet file with prompt/test columns",
+            "dataset=code_jsonl dataset.path=/data/code.jsonl",
         )
     columns = dict(cfg.columns or {})
     ids = getattr(cfg, "ids", None)

@@ -22,8 +22,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tts.data.answers import gsm8k_answer
+from tts.data.errors import DataSetError
 from tts.data.problem import Problem
-from tts.grading.extract import gsm8k_answer
 
 if TYPE_CHECKING:
     from tts.schemas import DatasetConfig
@@ -44,31 +45,94 @@ METADATA_MAX_CHARS = (
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a JSONL (one JSON object a line, or a JSON array) or Parquet file, as dicts."""
+    """The rows of a JSONL (one JSON object a line, or a JSON array) or Parquet file, as dicts. Raises
+    DataSetError naming dataset.path, the line and the fix for a missing file, a folder, another file type, an
+    unreadable or empty file, a malformed JSON line and a line that is not a JSON object."""
     p = Path(path).expanduser()
+    src = str(path)
+    if p.is_dir():
+        raise DataSetError(
+            "dataset.path", "is a folder, not a file", "give one JSONL or Parquet file", source=src
+        )
     if not p.is_file():
-        raise FileNotFoundError(f"dataset.path: no such file {str(path)!r}; give a JSONL or Parquet file")
+        raise DataSetError(
+            "dataset.path", "no such file", "give an existing JSONL or Parquet file", source=src
+        )
     suffix = p.suffix.lower()
+    allowed = ", ".join(JSONL_SUFFIXES + PARQUET_SUFFIXES)
     if suffix in PARQUET_SUFFIXES:
         import pyarrow.parquet as pq
 
-        return pq.read_table(p).to_pylist()
+        try:
+            rows = pq.read_table(p).to_pylist()
+        except Exception as exc:  # pyarrow raises several types for a corrupt file
+            detail = " ".join(str(exc).split())[:200]
+            raise DataSetError(
+                "dataset.path", f"not a readable Parquet file ({detail})", "rewrite it", source=src
+            ) from exc
+        return _checked(rows, src, None)
     if suffix not in JSONL_SUFFIXES:
-        allowed = ", ".join(JSONL_SUFFIXES + PARQUET_SUFFIXES)
-        raise ValueError(f"dataset.path: unsupported file type {p.name!r}; allowed suffixes: {allowed}")
-    text = p.read_text(encoding="utf-8")
+        raise DataSetError(
+            "dataset.path",
+            f"unsupported file type {suffix or '(none)'!r}",
+            f"convert it to JSONL (one JSON object a line) or Parquet; allowed suffixes: {allowed}",
+            source=src,
+        )
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = p.read_bytes()[: exc.start].count(b"\n") + 1
+        raise DataSetError(
+            "dataset.path", "is not UTF-8 text", "save it as UTF-8", source=src, line=line
+        ) from exc
     if text.lstrip().startswith("["):
-        rows = json.loads(text)
-    else:
-        rows = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"dataset.path: {p}: line {number} is not valid JSON ({exc})") from exc
-    if not all(isinstance(row, dict) for row in rows):
-        raise ValueError(f"dataset.path: {p}: every record must be a JSON object")
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataSetError(
+                "dataset.path",
+                f"not valid JSON ({exc.msg})",
+                "fix the JSON array",
+                source=src,
+                line=exc.lineno,
+            ) from exc
+        if not isinstance(rows, list):
+            raise DataSetError(
+                "dataset.path", "not a JSON array of objects", "write one object a line", source=src
+            )
+        return _checked(rows, src, None)
+    rows, lines = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DataSetError(
+                    "dataset.path",
+                    f"not valid JSON ({exc.msg} at column {exc.colno})",
+                    "write one JSON object a line",
+                    source=src,
+                    line=number,
+                ) from exc
+            lines.append(number)
+    return _checked(rows, src, lines)
+
+
+def _checked(rows: Any, src: str, lines: list[int] | None) -> list[dict[str, Any]]:
+    if not rows:
+        raise DataSetError(
+            "dataset.path", "has no records (the file is empty)", "give a file with problems", source=src
+        )
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise DataSetError(
+                "dataset.path",
+                f"a record is a JSON {type(row).__name__}, not an object",
+                'write objects such as {"problem": ..., "answer": ...}',
+                source=src,
+                line=lines[index] if lines else None,
+                row=None if lines else index,
+            )
     return rows
 
 
@@ -80,23 +144,32 @@ def resolve_columns(
     available = list(available)
     unknown = sorted(set(columns) - set(FIELDS))
     if unknown:
-        raise ValueError(f"dataset.columns: unknown record field(s) {unknown}; allowed: {', '.join(FIELDS)}")
+        raise DataSetError(
+            "dataset.columns",
+            f"unknown record field(s) {unknown}",
+            f"use only {', '.join(FIELDS)}",
+            source=source,
+        )
     resolved: dict[str, str | None] = {}
     for name in FIELDS:
         if name in columns:
             if columns[name] not in available:
-                raise ValueError(
-                    f"dataset.columns.{name}: column {columns[name]!r} not found in {source}; "
-                    f"available columns: {', '.join(available)}"
+                raise DataSetError(
+                    f"dataset.columns.{name}",
+                    f"column {columns[name]!r} not found (available: {', '.join(map(str, available))})",
+                    f"map an existing column with +dataset.columns.{name}=<column>",
+                    source=source,
                 )
             resolved[name] = columns[name]
             continue
         resolved[name] = next((c for c in DEFAULT_COLUMNS[name] if c in available), None)
         if resolved[name] is None and name in REQUIRED:
             tried = " or ".join(repr(c) for c in DEFAULT_COLUMNS[name])
-            raise ValueError(
-                f"dataset.columns.{name}: no column {tried} in {source}; available columns: "
-                f"{', '.join(available)}; map one with +dataset.columns.{name}=<column>"
+            raise DataSetError(
+                f"dataset.columns.{name}",
+                f"no column {tried} (available: {', '.join(map(str, available))})",
+                f"map one with +dataset.columns.{name}=<column>",
+                source=source,
             )
     return resolved
 
@@ -141,17 +214,44 @@ def map_records(
     cols = resolve_columns(rows[0].keys(), columns or {}, source)
     used = {c for c in cols.values() if c is not None}
     problems: list[Problem] = []
+    ids: dict[str, int] = {}
     for index, row in enumerate(rows):
-        missing = [c for f, c in cols.items() if c is not None and f in REQUIRED and c not in row]
-        if missing:
-            raise ValueError(
-                f"dataset: row {index} of {source} has no column {missing[0]!r}; got {sorted(row)}"
-            )
+        for name in REQUIRED:
+            column = cols[name]
+            value = row.get(column) if isinstance(row, Mapping) else None
+            if column is None:
+                continue
+            if column not in row:
+                raise DataSetError(
+                    f"dataset.columns.{name}",
+                    f"no column {column!r} (got {sorted(map(str, row))})",
+                    f"add it to every record, or map another column with +dataset.columns.{name}=<column>",
+                    source=source,
+                    row=index,
+                )
+            if value is None or isinstance(value, dict | list) or not str(value).strip():
+                raise DataSetError(
+                    f"dataset.columns.{name}",
+                    f"column {column!r} is {'empty' if value is not None else 'null'}"
+                    + (f" ({type(value).__name__})" if isinstance(value, dict | list) else ""),
+                    f"give every record a non-empty text {name}",
+                    source=source,
+                    row=index,
+                )
         level = parse_level(row.get(cols["level"])) if cols["level"] else None
         if levels is not None and level not in levels:
             continue
         raw_id = row.get(cols["id"]) if cols["id"] else None
         pid = f"{dataset}/{raw_id}" if raw_id is not None else f"{dataset}/{split}/{index:04d}"
+        if pid in ids:
+            raise DataSetError(
+                "dataset.columns.id",
+                f"duplicate problem id {pid!r} (also record {ids[pid] + 1})",
+                "give every record a unique id, or map another id column with +dataset.columns.id=<column>",
+                source=source,
+                row=index,
+            )
+        ids[pid] = index
         metadata = {
             k: v
             for k, v in row.items()
@@ -186,9 +286,10 @@ def _take(problems: list[Problem], limit: int | None, per_level: int | None) -> 
 def load(cfg: DatasetConfig) -> list[Problem]:
     """The DATASETS loader "local": `cfg.path` read with `cfg.columns`, filtered by levels/limit/per_level."""
     if not cfg.path:
-        raise ValueError(
-            "dataset.path: not set; the local loader needs a JSONL or Parquet file, e.g. "
-            "dataset=local dataset.path=/data/problems.jsonl"
+        raise DataSetError(
+            "dataset.path",
+            "not set; the local loader needs a JSONL or Parquet file",
+            "dataset=local dataset.path=/data/problems.jsonl",
         )
     return map_records(
         read_records(cfg.path),

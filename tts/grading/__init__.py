@@ -1,20 +1,31 @@
-"""Grading: one completion of one problem -> a `Grade` (answer, correct, and the per-row flags).
+"""Grading: one completion of one problem -> a `Grade` (answer, correct, status and the per-row flags).
 
 Why one entry point: the sample pool, every strategy's result and the results store all need the same verdict
-and the same flags (no_answer, fallback_extraction, truncated), computed the same way. Math problems go through
-`extract_answer` (tts.grading.extract) and `answers_equivalent` (math-verify, tts.grading.equivalence); code
-problems are dispatched lazily to `tts.grading.code:grade_code`, so importing this package never pulls in the
-code sandbox. Grading never raises on a malformed completion: a bad completion is a wrong answer with a flag.
+and the same flags (no_answer, fallback_extraction, truncated, status), computed the same way. Math problems go
+through `extract_answer` (tts.grading.extract) and `equivalence` (math-verify behind a hang guard and a killable
+worker, tts.grading.equivalence / tts.grading.bounded); code problems are dispatched lazily to tts.grading.code,
+so importing this package never pulls in the code sandbox. Grading never raises on a malformed completion: a
+bad completion is a wrong answer with a flag, and every grade returns within a fixed time (math:
+`bounded.TIMEOUT_S` plus a worker start; code: the problem's sandbox timeout).
+
+The runtime grades a batch with `grade_many(problems, texts, finish_reasons)`: math rows in parallel threads
+(each comparison in its own worker process), code rows in one parallel sandbox batch.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Literal
 
 from tts.data.problem import Problem
-from tts.grading.equivalence import answers_equivalent, math_equivalent
+from tts.grading.equivalence import answers_equivalent, equivalence, math_equivalent
 from tts.grading.extract import Extraction, extract_answer
+
+GradeStatus = Literal["ok", "guarded", "timeout", "malformed", "early_exit", "error"]
+GRADE_STATUSES: tuple[str, ...] = ("ok", "guarded", "timeout", "malformed", "early_exit", "error")
 
 
 @dataclass(frozen=True)
@@ -26,6 +37,18 @@ class Grade:
     no_answer: nothing could be extracted. fallback_extraction: the answer is the text's last number, not an
     explicit `\\boxed{}` / `####` answer. truncated: generation stopped at its token limit.
     detail: a short human-readable note (why it is wrong, which fallback was used).
+    status: how the verdict was reached (the row's `grade_status`):
+      "ok"         checked in full (math: string fast path or math-verify; code: the tests ran to the end or
+                   failed on their own);
+      "guarded"    math: an answer whose evaluation could explode (huge factorial/binomial/Gamma/power tower)
+                   was compared as a normalised string only;
+      "timeout"    a time limit decided: math-verify killed after bounded.TIMEOUT_S, or the program ran past
+                   its sandbox limit; graded incorrect;
+      "malformed"  the completion's last answer box is malformed (`\\boxed}`, unclosed): no answer taken;
+      "early_exit" code: the program exited with code 0 before its tests finished (os._exit / sys.exit /
+                   atexit / excepthook): graded incorrect;
+      "error"      the grader itself failed (sandbox or worker could not start / died): incorrect, not the
+                   completion's fault; rerun to grade it.
     """
 
     answer: str | None
@@ -34,6 +57,7 @@ class Grade:
     fallback_extraction: bool
     truncated: bool
     detail: str = ""
+    status: GradeStatus = "ok"
 
 
 def grade(problem: Problem, text: str, finish_reason: str = "eos") -> Grade:
@@ -47,14 +71,68 @@ def grade(problem: Problem, text: str, finish_reason: str = "eos") -> Grade:
 
     extraction = extract_answer(text)
     notes = ["truncated at the token limit"] if truncated else []
+    if extraction.malformed:
+        note = "malformed answer box (missing or unclosed argument): no answer taken"
+        return Grade(None, False, True, False, truncated, "; ".join([note, *notes]), "malformed")
     if extraction.answer is None:
         return Grade(None, False, True, False, truncated, "; ".join(["no answer found", *notes]))
-    correct = answers_equivalent(problem.answer, extraction.answer)
+    correct, status = equivalence(problem.answer, extraction.answer)
+    if status in ("guarded", "timeout", "error"):
+        notes.insert(0, f"equivalence check: {status}")
     if extraction.fallback:
         notes.insert(0, "answer taken from the last number (no \\boxed{} or ####)")
     if not correct:
         notes.insert(0, f"{extraction.answer!r} is not equivalent to the reference {problem.answer!r}")
-    return Grade(extraction.answer, correct, False, extraction.fallback, truncated, "; ".join(notes))
+    status = "ok" if status == "malformed" else status  # an empty reference: a plain wrong answer
+    return Grade(extraction.answer, correct, False, extraction.fallback, truncated, "; ".join(notes), status)
 
 
-__all__ = ["Extraction", "Grade", "answers_equivalent", "extract_answer", "grade", "math_equivalent"]
+def grade_many(
+    problems: Sequence[Problem],
+    texts: Sequence[str],
+    finish_reasons: Sequence[str] | None = None,
+    *,
+    max_workers: int | None = None,
+) -> list[Grade]:
+    """Grade texts[i] of problems[i] (finish_reasons[i], default "eos"), all in parallel; results in input
+    order, each exactly what `grade` returns. Math rows run on `max_workers` threads (default: the bounded
+    pool's size); code rows go to the sandbox in one batch (tts.grading.code.grade_many). Never raises for a
+    completion; raises ValueError when the three sequences differ in length."""
+    reasons = list(finish_reasons) if finish_reasons is not None else ["eos"] * len(texts)
+    if not len(problems) == len(texts) == len(reasons):
+        raise ValueError(
+            f"grade_many: {len(problems)} problems, {len(texts)} texts, {len(reasons)} finish_reasons; "
+            "give one of each per row"
+        )
+    grades: list[Grade | None] = [None] * len(problems)
+    code = [i for i, p in enumerate(problems) if p.kind == "code"]
+    if code:
+        from tts.grading.code import grade_many as grade_code_many
+
+        done = grade_code_many([problems[i] for i in code], [texts[i] for i in code])
+        for i, g in zip(code, done, strict=True):
+            grades[i] = dataclasses.replace(g, truncated=g.truncated or reasons[i] == "length")
+    math = [i for i, p in enumerate(problems) if p.kind != "code"]
+    if math:
+        from tts.grading import bounded
+
+        workers = max_workers or bounded.pool().max_workers
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(math)))) as threads:
+            done = threads.map(lambda i: grade(problems[i], texts[i], reasons[i]), math)
+            for i, g in zip(math, done, strict=True):
+                grades[i] = g
+    return [g for g in grades if g is not None]
+
+
+__all__ = [
+    "GRADE_STATUSES",
+    "Extraction",
+    "Grade",
+    "GradeStatus",
+    "answers_equivalent",
+    "equivalence",
+    "extract_answer",
+    "grade",
+    "grade_many",
+    "math_equivalent",
+]

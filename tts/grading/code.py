@@ -1,5 +1,8 @@
 """Grading code completions by running them: program = prompt + completion (or the function the model wrote in a
-```python block), then the problem's tests, executed in the sandbox (tts.grading.sandbox). Passed => correct.
+```python block), then the problem's tests, executed in the sandbox (tts.grading.sandbox). Passed => correct,
+where passed means exit code 0 AND the sandbox's per-run secret printed after the tests' last line (an
+`os._exit(0)` / `sys.exit(0)` / atexit / excepthook exit before the tests finish is status "early_exit",
+incorrect; what a same-process harness cannot stop is written in the sandbox's docstring).
 
 Why here: `tts.grading.grade` dispatches `kind == "code"` problems to `grade_code`, so pools, strategies and the
 store treat code like math. Two more views of a completion live here because selection needs them:
@@ -130,11 +133,16 @@ def _key(program: str, timeout_s: float | None, box: Sandbox) -> str:
     return f"{box.limits}\0{timeout_s}\0{program}"
 
 
+_STATUS = {"passed": "ok", "failed": "ok", "timeout": "timeout", "early_exit": "early_exit", "error": "error"}
+
+
 def _detail(result: SandboxResult) -> str:
     if result.status == "passed":
         return f"tests passed in {result.duration_s:.2f} s"
     if result.status == "timeout":
         return f"timeout after {result.duration_s:.1f} s"
+    if result.status == "early_exit":
+        return "early_exit: the program exited with code 0 before its tests finished (no completion secret)"
     lines = [ln for ln in result.stderr_tail.strip().splitlines() if ln.strip()]
     return f"{result.status}: {lines[-1].strip()[:300] if lines else f'exit code {result.returncode}'}"
 
@@ -166,7 +174,8 @@ def grade_many(
         if result is None:
             grades.append(Grade(None, False, True, False, False, "empty completion: no code to run"))
         else:
-            grades.append(Grade(ext.code, result.passed, False, ext.restated, False, _detail(result)))
+            status = _STATUS[result.status]
+            grades.append(Grade(ext.code, result.passed, False, ext.restated, False, _detail(result), status))
     return grades
 
 

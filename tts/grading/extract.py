@@ -1,9 +1,11 @@
 """Final-answer extraction from a completion: the last `\\boxed{...}`, then GSM8K's `#### N`, then a flagged
-last-number fallback.
+last-number fallback (`gsm8k_answer` and `clean_answer` live in tts.data.answers, shared with the loaders). A malformed last box (`\\boxed}`, `\\boxed\\fbox`, `\\boxed{\\frac{1}{2` cut off, a runaway
+box) gives NO answer, flagged `malformed`: the model meant to box an answer and botched it, so neither an
+earlier box nor a stray number is taken in its place.
 
 Why a hand-written scanner and not a regex: boxed answers nest braces (`\\boxed{\\frac{1}{2}}`), escape them
 (`\\boxed{\\{1, 2\\}}`) and are cut off mid-way when a completion hits its token limit. A brace-counting scan
-handles all three in linear time, and an unclosed box is skipped rather than swallowing the rest of the text.
+handles all three in linear time, and an unclosed box is reported rather than swallowing the rest of the text.
 Model output is untrusted: every function here accepts any string (empty, huge, malformed) and never raises.
 
     >>> extract_answer("5 + 2 = 7.\\n\\nThe answer is \\\\boxed{7}.")
@@ -17,14 +19,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from tts.data.answers import clean_answer, gsm8k_answer
+
 BOX_COMMANDS = ("\\boxed", "\\fbox")
 MAX_BOXES_TRIED = 32  # unclosed boxes tried from the end before giving up on \boxed
 MAX_BOX_CHARS = 4_000  # a box longer than this is treated as unclosed (a runaway, not an answer)
 FALLBACK_WINDOW = 20_000  # the last-number fallback looks at the tail of the text only
 
-_GSM8K = re.compile(r"####[ \t]*([^\n]*)")
 _NUMBER = re.compile(r"(?<![\d.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?(?!\d)")
-_THOUSANDS = re.compile(r"-?\$?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class Extraction:
 
     answer: str | None
     fallback: bool = False
+    malformed: bool = False  # the last box command has no well-formed argument: no answer
 
 
 def extract_answer(text: str) -> Extraction:
@@ -41,7 +44,9 @@ def extract_answer(text: str) -> Extraction:
     last number in the text (flagged `fallback=True`), else `Extraction(None, False)`. Never raises."""
     if not isinstance(text, str) or not text:
         return Extraction(None, False)
-    boxed = last_boxed(text)
+    boxed, malformed = _last_box(text)
+    if malformed:
+        return Extraction(None, False, True)
     if boxed is not None:
         return Extraction(boxed, False)
     marked = gsm8k_answer(text)
@@ -54,32 +59,48 @@ def extract_answer(text: str) -> Extraction:
 
 
 def last_boxed(text: str) -> str | None:
-    """The content of the last closed, non-empty `\\boxed{...}` (or `\\fbox{...}`, or `\\boxed 5`), cleaned."""
+    """The content of the last non-empty `\\boxed{...}` (or `\\fbox{...}`, or `\\boxed 5`), cleaned; None when
+    there is none or the last box is malformed."""
+    return _last_box(text)[0]
+
+
+def _last_box(text: str) -> tuple[str | None, bool]:
+    """(answer, malformed) from the last box command: empty boxes are skipped, a malformed one stops the
+    search (answer None, malformed True)."""
     end = len(text)
     for _ in range(MAX_BOXES_TRIED):
         start, command = max((text.rfind(c, 0, end), c) for c in BOX_COMMANDS)
         if start < 0:
-            return None
+            return None, False
         content = _box_content(text, start + len(command))
-        if content is not None:
-            cleaned = clean_answer(content)
-            if cleaned:
-                return cleaned
+        if content is _NOT_A_BOX:
+            end = start
+            continue
+        if content is None:
+            return None, True
+        cleaned = clean_answer(content)
+        if cleaned:
+            return cleaned, False
         end = start
-    return None
+    return None, False
+
+
+_NOT_A_BOX = "\0not a box"
+_BARE = re.compile(r"-?[A-Za-z0-9][A-Za-z0-9.,/]*")  # "\boxed 5", "\boxed -3", "\boxed x"
 
 
 def _box_content(text: str, i: int) -> str | None:
-    """The argument of a box command whose name ends at `i`, or None when it is missing or unclosed."""
+    """The argument of a box command whose name ends at `i`; None when it is missing, unclosed or not an
+    argument (`\\boxed}`, `\\boxed\\fbox`, `\\boxed` at the end); _NOT_A_BOX for `\\boxedfoo` (another command)."""
     n = len(text)
     if i < n and text[i].isalpha():  # \boxedfoo is another command
-        return None
+        return _NOT_A_BOX
     while i < n and text[i] in " \t":
         i += 1
     if i >= n:
         return None
-    if text[i] != "{":  # "\boxed 5": the next token
-        match = re.match(r"[^\s$]+", text[i : i + 64])
+    if text[i] != "{":  # "\boxed 5": the next token, if it is a bare number or symbol
+        match = _BARE.match(text, i, min(n, i + 64))
         return match.group(0) if match else None
     depth, j, stop = 0, i, min(n, i + MAX_BOX_CHARS)
     while j < stop:
@@ -97,20 +118,6 @@ def _box_content(text: str, i: int) -> str | None:
     return None
 
 
-def gsm8k_answer(text: str) -> str | None:
-    """The answer after the last GSM8K `#### ` marker ("#### $1,234." -> "1234"), or None when there is none.
-    Shared with the data loaders, which turn GSM8K reference solutions into bare answers the same way."""
-    if not isinstance(text, str) or "####" not in text:
-        return None
-    for match in reversed(list(_GSM8K.finditer(text[-FALLBACK_WINDOW:]))):
-        cleaned = clean_answer(match.group(1))
-        if _THOUSANDS.fullmatch(cleaned) or cleaned.startswith("$"):
-            cleaned = cleaned.replace(",", "").replace("$", "").strip()
-        if cleaned:
-            return cleaned
-    return None
-
-
 def last_number(text: str) -> str | None:
     """The last number written in the text ("1,234" -> "1234", "-2.5", "3/4"), or None."""
     if not isinstance(text, str):
@@ -119,14 +126,4 @@ def last_number(text: str) -> str | None:
     return found[-1].replace(",", "") if found else None
 
 
-def clean_answer(answer: str) -> str:
-    """Strip what surrounds an answer but is not part of it: whitespace, `$...$`, a trailing period/comma."""
-    s = answer.strip()
-    for _ in range(3):
-        before = s
-        if len(s) >= 2 and s[0] == "$" and s[-1] == "$":
-            s = s.strip("$").strip()
-        s = s.rstrip(".,;: ").strip()
-        if s == before:
-            break
-    return s
+__all__ = ["Extraction", "clean_answer", "extract_answer", "gsm8k_answer", "last_boxed", "last_number"]

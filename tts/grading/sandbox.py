@@ -22,6 +22,21 @@ process by probing, and says which layers it got):
   processes for the throwaway uid); a wall-clock timeout; stdout/stderr go to files (no pipe an orphan could
   hold open), read back bounded.
 - Secrets: the environment is scrubbed (PATH, HOME, TMPDIR, locale only) and /proc shows only the namespace.
+- Other processes' memory: a seccomp filter (installed by the bootstrap right before the candidate runs, kept
+  across fork and exec, with no_new_privs) makes ptrace, process_vm_readv/writev, pidfd_getfd and
+  process_madvise fail with EPERM (x86-64 and aarch64; x32 and foreign-arch syscalls are refused too), and the
+  namespace's init sets PR_SET_DUMPABLE 0, so /proc/1/mem is closed to the candidate as well.
+
+Verdicts: "passed" needs exit code 0 AND this run's secret. The grader draws a fresh secret per run and hands
+it to the bootstrap through a pipe on stdin (read to EOF before the candidate starts: the candidate's stdin is
+empty, the secret is in no file, argv or environment); the bootstrap prints it only after `runpy` returned,
+i.e. after the program's last line (for graders: after the last test) ran without raising. A program that ends
+the process early with exit code 0 (`os._exit(0)`, `sys.exit(0)`, `raise SystemExit`, an atexit hook or
+`sys.excepthook` calling `os._exit(0)` after a failed assert) leaves no secret: status "early_exit", never
+passed. What this cannot stop: code that deliberately introspects the harness in its own process (walking
+`sys._getframe()` up to the bootstrap's frame to read the secret, rebinding builtins the tests use, patching
+`AssertionError`): the candidate and its tests share one interpreter. That needs a separate test process
+talking to the candidate over a pipe, which HumanEval-style `check(candidate)` tests do not allow.
 
 Fallbacks (logged as a warning): no PID/mount namespace -> `unshare -rn` only (network isolated; files protected
 by the throwaway uid as root, NOT when not root); no `unshare` / user namespaces -> a plain subprocess with an
@@ -37,8 +52,10 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import platform
 import queue
 import resource
+import secrets
 import shutil
 import signal
 import subprocess
@@ -57,12 +74,19 @@ import psutil
 
 log = logging.getLogger(__name__)
 
-Status = Literal["passed", "failed", "timeout", "error"]
+Status = Literal["passed", "failed", "timeout", "early_exit", "error"]
 Mode = Literal["namespaces", "netns", "plain"]
 SETUP_FAILED = 97  # the bootstrap's exit code when it could not build the sandbox (-> status "error")
 HIDDEN_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run")
 _UID_BASE = 1_500_000_000  # throwaway uids: base + (grader pid % 100000) * 64 + slot; no account owns them
 _MAX_SLOTS = 64
+DONE_MARK = "@@tts-done@@"  # + this run's secret: written by the bootstrap once the whole program has run
+# seccomp deny list (EPERM) per machine: audit arch, then ptrace, process_vm_readv, process_vm_writev,
+# pidfd_getfd, process_madvise. Another architecture: no seccomp (Isolation.notes says so).
+SECCOMP_DENY = {
+    "x86_64": (0xC000003E, 101, 310, 311, 438, 440),
+    "aarch64": (0xC00000B7, 117, 270, 271, 438, 440),
+}
 
 
 @dataclass(frozen=True)
@@ -90,6 +114,7 @@ class SandboxResult:
     duration_s: float
     stdout: str = ""
     stderr_tail: str = ""
+    finished: bool = False  # the bootstrap printed this run's secret: the program ran to its last line
 
     @property
     def passed(self) -> bool:
@@ -107,6 +132,7 @@ class Isolation:
     pid_namespace: bool
     readonly_fs: bool
     notes: tuple[str, ...] = field(default_factory=tuple)
+    seccomp: bool = False  # ptrace / process_vm_* refused (SECCOMP_DENY has this machine's architecture)
 
 
 # ----------------------------------------------------------------------------------------------- bootstrap
@@ -117,7 +143,9 @@ import os, sys
 def _fail(step, detail):
     sys.stderr.write("tts-sandbox: setup failed: %s: %s\n" % (step, detail)); sys.stderr.flush(); os._exit(97)
 mode, tmpfs_mb, hidden = sys.argv[1], int(sys.argv[2]), [p for p in sys.argv[3].split(":") if p]
+deny = [int(x, 0) for x in sys.argv[4].split(",") if x]  # [audit arch, syscall numbers...] or []
 src = open("main.py", "rb").read()
+done = sys.stdin.buffer.read(256)  # this run's secret; the pipe is then at EOF, as /dev/null would be
 if mode == "namespaces":
     import ctypes
     libc = ctypes.CDLL(None, use_errno=True)
@@ -148,6 +176,7 @@ if mode == "namespaces":
             f.write(value)
     child = os.fork()
     if child:  # PID 1: reap everything, exit with the candidate's status; the kernel then kills the rest
+        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: no /proc/1/mem, no ptrace from the nested namespace
         while True:
             try:
                 pid, status = os.wait()
@@ -165,10 +194,35 @@ elif mode == "plain":  # no network namespace: a bypassable guard, better than n
             _no_net()
     socket.socket = _NoSocket
     socket.create_connection = socket.getaddrinfo = socket.socketpair = _no_net
-del mode, tmpfs_mb, hidden
+if deny:  # seccomp: ptrace, process_vm_readv/writev, pidfd_getfd, process_madvise -> EPERM
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    class _Ins(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+    class _Prog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_Ins))]
+    EPERM, ALLOW = 0x00050001, 0x7FFF0000
+    ins = [(0x20, 0, 0, 4), (0x15, 1, 0, deny[0]), (0x06, 0, 0, EPERM), (0x20, 0, 0, 0)]
+    if deny[0] == 0xC000003E:  # x86-64: x32 syscall numbers (bit 30) are refused too
+        ins += [(0x35, 0, 1, 0x40000000), (0x06, 0, 0, EPERM)]
+    for nr in deny[1:]:
+        ins += [(0x15, 0, 1, nr), (0x06, 0, 0, EPERM)]
+    ins.append((0x06, 0, 0, ALLOW))
+    arr = (_Ins * len(ins))(*[_Ins(*i) for i in ins])
+    prog = _Prog(len(ins), arr)
+    if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(prog), 0, 0) != 0:
+        _fail("seccomp", os.strerror(ctypes.get_errno()))
+    del ctypes, libc, _Ins, _Prog, ins, arr, prog
+del mode, tmpfs_mb, hidden, deny
 sys.argv = ["main.py"]
 import runpy
 runpy.run_path("main.py", run_name="__main__")
+for _stream in (sys.stdout, sys.stderr):  # the candidate's output first, then the proof that it all ran
+    try:
+        _stream.flush()
+    except BaseException:
+        pass
+os.write(1, b"\n" + done + b"\n")
 """
 
 _PROBE = """
@@ -214,7 +268,8 @@ def _command(mode: Mode, python: str, limits: SandboxLimits) -> list[str]:
         prefix += ["--mount-proc", "--kill-child"]
     elif mode == "netns":
         prefix = ["unshare", "--user", "--map-root-user", "--net"]
-    boot = [python, "-I", "-B", "-c", BOOTSTRAP, mode, str(limits.tmpfs_mb), ":".join(HIDDEN_DIRS)]
+    deny = ",".join(hex(n) for n in SECCOMP_DENY.get(platform.machine(), ()))
+    boot = [python, "-I", "-B", "-c", BOOTSTRAP, mode, str(limits.tmpfs_mb), ":".join(HIDDEN_DIRS), deny]
     return prefix + boot
 
 
@@ -255,6 +310,10 @@ def _execute(
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(work)}
         env |= {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
         out_path, err_path = io_dir / "stdout", io_dir / "stderr"
+        token = (DONE_MARK + secrets.token_hex(16)).encode()
+        secret_in, secret_out = os.pipe()  # the secret reaches only the bootstrap, which reads it to EOF
+        os.write(secret_out, token)
+        os.close(secret_out)
         start = time.monotonic()
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             try:
@@ -262,7 +321,7 @@ def _execute(
                     _command(mode, python, limits),
                     cwd=work,
                     env=env,
-                    stdin=subprocess.DEVNULL,
+                    stdin=secret_in,
                     stdout=out,
                     stderr=err,
                     start_new_session=True,
@@ -275,6 +334,8 @@ def _execute(
                 return SandboxResult(
                     "error", None, time.monotonic() - start, "", f"sandbox: could not start: {exc}"
                 )
+            finally:
+                os.close(secret_in)
             timed_out = False
             try:
                 returncode = proc.wait(timeout=timeout_s)
@@ -284,12 +345,25 @@ def _execute(
                 returncode = None
             duration = time.monotonic() - start
             _sweep(proc, mode, uid, timed_out)
-        stdout = _read_head(out_path, limits.max_stdout)
+        finished = _contains(out_path, b"\n" + token + b"\n")
+        stdout = _read_head(out_path, limits.max_stdout).replace("\n" + token.decode() + "\n", "")
         stderr = _read_tail(err_path, limits.stderr_tail)
-        return SandboxResult(_status(returncode, timed_out, stderr), returncode, duration, stdout, stderr)
+        status = _status(returncode, timed_out, stderr, finished)
+        return SandboxResult(status, returncode, duration, stdout, stderr, finished)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(io_dir, ignore_errors=True)
+
+
+def _contains(path: Path, needle: bytes, chunk: int = 1 << 20) -> bool:
+    """Whether the file holds `needle` (read in chunks: stdout may be as large as RLIMIT_FSIZE)."""
+    tail = b""
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            if needle in tail + block:
+                return True
+            tail = block[-len(needle) :]
+    return False
 
 
 def _read_head(path: Path, limit: int) -> str:
@@ -323,12 +397,14 @@ def _sweep(proc: subprocess.Popen, mode: Mode, uid: int | None, timed_out: bool)
         _kill_uid(uid)
 
 
-def _status(returncode: int | None, timed_out: bool, stderr: str) -> Status:
+def _status(returncode: int | None, timed_out: bool, stderr: str, finished: bool) -> Status:
+    """passed = exit code 0 AND this run's secret printed after the program's last line (an `os._exit(0)`,
+    `sys.exit(0)`, atexit or excepthook exit before the end leaves no secret: "early_exit")."""
     cpu_killed = (-signal.SIGXCPU, 128 + signal.SIGXCPU)
     if timed_out or returncode in cpu_killed:
         return "timeout"
     if returncode == 0:
-        return "passed"
+        return "passed" if finished else "early_exit"
     if returncode == SETUP_FAILED and "tts-sandbox: setup failed" in stderr:
         return "error"
     return "failed"
@@ -384,6 +460,7 @@ def _probe_all(python: str | None) -> Isolation:
                         pid_namespace=mode == "namespaces",
                         readonly_fs=mode == "namespaces",
                         notes=tuple(notes),
+                        seccomp=platform.machine() in SECCOMP_DENY,
                     )
                     if mode != "namespaces" or not use_uid and root:
                         log.warning("sandbox: weaker isolation on this machine: %s (tried: %s)", iso, notes)

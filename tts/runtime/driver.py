@@ -80,14 +80,10 @@ def connect(cluster: ClusterConfig, cpus_needed: float = 1.0, log_to_driver: boo
     if cluster.mode == "ray":
         ray.init(address=cluster.address or "auto", log_to_driver=log_to_driver)
         return True
+    from tts.runtime.local_ray import init_local
+
     num_cpus = cluster.num_cpus or max(os.cpu_count() or 1, int(cpus_needed + 0.999))
-    ray.init(
-        num_cpus=num_cpus,
-        num_gpus=cluster.num_gpus,
-        include_dashboard=False,
-        dashboard_host="127.0.0.1",
-        log_to_driver=log_to_driver,
-    )
+    init_local(num_cpus, cluster.num_gpus, auth_mode=cluster.auth_mode, log_to_driver=log_to_driver)
     return True
 
 
