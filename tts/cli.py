@@ -86,12 +86,24 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.dry_run:
-        print_dry_run(grid)
-        return 0
-    from tts.runtime.driver import run_sweep
+    from tts.data import DataSetError
+    from tts.runtime.driver import SweepLockedError, run_sweep
 
-    summary = run_sweep(grid, live=False if args.no_live else None, verbose=args.verbose)
+    try:
+        if args.dry_run:
+            print_dry_run(grid)
+            return 0
+        summary = run_sweep(grid, live=False if args.no_live else None, verbose=args.verbose)
+    except (DataSetError, SweepLockedError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        again = " ".join(["tts", "sweep", *args.overrides])
+        print(
+            f"\ninterrupted: finished cells are kept; resume with: {again}",
+            file=sys.stderr,
+        )
+        return 130
     return 1 if summary.failed else 0
 
 
@@ -105,6 +117,7 @@ def print_dry_run(grid: object) -> None:
     cells = list(grid.cells)
     problems = Problems()
     problems.load(cells)
+    problems.check()
     costs = estimate_cost(cells, problems.for_cell)
     finished, _ = SweepStore(sweep_dir(grid)).verified("cell")
     print(f"sweep {grid.name}: {len(cells)} cells -> {sweep_dir(grid)}")
@@ -120,8 +133,6 @@ def print_dry_run(grid: object) -> None:
     total_gens = pool_gens + sum(c.generations for c in search)
     total_tokens = pool_tokens + sum(c.tokens for c in search)
     engines = plan_engines(cells)
-    for key, err in problems.errors.items():
-        print(f"warning: {err} ({key})")
     print(
         f"estimated cost: {total_gens} generations, <= {total_tokens} generated tokens "
         f"(sampling cells share pools: {pool_gens} generations); "

@@ -47,6 +47,7 @@ class Cell:
     overrides: tuple[str, ...]
     config: TTSConfig = field(compare=False, hash=False, repr=False)
     axes: tuple[tuple[str, str], ...] = ()
+    config_id: str = ""  # the configuration this cell is a seed of (tts.identity.configuration_id)
 
     @property
     def strategy(self) -> str:
@@ -63,10 +64,6 @@ class Cell:
 
         return STRATEGIES.get(self.config.strategy.name)
 
-    @property
-    def config_id(self) -> str:
-        """The configuration this cell is a seed of (tts.identity.configuration_id)."""
-        return identity.configuration_id(resolved(self.config))
 
     def label(self) -> str:
         return " ".join(f"{k}={v}" for k, v in self.axes) or self.id
@@ -87,8 +84,29 @@ class Grid:
 
 
 def resolved(cfg: TTSConfig) -> dict[str, Any]:
-    """A cell's resolved config as plain data: what the identity projections (tts.identity) read."""
-    return asdict(cfg)
+    """A cell's resolved config as plain data: what the identity projections (tts.identity) read. A data set
+    read from a local file also carries the file's content hash (`dataset.content`), so editing the file
+    changes every id derived from it (cells, configurations, pools) and the cells are recomputed."""
+    data = asdict(cfg)
+    if cfg.dataset.path:
+        data["dataset"]["content"] = _file_hash(cfg.dataset)
+    return data
+
+
+def _file_hash(dataset: Any) -> str:
+    """tts.data.dataset_content_hash of a local file, cached by (path, size, mtime) for this process."""
+    from pathlib import Path
+
+    from tts.data import dataset_content_hash
+
+    st = Path(str(dataset.path)).expanduser().stat()
+    key = (str(dataset.path), st.st_size, st.st_mtime_ns)
+    if key not in _FILE_HASHES:
+        _FILE_HASHES[key] = dataset_content_hash(dataset)
+    return _FILE_HASHES[key]
+
+
+_FILE_HASHES: dict[tuple[str, int, int], str] = {}
 
 
 def cell_id(cfg: TTSConfig) -> str:
@@ -295,9 +313,16 @@ def expand(overrides: Sequence[str] = ()) -> Grid:
                     typed = _check_runtime(validate(compose(cell_overrides)))
                 except ConfigError as exc:
                     raise ConfigError(f"{exc} [in the cell {where}]" if where else str(exc)) from exc
-                cid = cell_id(typed)
+                data = resolved(typed)
+                cid = identity.cell_id(data)
                 if cid not in seen:
-                    seen[cid] = Cell(cid, tuple(cell_overrides), typed, tuple(zip(keys, combo, strict=True)))
+                    seen[cid] = Cell(
+                        cid,
+                        tuple(cell_overrides),
+                        typed,
+                        tuple(zip(keys, combo, strict=True)),
+                        identity.configuration_id(data),
+                    )
     if not seen:
         raise ConfigError("overrides: the sweep has no cells; check sweep.axes / sweep.grids")
     first = next(iter(seen.values())).config

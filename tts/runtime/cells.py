@@ -70,69 +70,87 @@ class JobResult:
 
 
 # ------------------------------------------------------------------------------------------ grading
-def outcome(
-    problem: Problem, result: StrategyResult, sampling: SamplingSettings, **extra: Any
-) -> dict[str, Any]:
-    """Grade one StrategyResult: the per-problem part of a result row."""
-    from tts.grading import grade
+def outcomes(
+    pairs: Sequence[tuple[Problem, StrategyResult]],
+    sampling: SamplingSettings,
+    extras: Sequence[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Grade every StrategyResult of a job in one parallel batch (tts.grading.grade_many): the per-problem
+    part of each result row."""
+    from tts.grading import grade_many
 
-    g = grade(problem, result.text, "length" if result.truncated else "eos")
-    return {
-        "problem_id": problem.id,
-        "dataset": problem.dataset,
-        "level": problem.level,
-        "kind": problem.kind,
-        "answer": result.answer if result.answer is not None else g.answer,
-        "reference": problem.answer,
-        "correct": bool(g.correct),
-        "no_answer": bool(g.no_answer),
-        "fallback_extraction": bool(result.fallback_extraction or g.fallback_extraction),
-        "truncated": bool(result.truncated or g.truncated),
-        "generations": result.generations,
-        "tokens_in": result.tokens_in,
-        "tokens_cached": result.tokens_cached,
-        "tokens_out": result.tokens_out,
-        "prm_tokens": result.prm_tokens,
-        "temperature": sampling.temperature,
-        **extra,
-    }
+    grades = grade_many(
+        [p for p, _ in pairs],
+        [r.text for _, r in pairs],
+        ["length" if r.truncated else "eos" for _, r in pairs],
+    )
+    rows = []
+    for (problem, result), g, extra in zip(pairs, grades, extras, strict=True):
+        rows.append(
+            {
+                "problem_id": problem.id,
+                "dataset": problem.dataset,
+                "level": problem.level,
+                "kind": problem.kind,
+                "answer": result.answer if result.answer is not None else g.answer,
+                "reference": problem.answer,
+                "correct": bool(g.correct),
+                "no_answer": bool(g.no_answer),
+                "fallback_extraction": bool(result.fallback_extraction or g.fallback_extraction),
+                "truncated": bool(result.truncated or g.truncated),
+                "grade_status": g.status,
+                "generations": result.generations,
+                "tokens_in": result.tokens_in,
+                "tokens_cached": result.tokens_cached,
+                "tokens_out": result.tokens_out,
+                "prm_tokens": result.prm_tokens,
+                "temperature": sampling.temperature,
+                **extra,
+            }
+        )
+    return rows
 
 
 # ------------------------------------------------------------------------------------------ pools
 def sample_rows(job: PoolJob, problems: Sequence[Problem], pools: Sequence[Any]) -> list[dict[str, Any]]:
-    """SAMPLE_COLUMNS rows of freshly built pools, each sample graded."""
-    from tts.grading import grade
+    """SAMPLE_COLUMNS rows of freshly built pools, every sample graded in one parallel batch."""
+    from tts.grading import grade_many
 
+    flat = [
+        (problem, pool, j, c)
+        for problem, pool in zip(problems, pools, strict=True)
+        for j, c in enumerate(pool.candidates)
+    ]
+    grades = grade_many([f[0] for f in flat], [f[3].text for f in flat], [f[3].finish_reason for f in flat])
     rows = []
-    for problem, pool in zip(problems, pools, strict=True):
-        for j, c in enumerate(pool.candidates):
-            g = grade(problem, c.text, c.finish_reason)
-            rows.append(
-                {
-                    "pool_id": job.uid,
-                    "sweep": job.meta.get("sweep"),
-                    "policy": job.meta.get("policy"),
-                    "prm": job.meta.get("prm"),
-                    "problem_id": problem.id,
-                    "dataset": problem.dataset,
-                    "level": problem.level,
-                    "seed": job.seed,
-                    "sample_idx": j,
-                    "text": c.text,
-                    "answer": c.answer,
-                    "correct": bool(g.correct),
-                    "no_answer": c.answer is None,
-                    "fallback_extraction": bool(pool.fallback[j]),
-                    "truncated": c.finish_reason == "length",
-                    "finish_reason": c.finish_reason,
-                    "tokens_out": c.tokens_out,
-                    "prompt_tokens": pool.prompt_tokens,
-                    "cached_prompt_tokens": pool.cached_prompt_tokens,
-                    "step_scores": list(c.step_scores),
-                    "score": c.score,
-                    "prm_tokens": int(pool.prm_tokens[j]),
-                }
-            )
+    for (problem, pool, j, c), g in zip(flat, grades, strict=True):
+        rows.append(
+            {
+                "pool_id": job.uid,
+                "sweep": job.meta.get("sweep"),
+                "policy": job.meta.get("policy"),
+                "prm": job.meta.get("prm"),
+                "problem_id": problem.id,
+                "dataset": problem.dataset,
+                "level": problem.level,
+                "seed": job.seed,
+                "sample_idx": j,
+                "text": c.text,
+                "answer": c.answer,
+                "correct": bool(g.correct),
+                "grade_status": g.status,
+                "no_answer": c.answer is None,
+                "fallback_extraction": bool(pool.fallback[j]),
+                "truncated": c.finish_reason == "length",
+                "finish_reason": c.finish_reason,
+                "tokens_out": c.tokens_out,
+                "prompt_tokens": pool.prompt_tokens,
+                "cached_prompt_tokens": pool.cached_prompt_tokens,
+                "step_scores": list(c.step_scores),
+                "score": c.score,
+                "prm_tokens": int(pool.prm_tokens[j]),
+            }
+        )
     return rows
 
 
@@ -192,19 +210,20 @@ def run_pool_job(job: PoolJob, policy: Any, prm: Any) -> JobResult:
         correct = {pid: [bool(r["correct"]) for r in rs] for pid, rs in _group(new_rows).items()}
     build_s = time.monotonic() - started
     by_id = {p.id: p for p in job.problems}
-    outcomes: dict[str, list[dict[str, Any]]] = {}
+    pairs, extras, owners = [], [], []
     for cell in job.cells:
-        rows = []
         for pid in cell.problem_ids:
             pool = pools[pid]
             result = cell.entry.select(pool, cell.n, cell.aggregation)
             est = cell.entry.estimate(pool, cell.n, cell.aggregation, correct[pid], seed=cell.seed)
             wall = build_s * cell.n / job.n_max / max(len(cell.problem_ids), 1)
-            rows.append(
-                outcome(by_id[pid], result, job.sampling, expected_correct=float(est.value), wall_time_s=wall)
-            )
-        outcomes[cell.cell_id] = rows
-    return JobResult(job.uid, outcomes, new_rows, generated, time.monotonic() - started)
+            pairs.append((by_id[pid], result))
+            extras.append({"expected_correct": float(est.value), "wall_time_s": wall})
+            owners.append(cell.cell_id)
+    by_cell: dict[str, list[dict[str, Any]]] = {cell.cell_id: [] for cell in job.cells}
+    for owner, row in zip(owners, outcomes(pairs, job.sampling, extras), strict=True):
+        by_cell[owner].append(row)
+    return JobResult(job.uid, by_cell, new_rows, generated, time.monotonic() - started)
 
 
 def _group(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -228,10 +247,8 @@ def run_search_job(job: SearchJob, policy: Any, prm: Any) -> JobResult:
         )
     wall = time.monotonic() - started
     per = wall / max(len(job.problems), 1)
-    rows = [
-        outcome(p, r, job.sampling, expected_correct=None, wall_time_s=per)
-        for p, r in zip(job.problems, results, strict=True)
-    ]
+    pairs = list(zip(job.problems, results, strict=True))
+    rows = outcomes(pairs, job.sampling, [{"expected_correct": None, "wall_time_s": per}] * len(pairs))
     generated = getattr(policy, "tokens_out", 0) - tokens_before
     return JobResult(job.uid, {job.cell.cell_id: rows}, None, generated, wall)
 

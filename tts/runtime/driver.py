@@ -30,7 +30,6 @@ from tts.runtime.engine_pool import EnginePool, plan_engines
 from tts.runtime.plan import (
     Problems,
     binning_cells,
-    dataset_key,
     needs_binning,
     order_works,
     pool_works,
@@ -85,6 +84,10 @@ def connect(cluster: ClusterConfig, cpus_needed: float = 1.0, log_to_driver: boo
     num_cpus = cluster.num_cpus or max(os.cpu_count() or 1, int(cpus_needed + 0.999))
     init_local(num_cpus, cluster.num_gpus, auth_mode=cluster.auth_mode, log_to_driver=log_to_driver)
     return True
+
+
+class SweepLockedError(RuntimeError):
+    """Another driver holds the sweep folder's lock."""
 
 
 class Driver:
@@ -219,13 +222,16 @@ class Driver:
         from filelock import FileLock, Timeout
 
         started = time.monotonic()
+        self.problems.load(self.grid.cells)
+        self.problems.check()  # a bad data set stops here: nothing written, Ray not started
         self.store.root.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.store.root / ".lock"))
         try:
             lock.acquire(timeout=0)
         except Timeout as exc:
-            raise RuntimeError(
-                f"{self.store.root}: another `tts sweep` is writing this sweep (lock held)"
+            raise SweepLockedError(
+                f"{self.store.root}: another `tts sweep` is writing this sweep (lock held by a running "
+                "process); wait for it to finish, or give this run its own sweep.name=<name>"
             ) from exc
         try:
             return self._run(started)
@@ -265,7 +271,6 @@ class Driver:
             print(summary.line(), flush=True)
             return summary
 
-        self.problems.load(grid.cells)
         self.progress = Progress(grid.name, len(grid.cells), skipped, live=self.live)
         cluster = self.grid.cluster
         specs = plan_engines(todo, self.builder)
@@ -284,9 +289,6 @@ class Driver:
             on_event=self.on_event,
         )
         try:
-            for cell in [c for c in todo if dataset_key(c.config) in self.problems.errors]:
-                self._fail_cells([cell], self.problems.errors[dataset_key(cell.config)])
-            todo = [c for c in todo if dataset_key(c.config) not in self.problems.errors]
             self._bin(todo, scheduler)
             todo_ids = {c.id for c in todo}
             works = pool_works(

@@ -21,12 +21,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from tts import identity
 from tts.config import TTSConfig
-from tts.grid import Cell
+from tts.grid import Cell, resolved
 from tts.runtime.actors import DEFAULT_BUILDER, EngineActor, EngineSpec
 
 log = logging.getLogger(__name__)
@@ -34,11 +34,11 @@ MODEL_PRM_KINDS = ("vllm_pooling", "judge")  # PRM kinds that load a model
 
 
 def policy_key(cfg: TTSConfig) -> str:
-    return identity.policy_key(asdict(cfg))
+    return identity.policy_key(resolved(cfg))
 
 
 def prm_id(cfg: TTSConfig) -> str:
-    return identity.prm_id(asdict(cfg))
+    return identity.prm_id(resolved(cfg))
 
 
 def prm_shares_policy(cfg: TTSConfig) -> bool:
@@ -52,7 +52,7 @@ def prm_key(cfg: TTSConfig) -> str | None:
         return None
     if prm_shares_policy(cfg):
         return policy_key(cfg)
-    return identity.prm_engine_key(asdict(cfg))
+    return identity.prm_engine_key(resolved(cfg))
 
 
 def plan_engines(cells: Iterable[Cell], builder: Any = DEFAULT_BUILDER) -> dict[str, EngineSpec]:

@@ -17,7 +17,7 @@ from typing import Any
 from tts import identity
 from tts.config import TTSConfig, sampling_settings, strategy_params
 from tts.data.problem import Problem
-from tts.grid import Cell
+from tts.grid import Cell, resolved
 from tts.runtime.actors import DEFAULT_BUILDER, EngineSpec
 from tts.runtime.cells import CellJob, PoolJob, SearchJob
 from tts.runtime.engine_pool import policy_key, prm_id, prm_key
@@ -25,7 +25,7 @@ from tts.runtime.scheduler import Work
 
 
 def dataset_key(cfg: TTSConfig) -> str:
-    return identity.dataset_key(asdict(cfg))
+    return identity.dataset_key(resolved(cfg))
 
 
 @dataclass
@@ -34,18 +34,27 @@ class Problems:
 
     by_key: dict[str, list[Problem]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, Exception] = field(default_factory=dict)
 
     def load(self, cells: Sequence[Cell]) -> None:
-        from tts.data import DATASETS
+        """Load and validate every distinct data set (tts.data.load_problems_checked); a set that fails is
+        recorded in `errors` with its one-line DataSetError message (field, file, line, fix)."""
+        from tts.data import DataSetError, load_problems_checked
 
         for cell in cells:
             key = dataset_key(cell.config)
             if key in self.by_key or key in self.errors:
                 continue
             try:
-                self.by_key[key] = list(DATASETS.get(cell.config.dataset.name)(cell.config.dataset))
-            except Exception as exc:  # a missing file / offline hub: those cells fail, the rest run
-                self.errors[key] = f"dataset {cell.config.dataset.name}: {type(exc).__name__}: {exc}"
+                self.by_key[key] = list(load_problems_checked(cell.config.dataset))
+            except DataSetError as exc:
+                self.errors[key] = str(exc)
+                self.failures.setdefault(key, exc)
+
+    def check(self) -> None:
+        """Raise the first data set's DataSetError: the sweep stops before Ray or any engine starts."""
+        if self.failures:
+            raise next(iter(self.failures.values()))
 
     def for_cell(self, cell: Cell, bins: dict[tuple[str, str], str] | None = None) -> list[Problem]:
         """The cell's problems: its data set, restricted to `difficulty.bins` when set."""
@@ -73,12 +82,12 @@ def _sampling_key(cfg: TTSConfig) -> dict[str, Any]:
 
 def pool_group_key(cfg: TTSConfig) -> str:
     """Cells with the same key share a pool (tts.identity.pool_group_key)."""
-    return identity.pool_group_key(asdict(cfg), _sampling_key(cfg))
+    return identity.pool_group_key(resolved(cfg), _sampling_key(cfg))
 
 
 def generation_key(cfg: TTSConfig) -> str:
     """Pools with the same key share one generation, whatever their PRM (tts.identity.generation_group_key)."""
-    return identity.generation_group_key(asdict(cfg), _sampling_key(cfg))
+    return identity.generation_group_key(resolved(cfg), _sampling_key(cfg))
 
 
 def _engine_work(cfg: TTSConfig, builder: Any) -> tuple[str, str | None, str, EngineSpec | None]:
@@ -126,8 +135,8 @@ def pool_works(
                 union.setdefault(p.id, p)
         problems = tuple(union.values())
         ids = [p.id for p in problems]
-        cache_key = identity.generation_key(asdict(cfg), _sampling_key(cfg), ids, n_max)
-        pool_id = identity.pool_id(asdict(cfg), _sampling_key(cfg), ids, n_max, score)
+        cache_key = identity.generation_key(resolved(cfg), _sampling_key(cfg), ids, n_max)
+        pool_id = identity.pool_id(resolved(cfg), _sampling_key(cfg), ids, n_max, score)
         pk, rk, pid, local = _engine_work(cfg, builder)
         rows = stored(pool_id)
         jobs = tuple(

@@ -1,0 +1,105 @@
+"""tts.identity: the three named projections of a resolved config (cell id, configuration id, pool id), each
+with the fields it keeps and drops; and the data set's contents entering them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tts import identity
+from tts.grid import Cell, expand, resolved
+from tts.runtime.plan import generation_key, pool_group_key
+
+
+def _one(*overrides: str) -> Cell:
+    (cell,) = expand(["prm=rule_arithmetic", "dataset.per_level=2", *overrides]).cells
+    return cell
+
+
+def test_cell_id_keeps_the_seed_and_drops_sweep_level_fields() -> None:
+    cell = _one()
+    cfg = cell.config
+    assert cell.id == identity.cell_id(resolved(cfg))
+    moved = replace(
+        cfg,
+        results_dir="/elsewhere",
+        cluster=replace(cfg.cluster, max_tries=1, mode="ray"),
+        sweep=replace(cfg.sweep, name="x"),
+    )
+    assert identity.cell_id(resolved(moved)) == cell.id
+    resources = replace(cfg, engine=replace(cfg.engine, num_cpus=7.0, replicas=3))
+    assert identity.cell_id(resolved(resources)) == cell.id  # resources change speed, not rows
+    assert _one("seed=1").id != cell.id
+    fields = identity.cell_fields(resolved(cfg))
+    assert not set(identity.SWEEP_LEVEL_FIELDS) & set(fields)
+
+
+def test_configuration_id_pools_seeds_only() -> None:
+    base = _one()
+    assert _one("seed=3").config_id == base.config_id
+    assert _one("seed=3", "engine.seed=5").config_id == base.config_id
+    for override in (
+        "policy.max_tokens=100",
+        "policy.prompt_template='Solve: {question}'",
+        "prm.format=step_tag",
+        "dataset.levels=[1,2]",
+        "policy.temperature=0.3",
+        "strategy.temperature=0.5",
+        "prm.aggregation=mean",
+    ):
+        assert _one(override).config_id != base.config_id, override
+
+
+def test_pool_id_is_shared_by_every_pool_based_cell_of_a_group() -> None:
+    cells = expand(
+        [
+            "prm=rule_arithmetic",
+            "dataset.per_level=2",
+            "strategy=best_of_n,majority_vote,weighted_best_of_n",
+            "n=1,4",
+        ]
+    ).cells
+    assert len({pool_group_key(c.config) for c in cells}) == 1
+    assert len({c.config_id for c in cells}) == 6
+    other = _one("policy.temperature=0.3")
+    assert pool_group_key(other.config) != pool_group_key(cells[0].config)
+    scorer = _one("prm.aggregation=mean")  # any aggregation reads the same stored per-step scores
+    assert pool_group_key(scorer.config) == pool_group_key(cells[0].config)
+    judge = expand(["prm=judge_smollm2", "dataset.per_level=2"]).cells[0]
+    assert pool_group_key(judge.config) != pool_group_key(cells[0].config)
+    assert generation_key(judge.config) == generation_key(cells[0].config)  # one generation for both PRMs
+
+
+def test_editing_a_local_data_file_changes_every_id(tmp_path: Path) -> None:
+    data = tmp_path / "probs.jsonl"
+    data.write_text(json.dumps({"id": "a", "question": "1 + 1", "answer": "2"}) + "\n")
+    args = ("dataset=local", f"dataset.path={data}", "strategy=majority_vote", "prm=none")
+    before = expand(list(args)).cells[0]
+    pool_before = pool_group_key(before.config)
+    again = expand(list(args)).cells[0]
+    assert again.id == before.id
+    data.write_text(
+        json.dumps({"id": "a", "question": "1 + 1", "answer": "3"}) + "\n"
+    )  # same path, new contents
+    after = expand(list(args)).cells[0]
+    assert after.id != before.id and after.config_id != before.config_id
+    assert pool_group_key(after.config) != pool_before
+    assert resolved(after.config)["dataset"]["content"].startswith("sha256:")
+
+
+def test_built_in_sets_keep_their_ids_across_releases() -> None:
+    """Results folders written before content hashes existed resume: a generated set's ids are unchanged."""
+    cell = _one()
+    assert "content" not in resolved(cell.config)["dataset"]
+    assert cell.id == identity.stable_hash(identity.cell_fields(resolved(cell.config)))
+
+
+@pytest.mark.parametrize("axis", ["cluster.max_tries=1,3", "results_dir=a,b", "sweep.name=a,b"])
+def test_sweeping_a_sweep_level_field_is_rejected(axis: str) -> None:
+    from tts.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"sweep-level setting"):
+        expand([axis])
