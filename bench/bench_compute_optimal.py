@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tts.analysis.keys import CONFIG_KEYS  # noqa: E402
-from tts.analysis.synthetic import SyntheticSpec, write_results  # noqa: E402
+from tts.testing.synthetic import SyntheticSpec, write_results  # noqa: E402
 
 TARGET_SUMMARY_S, TARGET_RAW_S = 0.5, 3.0
 
@@ -40,7 +40,7 @@ def bench_spec(rows: int) -> SyntheticSpec:
         pool_size=8,
         n_problems=1,
     )
-    from tts.analysis.synthetic import cell_configs
+    from tts.testing.synthetic import cell_configs
 
     cells = len(cell_configs(base))
     return SyntheticSpec(**{**base.__dict__, "n_problems": max(rows // cells, 10)})

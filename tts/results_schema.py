@@ -4,7 +4,7 @@ Layout of `results/<sweep>/`:
   cells/<cell_id>.parquet   one row per problem of the cell: CELL_COLUMNS, then every resolved config field
                             flattened as "config.<group>.<field>" (e.g. "config.strategy.beam_width")
   samples/<pool_id>.parquet the sample pool: one row per (problem, sample): SAMPLE_COLUMNS
-  difficulty.parquet        per (policy, problem): DIFFICULTY_COLUMNS (written by tts.analysis.difficulty)
+  difficulty.parquet        per (policy, problem): DIFFICULTY_COLUMNS (written by tts.difficulty)
   manifest.jsonl            one JSON line per finished file: kind, id, file, rows, sha256, config, git_sha, versions
   sweep.yaml                the sweep's resolved config
 

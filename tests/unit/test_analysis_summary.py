@@ -16,7 +16,7 @@ import tts.store
 from tts.analysis import plots, report, summary
 from tts.analysis.io import NoResultsError, ensure_difficulty
 from tts.analysis.source import from_rows
-from tts.analysis.synthetic import DEFAULT_STRATEGIES, SyntheticSpec, SynthPolicy, SynthPRM, write_results
+from tts.testing.synthetic import DEFAULT_STRATEGIES, SyntheticSpec, SynthPolicy, SynthPRM, write_results
 from tts.analysis.tables import candidates, compute_optimal_tables
 
 SPEC = SyntheticSpec(
@@ -183,7 +183,7 @@ def test_tts_analyze_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_results_without_samples_or_levels_get_one_bin(tmp_path: Path) -> None:
-    from tts.analysis.synthetic import iter_cells
+    from tts.testing.synthetic import iter_cells
 
     spec = SyntheticSpec(n_problems=12, budgets=(1, 4), policies=SPEC.policies[:1], prms=SPEC.prms)
     store = tts.store.SweepStore(tmp_path / "bare")

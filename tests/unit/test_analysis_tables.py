@@ -8,10 +8,10 @@ import pytest
 
 from tts.analysis.bootstrap import bootstrap_ci, group_cis
 from tts.compute import policy_flops, prm_flops
-from tts.analysis.difficulty import assign_bins
+from tts.difficulty import assign_bins
 from tts.analysis.keys import ALL_BIN
 from tts.analysis.source import from_rows
-from tts.analysis.synthetic import TREE, SyntheticSpec, SynthPolicy, SynthPRM, SynthStrategy, generate
+from tts.testing.synthetic import TREE, SyntheticSpec, SynthPolicy, SynthPRM, SynthStrategy, generate
 from tts.analysis.tables import candidates, compute_optimal_tables, cross_size, flops_matched
 
 SPEC = SyntheticSpec(

@@ -371,7 +371,7 @@ def write_results(results_dir: str | Path, spec: SyntheticSpec, seed: int = 0) -
         )
     store.write_text(
         "sweep.yaml",
-        f"# synthetic results (tts.analysis.synthetic)\nname: {spec.sweep}\n"
+        f"# synthetic results (tts.testing.synthetic)\nname: {spec.sweep}\n"
         "difficulty:\n  method: oracle_quantile\n  num_bins: 5\n",
     )
     return Path(results_dir)
