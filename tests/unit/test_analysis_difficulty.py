@@ -9,8 +9,8 @@ import pytest
 
 from tts.analysis.difficulty import bin_counts, bin_warnings, binning_cost, charge_binning
 from tts.difficulty import absolute_bins, assign_bins, cross_fit_folds, isotonic_fit, quantile_bins
-from tts.testing.synthetic import SyntheticSpec, SynthPolicy, SynthPRM, samples_frame
 from tts.results_schema import DIFFICULTY_COLUMNS
+from tts.testing.synthetic import SyntheticSpec, SynthPolicy, SynthPRM, samples_frame
 
 
 def fake_samples(pass_rates: list[float], k: int = 10, policy: str = "p") -> pd.DataFrame:
@@ -108,7 +108,9 @@ def test_predicted_bins_use_no_reference_answers(pool: pd.DataFrame) -> None:
     heldout = pool[pool["problem_id"].isin(ids[:150])]
     target = pool[pool["problem_id"].isin(ids[150:])]
     bins = assign_bins(target, "predicted", heldout=heldout, predicted_scheme="quantile")
-    corrupted = assign_bins(_corrupt(target, set(ids[150:])), "predicted", heldout=heldout, predicted_scheme="quantile")
+    corrupted = assign_bins(
+        _corrupt(target, set(ids[150:])), "predicted", heldout=heldout, predicted_scheme="quantile"
+    )
     pd.testing.assert_frame_equal(bins, corrupted)
     assert bins["pass_at_1"].isna().all() and (bins["samples_used"] == 16).all()
     # ... yet they track difficulty: predicted bins agree with oracle bins far above chance
@@ -117,7 +119,9 @@ def test_predicted_bins_use_no_reference_answers(pool: pd.DataFrame) -> None:
     close = (both["bin_x"].astype(int) - both["bin_y"].astype(int)).abs() <= 1
     assert close.mean() > 0.75
     # the held-out problems' answers do matter (they set the cut points)
-    moved = assign_bins(target, "predicted", heldout=_corrupt(heldout, set(ids[:150])), predicted_scheme="quantile")
+    moved = assign_bins(
+        target, "predicted", heldout=_corrupt(heldout, set(ids[:150])), predicted_scheme="quantile"
+    )
     assert not moved["bin"].equals(bins["bin"])
 
 

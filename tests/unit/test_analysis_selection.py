@@ -58,7 +58,11 @@ def test_small_folds_are_flagged() -> None:
 
 def test_folds_are_stable_stratified_and_balanced() -> None:
     probs = pd.DataFrame(
-        {"policy": "p", "problem_id": [f"q{i}" for i in range(101)], "bin": np.repeat(list("abcde"), [21, 20, 20, 20, 20])}
+        {
+            "policy": "p",
+            "problem_id": [f"q{i}" for i in range(101)],
+            "bin": np.repeat(list("abcde"), [21, 20, 20, 20, 20]),
+        }
     )
     folds = assign_folds(probs, 2)
     again = assign_folds(probs.sample(frac=1.0, random_state=0), 2).reindex(probs.index)

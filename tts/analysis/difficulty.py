@@ -84,7 +84,9 @@ def bin_counts(bins: pd.DataFrame, *, num_bins: int | None = None, tiny: int = T
             [sorted(counts["policy"].unique()), [str(b) for b in range(1, top + 1)]], names=["policy", "bin"]
         )
         counts = counts.set_index(["policy", "bin"]).reindex(full, fill_value=0).reset_index()
-    counts["status"] = np.where(counts["problems"] == 0, "empty", np.where(counts["problems"] < tiny, "tiny", "ok"))
+    counts["status"] = np.where(
+        counts["problems"] == 0, "empty", np.where(counts["problems"] < tiny, "tiny", "ok")
+    )
     return counts
 
 

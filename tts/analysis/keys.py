@@ -63,7 +63,9 @@ def identity_columns(columns: list[str] | pd.Index) -> list[str]:
 
 
 def _plain(value: object) -> object:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float | np.floating) and np.isnan(value):
         return None
     if isinstance(value, np.generic):
         value = value.item()
@@ -109,7 +111,8 @@ def hyperparameter_columns(columns: list[str] | pd.Index) -> list[str]:
     strat = sorted(
         c
         for c in columns
-        if c.startswith(STRATEGY_PREFIX) and c not in (STRATEGY_PREFIX + "name", STRATEGY_PREFIX + "temperature")
+        if c.startswith(STRATEGY_PREFIX)
+        and c not in (STRATEGY_PREFIX + "name", STRATEGY_PREFIX + "temperature")
     )
     return [c for c in ("aggregation", "temperature") if c in columns] + strat
 

@@ -55,9 +55,7 @@ class Group:
     strata: np.ndarray
 
     @classmethod
-    def build(
-        cls, values: pd.DataFrame, problems: pd.DataFrame, config_ids: Sequence[str]
-    ) -> Group:
+    def build(cls, values: pd.DataFrame, problems: pd.DataFrame, config_ids: Sequence[str]) -> Group:
         """values: (config_id, problem_id, y_sum, rows); problems: (problem_id, fold, stratum) of the group."""
         pids = pd.Index(problems["problem_id"])
         cids = pd.Index(list(config_ids))
@@ -168,6 +166,8 @@ def interval(reps: np.ndarray, ci: float) -> tuple[float, float]:
 def fold_sizes(group: Group, folds: int) -> int:
     """The fewest problems any (stratum, fold) holds: the evidence the smallest selection rests on."""
     sizes = [
-        int(((group.strata == s) & (group.fold == f)).sum()) for s in np.unique(group.strata) for f in range(folds)
+        int(((group.strata == s) & (group.fold == f)).sum())
+        for s in np.unique(group.strata)
+        for f in range(folds)
     ]
     return min(sizes) if sizes else 0

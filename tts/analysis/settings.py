@@ -31,15 +31,21 @@ class AnalysisConfig:
 
     def __post_init__(self) -> None:
         if self.folds < 2:
-            raise ValueError(f"folds: invalid value {self.folds!r}; need >= 2 to choose on one and score on another")
+            raise ValueError(
+                f"folds: invalid value {self.folds!r}; need >= 2 to choose on one and score on another"
+            )
         if not 0 < self.ci < 1:
             raise ValueError(f"ci: invalid value {self.ci!r}; must be in (0, 1), e.g. 0.95")
         if self.replicates < 1:
             raise ValueError(f"replicates: invalid value {self.replicates!r}; must be >= 1")
         if self.grid_step <= 0:
-            raise ValueError(f"grid_step: invalid value {self.grid_step!r}; must be > 0 (octaves between budgets)")
+            raise ValueError(
+                f"grid_step: invalid value {self.grid_step!r}; must be > 0 (octaves between budgets)"
+            )
         if self.charge_binning not in ("auto", True, False):
-            raise ValueError(f"charge_binning: invalid value {self.charge_binning!r}; allowed: auto, true, false")
+            raise ValueError(
+                f"charge_binning: invalid value {self.charge_binning!r}; allowed: auto, true, false"
+            )
         line = self.adaptive_line_baseline
         if line is not None and line not in self.adaptive_baselines:
             raise ValueError(
@@ -51,7 +57,9 @@ class AnalysisConfig:
         return method == "predicted" if self.charge_binning == "auto" else bool(self.charge_binning)
 
 
-def load_analysis_config(path: str | Path | None = None, overrides: list[str] | None = None) -> AnalysisConfig:
+def load_analysis_config(
+    path: str | Path | None = None, overrides: list[str] | None = None
+) -> AnalysisConfig:
     """AnalysisConfig from `path` (default: conf/analysis/default.yaml of the config tree) with dotlist
     `overrides` ("folds=3", "baselines={best-of-N: best_of_n}") applied on top."""
     from omegaconf import OmegaConf
