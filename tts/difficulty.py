@@ -301,7 +301,9 @@ def assign_bins(
                 f"predicted_scheme: invalid value {predicted_scheme!r}; allowed: {', '.join(PREDICTED_SCHEMES)}"
             )
         if predicted_scheme == "score_quantile":
-            out = _score_quantile(samples_df, num_bins=num_bins, samples_per_problem=samples_per_problem, prm=prm)
+            out = _score_quantile(
+                samples_df, num_bins=num_bins, samples_per_problem=samples_per_problem, prm=prm
+            )
         else:
             out = _predicted(
                 samples_df,

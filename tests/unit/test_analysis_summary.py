@@ -15,8 +15,8 @@ import pytest
 import tts.store
 from tts.analysis import plots, report, summary
 from tts.analysis.io import NoResultsError, ensure_difficulty
-from tts.analysis.source import from_rows
 from tts.analysis.settings import AnalysisConfig
+from tts.analysis.source import from_rows
 from tts.analysis.tables import candidates, compute_optimal_tables
 from tts.testing.synthetic import DEFAULT_STRATEGIES, SyntheticSpec, SynthPolicy, SynthPRM, write_results
 
