@@ -1,14 +1,21 @@
 """Compute accounting: parameter counts from model configs, and FLOPs per row.
 
 Why: budgets are compared three ways (generations, tokens, FLOPs) and the FLOPs one must be the same everywhere.
-We follow Liu et al. (2025) and Kaplan et al.: a forward pass costs ~2 x params FLOPs per token, so
+We follow Kaplan et al. (2020), as Snell et al. (2024) and Liu et al. (2025) do: a forward pass costs ~2 x N
+FLOPs per token, N the NON-EMBEDDING parameter count, so
 
-    policy FLOPs = 2 x P_policy x (uncached prefill tokens + generated tokens)
-    PRM FLOPs    = 2 x P_prm    x (tokens the PRM read)
+    policy FLOPs = 2 x N_policy x (uncached prefill tokens + generated tokens)
+    PRM FLOPs    = 2 x N_prm    x (tokens the PRM read, prefix-cache hits excluded)
+    N = layers x (attention + MLP + 2 norms) + final norm + any task head (PRM / classifier)
+      attention = h x (heads x d) + 2 h x (kv_heads x d) + (heads x d) x h  (+ q/k/v biases for Qwen2)
+      MLP       = 3 x h x intermediate (gate, up, down; + biases when mlp_bias)
 
-Prefix-cached prompt tokens are not recomputed, so they are not charged. Parameter counts are read from the
-model's config (never from a hand-typed table): `param_count_from_config` computes them for decoder-only
-transformers (Llama / Qwen2 / Mistral family fields); `param_count` reads a local folder's config.json.
+The token embedding and the LM head (tied or not) are left out: a lookup costs no matmul FLOPs, and Kaplan's
+N excludes both, so small-vocabulary and large-vocabulary models compare on the same footing. Prefix-cached
+prompt tokens are not recomputed, so they are not charged. Parameter counts are read from the model's config
+(never from a hand-typed table): `param_count_from_config` computes them for decoder-only transformers (Llama /
+Qwen2 / Mistral family fields; `embeddings=True` gives the total, as `model.parameters()` counts);
+`param_count` reads a local folder's config.json.
 
 Vectorised forms (`flops_arrays`, `add_flops`) apply the same formulas to whole result columns, and
 `compute_by_cell` reports the three budget measures per cell (per problem and in total).
@@ -36,9 +43,10 @@ def prm_flops(params: int, scored_tokens: int) -> float:
     return 2.0 * params * scored_tokens
 
 
-def param_count_from_config(config: dict[str, Any]) -> int:
-    """Parameters of a decoder-only transformer from its HF config dict (embeddings included, counted once
-    when tied). Covers the fields Llama, Qwen2, Mistral and SmolLM configs use."""
+def param_count_from_config(config: dict[str, Any], *, embeddings: bool = False) -> int:
+    """Non-embedding parameters of a decoder-only transformer from its HF config dict (the N of the FLOPs
+    formula); `embeddings=True`: every parameter (embeddings once when tied, an untied LM head). Covers the
+    fields Llama, Qwen2, Mistral and SmolLM configs use."""
     cfg = config.get("text_config", config)
     h = int(cfg["hidden_size"])
     layers = int(cfg["num_hidden_layers"])
@@ -65,11 +73,21 @@ def param_count_from_config(config: dict[str, Any]) -> int:
         head = h * n_labels + n_labels
     elif arch.endswith("ForSequenceClassification"):  # Linear(h, num_labels), no bias
         head = h * n_labels
-    return layers * per_layer + embed + head + h
+    lm_head = head if not arch.endswith(_TASK_HEADS) else 0
+    body = layers * per_layer + h + (head - lm_head)
+    return body + embed + lm_head if embeddings else body
+
+
+_TASK_HEADS = (
+    "ForProcessRewardModel",
+    "ForRewardModel",
+    "ForTokenClassification",
+    "ForSequenceClassification",
+)
 
 
 def param_count(model_dir: str | Path) -> int:
-    """Parameter count of a local model folder: its config.json, via `param_count_from_config`."""
+    """Non-embedding parameter count of a local model folder: its config.json, via `param_count_from_config`."""
     path = Path(model_dir) / "config.json"
     return param_count_from_config(json.loads(path.read_text()))
 

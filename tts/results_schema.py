@@ -5,7 +5,7 @@ Layout of `results/<sweep>/`:
                             flattened as "config.<group>.<field>" (e.g. "config.strategy.beam_width"): a
                             strategy's hyperparameters are its schema's fields, read from there
   samples/<pool_id>.parquet the sample pool: one row per (problem, sample): SAMPLE_COLUMNS
-  difficulty.parquet        per (policy, problem): DIFFICULTY_COLUMNS (written by tts.analysis.difficulty)
+  difficulty.parquet        per (policy, problem): DIFFICULTY_COLUMNS (written by tts.difficulty)
   manifest.jsonl            one JSON line per finished file: kind, id, file, rows, sha256, config, git_sha, versions
   sweep.yaml                the sweep's resolved config
 

@@ -16,7 +16,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tts.analysis.synthetic import SyntheticSpec, SynthPolicy, SynthPRM, write_results
+from tts.testing.synthetic import SyntheticSpec, SynthPolicy, SynthPRM, write_results
 
 pytestmark = pytest.mark.integration
 

@@ -7,17 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tts.analysis.difficulty import (
-    absolute_bins,
-    assign_bins,
-    binning_cost,
-    charge_binning,
-    cross_fit_folds,
-    isotonic_fit,
-    quantile_bins,
-)
-from tts.analysis.synthetic import SyntheticSpec, SynthPolicy, SynthPRM, samples_frame
+from tts.analysis.difficulty import bin_counts, bin_warnings, binning_cost, charge_binning
+from tts.difficulty import absolute_bins, assign_bins, cross_fit_folds, isotonic_fit, quantile_bins
 from tts.results_schema import DIFFICULTY_COLUMNS
+from tts.testing.synthetic import SyntheticSpec, SynthPolicy, SynthPRM, samples_frame
 
 
 def fake_samples(pass_rates: list[float], k: int = 10, policy: str = "p") -> pd.DataFrame:
@@ -114,8 +107,10 @@ def test_predicted_bins_use_no_reference_answers(pool: pd.DataFrame) -> None:
     ids = sorted(pool["problem_id"].unique())
     heldout = pool[pool["problem_id"].isin(ids[:150])]
     target = pool[pool["problem_id"].isin(ids[150:])]
-    bins = assign_bins(target, "predicted", heldout=heldout)
-    corrupted = assign_bins(_corrupt(target, set(ids[150:])), "predicted", heldout=heldout)
+    bins = assign_bins(target, "predicted", heldout=heldout, predicted_scheme="quantile")
+    corrupted = assign_bins(
+        _corrupt(target, set(ids[150:])), "predicted", heldout=heldout, predicted_scheme="quantile"
+    )
     pd.testing.assert_frame_equal(bins, corrupted)
     assert bins["pass_at_1"].isna().all() and (bins["samples_used"] == 16).all()
     # ... yet they track difficulty: predicted bins agree with oracle bins far above chance
@@ -124,15 +119,17 @@ def test_predicted_bins_use_no_reference_answers(pool: pd.DataFrame) -> None:
     close = (both["bin_x"].astype(int) - both["bin_y"].astype(int)).abs() <= 1
     assert close.mean() > 0.75
     # the held-out problems' answers do matter (they set the cut points)
-    moved = assign_bins(target, "predicted", heldout=_corrupt(heldout, set(ids[:150])))
+    moved = assign_bins(
+        target, "predicted", heldout=_corrupt(heldout, set(ids[:150])), predicted_scheme="quantile"
+    )
     assert not moved["bin"].equals(bins["bin"])
 
 
 def test_predicted_cross_fit_never_reads_a_problems_own_answers(pool: pd.DataFrame) -> None:
-    bins = assign_bins(pool, "predicted", folds=2)
+    bins = assign_bins(pool, "predicted", folds=2, predicted_scheme="quantile")
     fold0 = {p for p, f in cross_fit_folds(pool["problem_id"].unique(), 2).items() if f == 0}
     assert 140 <= len(fold0) <= 160  # balanced
-    again = assign_bins(_corrupt(pool, fold0), "predicted", folds=2)
+    again = assign_bins(_corrupt(pool, fold0), "predicted", folds=2, predicted_scheme="quantile")
     mine = bins["problem_id"].isin(fold0)
     pd.testing.assert_frame_equal(bins[mine], again[mine])
     absolute = assign_bins(pool, "predicted", predicted_scheme="absolute", thresholds=(0.1, 0.5))
@@ -162,5 +159,30 @@ def test_binning_cost_and_charge_by_hand() -> None:
     assert charged["flops_charged"].tolist() == [1e6 + 56_000] * 2
     estimated = charge_binning(rows, diff)  # no pool at hand: samples x policy FLOPs per generation
     assert estimated["binning_flops"].tolist() == [2 * 8e5 / 4] * 2
-    pred = assign_bins(s, "predicted", heldout=fake_samples([0.1, 0.9, 0.5], k=3))
+    pred = assign_bins(s, "predicted")
     assert binning_cost(pred, s)["binning_prm_tokens"].tolist() == [60, 60]  # predicted pays for PRM scoring
+
+
+def test_snell_predicted_bins_read_no_labels_anywhere(pool: pd.DataFrame) -> None:
+    """Snell et al.'s predicted difficulty: quantiles of the mean final score; corrupting every label changes
+    nothing, and the bins still track the oracle ones."""
+    bins = assign_bins(pool, "predicted")
+    corrupted = assign_bins(_corrupt(pool, set(pool["problem_id"])), "predicted")
+    pd.testing.assert_frame_equal(bins, corrupted)
+    assert sorted(bins["bin"].unique()) == ["1", "2", "3", "4", "5"]
+    oracle = assign_bins(pool, "oracle_quantile")
+    both = bins.merge(oracle, on=["policy", "problem_id"])
+    assert ((both["bin_x"].astype(int) - both["bin_y"].astype(int)).abs() <= 1).mean() > 0.7
+
+
+def test_ties_stay_in_one_bin_and_empty_bins_are_reported() -> None:
+    # 6 of 10 problems tie at pass@1 = 1.0: all in bin 1 (its first member's bin), none split off
+    values = np.array([1.0] * 6 + [0.5, 0.4, 0.2, 0.0])
+    got = quantile_bins(values, 5)
+    assert set(got[:6]) == {1} and got[6:].tolist() == [4, 4, 5, 5]
+    bins = pd.DataFrame({"policy": "p", "problem_id": [f"q{i}" for i in range(10)], "bin": got.astype(str)})
+    counts = bin_counts(bins, num_bins=5)
+    assert counts.set_index("bin")["problems"].to_dict() == {"1": 6, "2": 0, "3": 0, "4": 2, "5": 2}
+    lines = bin_warnings(counts)
+    assert "policy p: bin 2 is empty (0 problems)" in lines
+    assert any(line.startswith("policy p: bin 1 is tiny (6 problems") for line in lines)

@@ -1,5 +1,5 @@
-"""A results folder end to end: difficulty.parquet, the materialised summary vs the raw scan vs in-memory rows,
-plots, and `tts analyze` (report.md, terminal table, clear errors)."""
+"""A results folder end to end: difficulty.parquet, the materialised summary vs in-memory rows, plots, and
+`tts analyze` (report.md with held-out and in-sample columns, terminal table, clear errors)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,12 @@ import pytest
 import tts.store
 from tts.analysis import plots, report, summary
 from tts.analysis.io import NoResultsError, ensure_difficulty
+from tts.analysis.settings import AnalysisConfig
 from tts.analysis.source import from_rows
-from tts.analysis.synthetic import DEFAULT_STRATEGIES, SyntheticSpec, SynthPolicy, SynthPRM, write_results
 from tts.analysis.tables import candidates, compute_optimal_tables
+from tts.testing.synthetic import DEFAULT_STRATEGIES, SyntheticSpec, SynthPolicy, SynthPRM, write_results
+
+CFG = AnalysisConfig(baselines={"best-of-N": "best_of_n"}, replicates=100, charge_binning=False)
 
 SPEC = SyntheticSpec(
     sweep="mini",
@@ -39,28 +42,25 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _gen(t) -> pd.DataFrame:
-    return t.generation.set_index(["policy", "prm", "dataset", "bin", "n"]).sort_index()
+    return t.generation.set_index(["policy", "prm", "dataset", "bin", "budget"]).sort_index()
 
 
-def test_summary_raw_and_memory_paths_agree(results: Path) -> None:
-    fast = compute_optimal_tables(summary.load_summary(results), charge_binning=False)
-    raw = compute_optimal_tables(summary.scan_raw(results), charge_binning=False)
+def test_summary_and_memory_paths_agree(results: Path) -> None:
+    fast = compute_optimal_tables(summary.load_summary(results), CFG)
     rows = tts.store.load(results)
-    mem = compute_optimal_tables(
-        from_rows(rows, ensure_difficulty(results), fast.method), charge_binning=False
-    )
+    mem = compute_optimal_tables(from_rows(rows, ensure_difficulty(results), fast.method), CFG)
     assert fast.method == "oracle_quantile"  # sample pools exist: Snell's bins by default
-    a, b, c = _gen(fast), _gen(raw), _gen(mem)
-    assert len(a) == len(b) == len(c) > 0
-    assert (a["strategy"] == b["strategy"]).all() and (a["strategy"] == c["strategy"]).all()
-    for other in (b, c):
-        np.testing.assert_allclose(a["accuracy"], other["accuracy"], atol=1e-12)
-        np.testing.assert_allclose(a[["ci_low", "ci_high"]], other[["ci_low", "ci_high"]], atol=1e-6)
-    # failed rows are left out: the all-problems row of a cell counts only ok rows
+    a, c = _gen(fast), _gen(mem)
+    assert len(a) == len(c) > 0
+    assert (a["config_id"] == c["config_id"]).all()  # one identity rule on both paths
+    for col in ("accuracy", "ci_low", "ci_high", "in_sample", "gain:best-of-N"):
+        np.testing.assert_allclose(a[col], c[col], atol=1e-9)
+    assert (a["in_sample"] >= a["accuracy"] - 1e-12).sum() >= len(a) * 0.8  # in-sample rarely below held-out
+    # failed rows are left out: the all-problems accuracy of a configuration counts only ok rows
+    data = summary.load_summary(results)
     ok = rows[(rows["status"] == "ok") & (rows["policy"] == "big") & (rows["strategy"] == "best_of_n")]
-    row = a.loc[("big", "prm", SPEC.dataset, "all", 4)]
-    if row["strategy"] == "best_of_n":
-        assert row["rows"] == (ok["n"] == 4).sum()
+    st = data.stats[(data.stats["bin"] == "all") & (data.stats["policy"] == "big")]
+    assert st.loc[(st["strategy"] == "best_of_n") & (st["n"] == 4), "rows"].sum() == (ok["n"] == 4).sum()
     assert len(fast.cross_size) and fast.cross_size.iloc[0]["large_policy"] == "big"
 
 
@@ -70,7 +70,7 @@ def test_summary_is_reused_until_results_change(results: Path) -> None:
     assert summary.build_summary(results) == out and (out / "meta.json").stat().st_mtime_ns == stamp
     store = tts.store.SweepStore(results)
     extra = pd.read_parquet(next((results / "cells").glob("*.parquet")))
-    extra = extra.assign(cell_id="extra-cell", n=999, expected_correct=None)
+    extra = extra.assign(cell_id="extra-cell", n=999, expected_correct=None, **{"config.n": 999})
     # a file without some columns (the store writes only the columns its rows have): the scan still reads it
     store.write(
         "cell", "extra-cell", pa.Table.from_pandas(extra.drop(columns=["expected_correct", "lookahead"]))
@@ -79,7 +79,6 @@ def test_summary_is_reused_until_results_change(results: Path) -> None:
     assert (out / "meta.json").stat().st_mtime_ns != stamp
     data = summary.load_summary(results)
     assert (data.stats["n"] == 999).any()
-    assert (summary.scan_raw(results).stats["n"] == 999).any()
 
 
 def test_difficulty_methods_and_stored_bins_are_kept(tmp_path: Path) -> None:
@@ -110,8 +109,8 @@ def test_difficulty_methods_and_stored_bins_are_kept(tmp_path: Path) -> None:
 
 def test_plots_write_png_and_svg_with_okabe_ito(results: Path, tmp_path: Path) -> None:
     data = summary.load_summary(results)
-    t = compute_optimal_tables(data, replicates=100)
-    cands = candidates(data)
+    t = compute_optimal_tables(data, CFG)
+    cands = candidates(data, charge=False)
     cands = cands[cands["bin"].isin(["1", "all"])]  # two panels per figure keep the test fast
     small = cands[cands["policy"] == "small"]
     paths = plots.accuracy_vs_budget(small, tmp_path, method=data.method)
@@ -134,30 +133,28 @@ def test_tts_analyze_writes_report_and_prints_table(
 ) -> None:
     from tts.cli import main as cli_main
 
-    assert cli_main(["analyze", str(results), "--replicates", "200", "--no-plots"]) == 0
+    assert cli_main(["analyze", str(results), "--set", "replicates=100"]) == 0
     out = capsys.readouterr().out
-    assert "Compute-optimal strategies" in out and "best strategy" in out and "beam_search" in out
+    assert "held-out" in out and "chosen strategy" in out and "beam_search" in out
+    assert "compute-optimal (held-out)" in out and "best-of-N" in out
     text = (results / "report.md").read_text()
-    for heading in ("Generation-matched", "FLOPs-matched", "Small policy", "Compute accounting", "## Plots"):
+    for heading in (
+        "Generation-matched",
+        "FLOPs-matched",
+        "Small policy",
+        "Difficulty-adaptive allocation",
+        "Compute accounting",
+        "## Plots",
+    ):
         assert heading in text
+    assert "held-out accuracy [CI]" in text and "in-sample (oracle) [CI]" in text
+    assert "vs best-of-N (held-out) [CI]" in text and "vs majority (held-out) [CI]" in text
     assert "| big | prm | all |" in text and "oracle_quantile" in text
-    # plots are linked relative to the results folder
-    t = compute_optimal_tables(summary.load_summary(results), replicates=50)
-    fake = [results / "plots" / "frontier__big__prm__synthmath.png"]
-    meta = {
-        "sweep": "mini",
-        "rows": 1,
-        "configs": 1,
-        "methods": ["oracle_quantile"],
-        "replicates": 50,
-        "seed": 0,
-        "charged": True,
-        "bin_sizes": "",
-    }
-    linked = report.write_report(
-        results, t, candidates(summary.load_summary(results)), fake, meta
-    ).read_text()
-    assert "![frontier__big__prm__synthmath](plots/frontier__big__prm__synthmath.png)" in linked
+    # 60 problems in 5 bins: 6 a bin per fold, under the minimum: the report says so
+    assert "too small to select on" in text
+    # plots, linked relative to the results folder: adaptive allocation and coverage included
+    assert "(plots/adaptive_allocation__big__prm__synthmath.png)" in text
+    assert "(plots/coverage.png)" in text and (results / "plots" / "coverage.svg").is_file()
 
 
 def test_tts_analyze_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -183,13 +180,12 @@ def test_tts_analyze_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_results_without_samples_or_levels_get_one_bin(tmp_path: Path) -> None:
-    from tts.analysis.synthetic import iter_cells
+    from tts.testing.synthetic import iter_cells
 
     spec = SyntheticSpec(n_problems=12, budgets=(1, 4), policies=SPEC.policies[:1], prms=SPEC.prms)
     store = tts.store.SweepStore(tmp_path / "bare")
     for cell_id, _, table, _ in iter_cells(spec):
         store.write("cell", cell_id, pa.Table.from_pandas(table.to_pandas().assign(level=None)))
-    for data in (summary.load_summary(tmp_path / "bare"), summary.scan_raw(tmp_path / "bare")):
-        t = compute_optimal_tables(data, replicates=100)
-        assert t.method == "none" and set(t.generation["bin"]) == {"all"}
-        assert t.generation["ci_low"].notna().all() and len(t.generation) == 2
+    t = compute_optimal_tables(summary.load_summary(tmp_path / "bare"), CFG)
+    assert t.method == "none" and set(t.generation["bin"]) == {"all"}
+    assert t.generation["ci_low"].notna().all() and len(t.generation) == 2

@@ -1,4 +1,5 @@
-"""Compute-optimal tables on synthetic results with a known answer; bootstrap CI coverage."""
+"""Compute-optimal tables on synthetic results with a known answer; budgets from actual spend; cross-size;
+bootstrap CI coverage."""
 
 from __future__ import annotations
 
@@ -6,13 +7,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tts.analysis.bootstrap import bootstrap_ci, group_cis
-from tts.analysis.difficulty import assign_bins
+from tts.analysis.bootstrap import bootstrap_ci
 from tts.analysis.keys import ALL_BIN
+from tts.analysis.settings import AnalysisConfig
 from tts.analysis.source import from_rows
-from tts.analysis.synthetic import TREE, SyntheticSpec, SynthPolicy, SynthPRM, SynthStrategy, generate
-from tts.analysis.tables import candidates, compute_optimal_tables, cross_size, flops_matched
+from tts.analysis.tables import candidates, compute_optimal_tables, cross_size, generation_matched
 from tts.compute import policy_flops, prm_flops
+from tts.difficulty import assign_bins
+from tts.testing.noisy import noisy_configs
+from tts.testing.synthetic import TREE, SyntheticSpec, SynthPolicy, SynthPRM, SynthStrategy, generate
+
+CFG = AnalysisConfig(
+    baselines={"best-of-N": "best_of_n", "majority": "majority_vote"},
+    replicates=200,
+    ci=0.9,
+    charge_binning=False,
+)
 
 SPEC = SyntheticSpec(
     n_problems=600,
@@ -32,23 +42,24 @@ SPEC = SyntheticSpec(
 def world():
     res = generate(SPEC, seed=1)
     bins = assign_bins(res.samples, "oracle_quantile")
-    tables = compute_optimal_tables(from_rows(res.cells, bins), ci=0.9, replicates=400)
+    tables = compute_optimal_tables(from_rows(res.cells, bins), CFG)
     truth = res.truth.merge(
         res.cells[["cell_id", "problem_id", "strategy", "n"]].drop_duplicates(), on=["cell_id", "problem_id"]
     )
     truth = truth.merge(bins[["problem_id", "bin"]], on="problem_id")
-    true_acc = truth.groupby(["bin", "n", "strategy"])["q"].mean().unstack()
+    true_acc = truth.groupby(["bin", "n", "strategy"])["q"].mean()
     return res, bins, tables, true_acc
 
 
 def test_table_picks_the_known_optimal_strategy_per_bin(world) -> None:
     _, _, tables, true_acc = world
-    gen = tables.generation[tables.generation["bin"] != ALL_BIN].set_index(["bin", "n"])
+    gen = tables.generation[tables.generation["bin"] != ALL_BIN].set_index(["bin", "budget"])
     checked = 0
-    for (bin_, n), row in true_acc.iterrows():
-        ranked = row.sort_values(ascending=False)
-        if ranked.iloc[0] - ranked.iloc[1] > 0.025:  # a clear truth: the table must find it
-            assert gen.loc[(bin_, n), "strategy"] == ranked.index[0], (bin_, n, ranked.to_dict())
+    for (bin_, budget), row in gen.iterrows():
+        truth = true_acc.loc[bin_]
+        ranked = truth[truth.index.get_level_values("n") <= budget].sort_values(ascending=False)
+        if ranked.iloc[0] - ranked.iloc[1] > 0.025:  # a clear truth: held-out selection must find it
+            assert (row["n"], row["strategy"]) == ranked.index[0], (bin_, budget, ranked.head(3).to_dict())
             checked += 1
     assert checked >= 6
     # the known shape (Snell et al.): majority vote on the easiest bin, search on the hardest
@@ -59,12 +70,13 @@ def test_table_picks_the_known_optimal_strategy_per_bin(world) -> None:
 def test_gains_and_ci_columns(world) -> None:
     _, _, tables, true_acc = world
     gen = tables.generation
-    np.testing.assert_allclose(gen["gain_vs_best_of_n"], gen["accuracy"] - gen["best_of_n"])
-    np.testing.assert_allclose(gen["gain_vs_majority"], gen["accuracy"] - gen["majority_vote"])
+    np.testing.assert_allclose(gen["gain:best-of-N"], gen["accuracy"] - gen["base:best-of-N"])
+    np.testing.assert_allclose(gen["gain:majority"], gen["accuracy"] - gen["base:majority"])
     assert (gen["ci_low"] <= gen["accuracy"]).all() and (gen["accuracy"] <= gen["ci_high"]).all()
-    hard = gen[(gen["bin"] == "5") & (gen["n"] == 16)].iloc[0]
-    assert hard["gain_vs_majority"] > 0.2  # search is far ahead of voting on hard problems
-    assert hard["ci_low"] <= true_acc.loc[("5", 16), "beam_search"] <= hard["ci_high"]
+    hard = gen[(gen["bin"] == "5") & (gen["budget"] == 16)].iloc[0]
+    assert hard["gain_low:majority"] > 0.1  # search is far ahead of voting on hard problems, held out
+    assert hard["ci_low"] <= true_acc.loc[("5", 16, "beam_search")] <= hard["ci_high"]
+    assert gen["fold_ok"].all()  # 120 problems a bin: 60 a fold
 
 
 def test_flops_match_hand_computation(world) -> None:
@@ -75,54 +87,63 @@ def test_flops_match_hand_computation(world) -> None:
     )
     assert row.flops == pytest.approx(hand)
     # a table row's FLOPs = the mean over its bin's problems x seeds of the rows' FLOPs
-    pick = tables.generation[(tables.generation["bin"] == "3") & (tables.generation["n"] == 16)].iloc[0]
+    pick = tables.generation[(tables.generation["bin"] == "3") & (tables.generation["budget"] == 16)].iloc[0]
     mine = res.cells.merge(bins[["problem_id", "bin"]], on="problem_id")
-    mine = mine[(mine["bin"] == "3") & (mine["n"] == 16) & (mine["strategy"] == pick["strategy"])]
+    mine = mine[(mine["bin"] == "3") & (mine["n"] == pick["n"]) & (mine["strategy"] == pick["strategy"])]
     assert pick["flops"] == pytest.approx(mine["flops"].mean())
-    assert pick["accuracy"] == pytest.approx(
+    assert pick["in_sample"] == pytest.approx(
         mine["expected_correct"].fillna(mine["correct"].astype(float)).mean()
     )
 
 
 def test_flops_matched_is_the_best_within_budget(world) -> None:
     res, bins, tables, _ = world
-    cands = candidates(from_rows(res.cells, bins))
+    cands = candidates(from_rows(res.cells, bins), charge=False)
     flo = tables.flops
     assert (flo["flops_charged"] <= flo["flops_budget"]).all()
-    for _, row in flo.sample(20, random_state=0).iterrows():  # brute force
+    for _, row in flo.sample(20, random_state=0).iterrows():  # brute force: the in-sample pick is the max
         fit = cands[(cands["bin"] == row["bin"]) & (cands["flops_charged"] <= row["flops_budget"])]
-        assert row["accuracy"] == pytest.approx(fit["accuracy"].max())
+        assert row["in_sample"] == pytest.approx(fit["accuracy"].max())
     for _, grp in flo.groupby("bin"):
-        assert grp.sort_values("flops_budget")["accuracy"].is_monotonic_increasing
+        assert grp.sort_values("flops_budget")["in_sample"].is_monotonic_increasing
     budgets = np.log2(flo["flops_budget"].unique())
     np.testing.assert_allclose(budgets, np.round(budgets))  # a log2 grid
 
 
-def _stats(rows: list[dict]) -> pd.DataFrame:
-    base = {
-        "prm": "r",
-        "prm_kind": "rule_arithmetic",
-        "prm_params": 0,
-        "dataset": "d",
-        "aggregation": "last",
-        "temperature": 0.8,
-        "beam_width": np.nan,
-        "max_steps": np.nan,
-        "lookahead": np.nan,
-        "bin": ALL_BIN,
-        "config_id": 0,
-        "flops_charged": 0.0,
-        "hyperparams": "",
-        "binning_flops": 0.0,
-    }
-    df = pd.DataFrame([{**base, **r} for r in rows])
-    df["config_id"] = np.arange(len(df))
-    df["flops_charged"] = df["flops"]
-    return df
+def test_generation_budget_is_matched_on_actual_generations() -> None:
+    rows = noisy_configs(configs=3, problems=60, better={2: 0.3}, seed=0)
+    rows.loc[rows["config.strategy.width"] == 2, "generations"] = 12  # e.g. lookahead: N(k+1) at n=4
+    data = from_rows(rows)
+    gen = generation_matched(candidates(data, charge=False), data, CFG)
+    assert gen["budget"].tolist() == [4.0]  # the sweep's N values
+    assert gen.iloc[0]["candidates"] == 2 and not gen.iloc[0]["hyperparams"].endswith("width=2")
+
+
+def _cell(policy: str, params: float, strategy: str, n: int, acc: float, flops: float) -> pd.DataFrame:
+    """40 problems at exactly `acc` (expected_correct): every fold sees the same accuracy."""
+    return pd.DataFrame(
+        {
+            "problem_id": [f"q{i}" for i in range(40)],
+            "policy": policy,
+            "policy_params": params,
+            "prm": "r",
+            "prm_kind": "rule_arithmetic",
+            "prm_params": 0,
+            "dataset": "d",
+            "strategy": strategy,
+            "n": n,
+            "correct": acc > 0.5,
+            "expected_correct": acc,
+            "generations": n,
+            "flops": flops,
+            "config.policy.name": policy,
+            "config.strategy.name": strategy,
+            "config.n": n,
+        }
+    )
 
 
 def test_cross_size_smallest_matching_policy_and_flops_ratio() -> None:
-    fields = ("policy", "policy_params", "strategy", "n", "accuracy", "flops")
     table = [
         ("big", 7e9, "majority_vote", 1, 0.60, 1e12),
         ("mid", 1e9, "majority_vote", 1, 0.40, 2e11),
@@ -131,10 +152,11 @@ def test_cross_size_smallest_matching_policy_and_flops_ratio() -> None:
         ("tiny", 1e8, "best_of_n", 64, 0.61, 5e11),
         ("tiny", 1e8, "beam_search", 64, 0.70, 9e11),
     ]
-    s = _stats([dict(zip(fields, row, strict=True)) for row in table])
-    out = cross_size(s).set_index("large_policy")
+    data = from_rows(pd.concat([_cell(*row) for row in table], ignore_index=True))
+    out = cross_size(candidates(data, charge=False), data, CFG).set_index("large_policy")
     assert out.loc["big", "policy"] == "tiny" and out.loc["big", "strategy"] == "best_of_n"  # cheapest match
     assert out.loc["big", "flops_ratio"] == pytest.approx(0.5)
+    assert out.loc["big", "gap"] == pytest.approx(0.01) and out.loc["big", "accuracy"] == pytest.approx(0.61)
     assert out.loc["mid", "policy"] == "tiny" and out.loc["mid", "strategy"] == "best_of_n"
     assert "tiny" not in out.index  # nothing smaller to compare with
 
@@ -142,14 +164,15 @@ def test_cross_size_smallest_matching_policy_and_flops_ratio() -> None:
 def test_prm_free_configurations_join_every_prm_group(world) -> None:
     res, bins, _, _ = world
     free = res.cells[res.cells["strategy"] == "majority_vote"].assign(
-        prm="none", prm_kind="none", prm_params=0
+        prm="none", prm_kind="none", prm_params=0, **{"config.prm.name": "none"}
     )
     rows = pd.concat([res.cells[res.cells["strategy"] != "majority_vote"], free], ignore_index=True)
-    gen = compute_optimal_tables(from_rows(rows, bins), replicates=50).generation
+    cfg = AnalysisConfig(baselines=CFG.baselines, replicates=50)
+    gen = compute_optimal_tables(from_rows(rows, bins), cfg).generation
     easy = gen[(gen["prm"] == "prm") & (gen["bin"] == "1")]
-    assert set(easy["strategy"]) == {"majority_vote"} and easy["majority_vote"].notna().all()
+    assert set(easy["strategy"]) == {"majority_vote"} and easy["base:majority"].notna().all()
     with pytest.raises(ValueError, match="grid_step"):
-        flops_matched(candidates(from_rows(rows, bins)), grid_step=0)
+        AnalysisConfig(grid_step=0)
 
 
 def test_bootstrap_ci_covers_the_truth_at_the_stated_rate() -> None:
@@ -161,20 +184,5 @@ def test_bootstrap_ci_covers_the_truth_at_the_stated_rate() -> None:
         low, high = bootstrap_ci(y, ci=0.9, replicates=400, seed=draw)
         covered += bool(low[0] <= 0.4 <= high[0])
     assert 0.85 <= covered / 200 <= 0.95
-
-
-def test_group_cis_handle_seeds_and_missing_problems() -> None:
-    vals = pd.DataFrame(
-        {"config_id": [1, 1, 2], "problem_id": ["a", "b", "a"], "y_sum": [2.0, 0.0, 1.0], "rows": [2, 2, 1]}
-    )
-    cis = group_cis(["a", "b", "c"], vals, levels=[0.95], replicates=200, seed=0, key="k").set_index(
-        "config_id"
-    )
-    assert cis.loc[1, "ci_low"] <= 0.5 <= cis.loc[1, "ci_high"]
-    assert cis.loc[2, "ci_low"] == cis.loc[2, "ci_high"] == 1.0  # its only problem is always right
-    again = group_cis(["c", "b", "a"], vals, levels=[0.95], replicates=200, seed=0, key="k").set_index(
-        "config_id"
-    )
-    pd.testing.assert_frame_equal(cis, again)  # member order does not matter; seeded
     with pytest.raises(ValueError, match="ci"):
         bootstrap_ci(np.ones(3), ci=1.5)

@@ -68,11 +68,18 @@ def test_add_flops_and_compute_by_cell() -> None:
 
 def test_param_count_by_hand() -> None:
     # attention: q 64x64 + k,v 2 x 64x(2x16) + o 64x64 = 12,288 ; MLP 3 x 64 x 128 = 24,576 ; 2 norms 128
-    # per layer 36,992 ; x2 layers = 73,984 ; embeddings 6,400 ; untied head 6,400 ; final norm 64
-    assert param_count_from_config({**TINY, "model_type": "llama"}) == 73_984 + 6_400 + 6_400 + 64
-    assert param_count_from_config({**TINY, "model_type": "llama", "tie_word_embeddings": True}) == 80_448
+    # per layer 36,992 ; x2 layers = 73,984 ; final norm 64: the non-embedding N of the FLOPs formula
+    assert param_count_from_config({**TINY, "model_type": "llama"}) == 73_984 + 64
+    assert (
+        param_count_from_config({**TINY, "model_type": "llama", "tie_word_embeddings": True}) == 73_984 + 64
+    )
+    # every parameter: + embeddings 6,400 + untied head 6,400
+    total = param_count_from_config({**TINY, "model_type": "llama"}, embeddings=True)
+    assert total == 73_984 + 6_400 + 6_400 + 64
+    tied = {**TINY, "model_type": "llama", "tie_word_embeddings": True}
+    assert param_count_from_config(tied, embeddings=True) == 80_448
     # qwen2 adds q/k/v biases: 64 + 2 x 32 = 128 per layer
-    assert param_count_from_config({**TINY, "model_type": "qwen2"}) == 86_848 + 2 * 128
+    assert param_count_from_config({**TINY, "model_type": "qwen2"}) == 73_984 + 64 + 2 * 128
 
 
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
@@ -88,9 +95,10 @@ def test_param_count_matches_a_real_model(family: str, tied: bool, tmp_path) -> 
     config = config_cls(**TINY, tie_word_embeddings=tied)
     model = model_cls(config)
     real = sum(p.numel() for p in model.parameters())
-    assert param_count_from_config(config.to_dict()) == real
+    assert param_count_from_config(config.to_dict(), embeddings=True) == real
+    vocab = model.get_input_embeddings().weight.numel() + (0 if tied else model.lm_head.weight.numel())
     config.save_pretrained(tmp_path)  # what a model folder holds
-    assert param_count(tmp_path) == real
+    assert param_count(tmp_path) == real - vocab  # FLOPs count non-embedding parameters
     assert json.loads((tmp_path / "config.json").read_text())["model_type"] == family
 
 
@@ -101,11 +109,14 @@ def test_param_count_classification_heads(head: str) -> None:
     config = modeling_qwen2.Qwen2Config(**TINY, num_labels=2)
     model = getattr(modeling_qwen2, f"Qwen2{head}")(config)
     real = sum(p.numel() for p in model.parameters())
-    assert param_count_from_config({**config.to_dict(), "architectures": [f"Qwen2{head}"]}) == real
+    cfg = {**config.to_dict(), "architectures": [f"Qwen2{head}"]}
+    assert param_count_from_config(cfg, embeddings=True) == real
+    assert param_count_from_config(cfg) == real - model.get_input_embeddings().weight.numel()
 
 
 def test_process_reward_model_head_by_hand() -> None:
     # Qwen2ForProcessRewardModel: no LM head; score = Linear(h, h) + ReLU + Linear(h, 2), both with bias
     cfg = {**TINY, "model_type": "qwen2", "architectures": ["Qwen2ForProcessRewardModel"], "num_labels": 2}
-    body = 86_848 - 6_400 + 2 * 128  # the causal LM without its head
+    body = 73_984 + 64 + 2 * 128  # non-embedding body
     assert param_count_from_config(cfg) == body + (64 * 64 + 64) + (64 * 2 + 2)
+    assert param_count_from_config(cfg, embeddings=True) == body + 6_400 + (64 * 64 + 64) + (64 * 2 + 2)

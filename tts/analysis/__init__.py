@@ -1,17 +1,20 @@
-"""Analysis of a sweep's results: which strategy is compute-optimal, per policy, PRM, difficulty and budget.
+"""Analysis of a sweep's results: which configuration is compute-optimal, per policy, PRM, difficulty and budget.
 
     tts analyze results/smoke            # report.md + plots; python -m tts.analysis.report results/smoke
 
 Modules (read in this order):
-  difficulty  difficulty bins per (policy, problem): oracle quantile, absolute, predicted, dataset level
+  keys        what identifies a configuration (config_id) and what the tables show about it
+  settings    AnalysisConfig (conf/analysis/default.yaml): baselines, folds, CI, binning charge
   io          reading a results folder (manifest-listed files), difficulty.parquet
-  summary     the materialised per-problem / per-bin summary and the raw-Parquet scan (DuckDB)
-  source      AnalysisData: what tables and plots read, from the summary, a raw scan or in-memory rows
-  bootstrap   seeded bootstrap CIs over problems
+  difficulty  binning cost and bin warnings (the bin rules themselves: tts.difficulty)
+  summary     the materialised per-problem / per-bin summary (DuckDB)
+  source      AnalysisData: what tables and plots read, from the summary or in-memory rows
+  bootstrap   seeded resampling weights over problems
+  selection   held-out selection of a winner, CIs that redo the selection
   tables      generation-matched, FLOPs-matched and cross-size compute-optimal tables
-  plots       accuracy vs budget, the compute-optimal frontier, small + search vs large
-  report      `tts analyze`
-  synthetic   synthetic results with a known answer (tests, the notebook's fallback, the bench)
+  adaptive    Snell et al.'s difficulty-adaptive allocation and its "X/Y less compute" line
+  plots       accuracy vs budget, the frontier, small + search vs large, adaptive allocation
   coverage    pass@k coverage curves (repeated sampling)
-Nothing here imports Ray or vLLM.
+  report      `tts analyze`
+Nothing here imports Ray, vLLM or tts.testing, and no module names a strategy.
 """

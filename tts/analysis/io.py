@@ -147,7 +147,7 @@ def _levels(results_dir: str | Path) -> pd.DataFrame:
 
 def compute_difficulty(results_dir: str | Path, *, methods: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Bins by every method the stored data allows (DIFFICULTY_COLUMNS), with the sweep's settings."""
-    from tts.analysis.difficulty import assign_bins
+    from tts.difficulty import assign_bins
 
     k = sweep_settings(results_dir)
     opts = {"num_bins": int(k.get("num_bins", 5)), "thresholds": tuple(k.get("thresholds", (0.1, 0.5)))}

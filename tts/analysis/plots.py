@@ -23,7 +23,6 @@ from tts.analysis.source import bin_sort_key
 
 OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442", "#000000"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
-STRATEGY_ORDER = ["majority_vote", "best_of_n", "weighted_best_of_n", "beam_search", "dvts", "lookahead"]
 
 
 def _style(key: str, order: list[str]) -> tuple[str, str]:
@@ -66,20 +65,18 @@ def accuracy_vs_budget(candidates: pd.DataFrame, out_dir: str | Path, *, method:
     """Per (policy, PRM, dataset): accuracy vs budget N, one line per strategy (its best hyperparameters at
     each N), one panel per bin, with a 95% normal band over rows."""
     paths: list[Path] = []
+    order = sorted(candidates["strategy"].unique())  # one colour per strategy across every figure
     for (policy, prm, dataset), grp in candidates.groupby(["policy", "prm", "dataset"], sort=True):
         bins = _bins(grp)
         fig, axes = _panels(len(bins))
         best = grp.sort_values("accuracy", ascending=False).drop_duplicates(["bin", "strategy", "n"])
-        strategies = sorted(
-            best["strategy"].unique(),
-            key=lambda s: (s not in STRATEGY_ORDER, STRATEGY_ORDER.index(s) if s in STRATEGY_ORDER else 0, s),
-        )
+        strategies = sorted(candidates["strategy"].unique())
         for ax, label in zip(axes, bins, strict=True):
             for strat in strategies:
                 line = best[(best["bin"].astype(str) == label) & (best["strategy"] == strat)].sort_values("n")
                 if line.empty:
                     continue
-                color, marker = _style(strat, STRATEGY_ORDER)
+                color, marker = _style(strat, order)
                 ax.plot(
                     line["n"],
                     line["accuracy"],
@@ -116,6 +113,7 @@ def frontier(
     compute-optimal frontier (the best accuracy reachable at each cost) as a black step line, and the
     FLOPs-matched table's budgets (log2 grid) as black ticks on it; one panel per bin."""
     paths: list[Path] = []
+    order = sorted(candidates["strategy"].unique())
     for (policy, prm, dataset), grp in candidates.groupby(["policy", "prm", "dataset"], sort=True):
         bins = _bins(grp)
         fig, axes = _panels(len(bins))
@@ -128,7 +126,7 @@ def frontier(
             pts = grp[grp["bin"].astype(str) == label]
             for strat in sorted(pts["strategy"].unique()):
                 sub = pts[pts["strategy"] == strat]
-                color, marker = _style(strat, STRATEGY_ORDER)
+                color, marker = _style(strat, order)
                 ax.scatter(
                     sub["flops_charged"],
                     sub["accuracy"],
@@ -239,10 +237,56 @@ def small_vs_large(candidates: pd.DataFrame, out_dir: str | Path, *, bin_label: 
     return paths
 
 
+def adaptive_allocation(curves: pd.DataFrame, out_dir: str | Path, *, method: str = "") -> list[Path]:
+    """Per (policy, PRM, dataset): held-out accuracy vs generation budget of the difficulty-adaptive
+    allocation and of each baseline (tts.analysis.adaptive), with bootstrap CI bands; the adaptive curve's
+    in-sample (oracle) figure dashed, for contrast."""
+    paths: list[Path] = []
+    if curves.empty:
+        return paths
+    order = list(dict.fromkeys(curves["curve"]))
+    for (policy, prm, dataset), grp in curves.groupby(["policy", "prm", "dataset"], sort=True):
+        fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+        ax = fig.subplots()
+        for name in order:
+            line = grp[grp["curve"] == name].sort_values("budget")
+            if line.empty:
+                continue
+            color, marker = _style(name, order)
+            ax.plot(
+                line["budget"],
+                line["accuracy"],
+                marker=marker,
+                color=color,
+                lw=1.8,
+                label=f"{name} (held-out)",
+            )
+            ax.fill_between(line["budget"], line["ci_low"], line["ci_high"], color=color, alpha=0.15, lw=0)
+            if name == order[0]:
+                ax.plot(
+                    line["budget"],
+                    line["in_sample"],
+                    ls="--",
+                    color=color,
+                    lw=1.0,
+                    label=f"{name} (in-sample)",
+                )
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("generation budget per problem")
+        ax.set_ylabel("accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+        ax.set_title(
+            f"{policy} with {prm} on {dataset}: allocation by {method.replace('_', ' ')} bin", fontsize=10
+        )
+        paths += _save(fig, Path(out_dir), _slug("adaptive_allocation", policy, prm, dataset))
+    return paths
+
+
 def all_plots(
     candidates: pd.DataFrame, flops_table: pd.DataFrame, out_dir: str | Path, *, method: str = ""
 ) -> list[Path]:
-    """Every plot of the report into `out_dir`; returns the written paths (PNG and SVG)."""
+    """The per-configuration plots of the report into `out_dir`; returns the written paths (PNG and SVG)."""
     return (
         accuracy_vs_budget(candidates, out_dir, method=method)
         + frontier(candidates, flops_table, out_dir, method=method)

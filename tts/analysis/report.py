@@ -24,51 +24,48 @@ from tts.analysis.io import NoResultsError
 from tts.analysis.keys import ALL_BIN
 
 if TYPE_CHECKING:
-    from tts.analysis.tables import Tables
+    pass
 
-GEN_COLS = {
+WINNER_COLS = {
     "policy": "policy",
     "prm": "PRM",
     "bin": "bin",
-    "n": "N",
-    "strategy": "best strategy",
-    "hyperparams": "hyperparameters",
-    "acc_ci": "accuracy [CI]",
-    "gain_vs_best_of_n": "vs best-of-N",
-    "gain_vs_majority": "vs majority",
-    "flops": "FLOPs/problem",
-    "problems": "problems",
-}
-FLOPS_COLS = {
-    "policy": "policy",
-    "prm": "PRM",
-    "bin": "bin",
+    "budget": "budget (generations)",
     "flops_budget": "FLOPs budget",
-    "strategy": "best strategy",
+    "strategy": "chosen strategy",
     "hyperparams": "hyperparameters",
     "n": "N",
-    "acc_ci": "accuracy [CI]",
+    "generations_charged": "generations used",
+    "acc_ci": "held-out accuracy [CI]",
+    "in_ci": "in-sample (oracle) [CI]",
+    "GAINS": None,  # one "vs <baseline> (held-out) [CI]" column per analysis-config baseline
     "flops_charged": "FLOPs used",
-    "gain_vs_best_of_n": "vs best-of-N",
-    "gain_vs_majority": "vs majority",
+    "binning_samples": "binning samples",
+    "problems": "problems",
+    "fold_note": "fold",
 }
 CROSS_COLS = {
-    "bin": "bin",
     "large_policy": "large policy",
-    "large_accuracy": "its N=1 accuracy",
+    "large_hyperparams": "its single sample",
+    "large_accuracy": "its accuracy",
     "policy": "smallest match",
     "prm": "PRM",
     "strategy": "strategy",
     "hyperparams": "hyperparameters",
     "n": "N",
-    "acc_ci": "accuracy [CI]",
+    "acc_ci": "held-out accuracy [CI]",
+    "gap_ci": "gap to large (held-out) [CI]",
+    "in_sample": "in-sample (oracle)",
     "flops_ratio": "FLOPs ratio small/large",
+    "fold_note": "fold",
 }
 
 
 def _fmt(value: object, col: str) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "-"
+    if isinstance(value, str):
+        return value
     if col.startswith("gain"):
         return f"{round(float(value), 3) + 0.0:+.3f}"  # + 0.0: no "-0.000"
     if "flops" in col and col != "flops_ratio":
@@ -80,18 +77,54 @@ def _fmt(value: object, col: str) -> str:
     return str(value)
 
 
-def with_ci_text(df: pd.DataFrame) -> pd.DataFrame:
+def _ci(a: float, lo: float, hi: float, *, sign: bool = False) -> str:
+    if a is None or np.isnan(a):
+        return "-"
+    f = (lambda v: f"{round(float(v), 3) + 0.0:+.3f}") if sign else (lambda v: f"{v:.3f}")
+    return f"{f(a)} [{f(lo)}, {f(hi)}]" if not np.isnan(lo) else f(a)
+
+
+def with_ci_text(df: pd.DataFrame, min_fold: int) -> pd.DataFrame:
+    """Text columns: held-out and in-sample accuracy with CIs, each baseline's gain, the fold note."""
     out = df.copy()
-    out["acc_ci"] = [
-        "-" if np.isnan(a) else (f"{a:.3f} [{lo:.3f}, {hi:.3f}]" if not np.isnan(lo) else f"{a:.3f}")
-        for a, lo, hi in zip(
-            out["accuracy"].astype(float),
-            out["ci_low"].astype(float),
-            out["ci_high"].astype(float),
-            strict=True,
-        )
+    if out.empty:
+        return out
+    out["acc_ci"] = [_ci(*v) for v in zip(out["accuracy"], out["ci_low"], out["ci_high"], strict=True)]
+    if "in_sample_low" in out.columns:
+        out["in_ci"] = [
+            _ci(*v) for v in zip(out["in_sample"], out["in_sample_low"], out["in_sample_high"], strict=True)
+        ]
+    if "gap" in out.columns:
+        out["gap_ci"] = [
+            _ci(*v, sign=True) for v in zip(out["gap"], out["gap_low"], out["gap_high"], strict=True)
+        ]
+    for label in gain_labels(out):
+        out[f"gain_ci:{label}"] = [
+            _ci(*v, sign=True)
+            for v in zip(
+                out[f"gain:{label}"], out[f"gain_low:{label}"], out[f"gain_high:{label}"], strict=True
+            )
+        ]
+    out["fold_note"] = [
+        "ok" if ok else f"too small to select on ({n} < {min_fold} problems a fold)"
+        for ok, n in zip(out["fold_ok"], out["fold_problems"], strict=True)
     ]
     return out
+
+
+def gain_labels(df: pd.DataFrame) -> list[str]:
+    return [c.removeprefix("gain:") for c in df.columns if c.startswith("gain:")]
+
+
+def columns_for(df: pd.DataFrame, spec: dict[str, str | None]) -> dict[str, str]:
+    """`spec` with its GAINS placeholder expanded into the frame's baseline gain columns."""
+    cols: dict[str, str] = {}
+    for k, v in spec.items():
+        if k == "GAINS":
+            cols |= {f"gain_ci:{g}": f"vs {g} (held-out) [CI]" for g in gain_labels(df)}
+        elif v is not None:
+            cols[k] = v
+    return cols
 
 
 def markdown(df: pd.DataFrame, columns: dict[str, str]) -> str:
@@ -133,47 +166,93 @@ def compute_table(candidates: pd.DataFrame) -> pd.DataFrame:
     return c.sort_values(["policy", "prm", "strategy", "hyperparams", "n"])[cols].drop_duplicates()
 
 
-def write_report(
-    results_dir: Path, tables: Tables, candidates: pd.DataFrame, plots: list[Path], meta: dict
-) -> Path:
-    """report.md: a header saying how every number was made, the three tables, compute accounting, plots."""
-    gen, flo, cross = (with_ci_text(t) for t in (tables.generation, tables.flops, tables.cross_size))
+def write_report(results_dir: Path, parts: dict, meta: dict) -> Path:
+    """report.md: how every number was made, bin counts and warnings, the three tables (held-out beside
+    in-sample), the adaptive allocation and its "X/Y less compute" line, compute accounting, plots."""
+    tables, cfg = parts["tables"], parts["cfg"]
+    m = cfg.min_fold_problems
+    gen, flo, cross = (with_ci_text(t, m) for t in (tables.generation, tables.flops, tables.cross_size))
     pct = int(round(tables.ci * 100))
-    parts = [
+    small = (
+        [
+            f"- **{len(parts['small'])} table rows rest on a fold with fewer than {m} problems of their bin: too small "
+            "to select on; their held-out figures are shown but are not evidence.**"
+        ]
+        if len(parts["small"])
+        else []
+    )
+    warn = [f"  - {w}" for w in parts["bin_warnings"]]
+    out = [
         f"# Compute-optimal analysis: {meta['sweep']}",
         "",
-        f"- results: `{results_dir}` ({meta['rows']:,} result rows, {meta['configs']} configurations)",
-        f"- difficulty method: **{tables.method}** (available: {', '.join(meta['methods'])}; choose with "
-        "`--method`); bin sizes per policy: " + meta["bin_sizes"],
-        f"- accuracy: mean over problems x seeds of `expected_correct` (pool strategies) else `correct`; "
-        f"[CI] = {pct}% percentile bootstrap over the bin's problems ({meta['replicates']} replicates, seed "
-        f"{meta['seed']})",
-        "- FLOPs = 2 x policy params x (uncached prefill + generated tokens) + 2 x PRM params x PRM-read tokens, "
-        "per problem"
-        + (" ; FLOPs-matched budgets include the samples spent on binning" if meta["charged"] else ""),
+        f"- results: `{results_dir}` ({meta['rows']:,} result rows, {meta['configs']} configurations, one per "
+        "`config_id`: every config field but the seed)",
+        f"- difficulty method: **{tables.method}** (available: {', '.join(meta['methods'])}; `--method`); "
+        "problems per bin: " + meta["bin_sizes"],
+        *(["- bins to read with care:", *warn] if warn else []),
+        "- accuracy: mean over problems x seeds of `expected_correct` (pool-based) else `correct`.",
+        f"- **held-out**: problems split into {cfg.folds} folds (stable hash of the id, stratified by bin); the "
+        "winner is chosen on the other folds and scored on each fold, so every problem is scored by a choice made "
+        "without it. **in-sample (oracle)**: chosen and scored on the same problems (biased upward). "
+        f"[CI] = {pct}% percentile bootstrap over problems ({cfg.replicates} replicates, seed {cfg.seed}) "
+        "that redoes the choice in every resample. Gains are held-out accuracy minus the baseline strategy's "
+        "best configuration within the same budget, also chosen held-out.",
+        *small,
+        "- budgets are what rows spent: generation budget B admits configurations whose mean actual generations "
+        "per problem are <= B; FLOPs = 2 x non-embedding policy params x (uncached prefill + generated tokens) + "
+        "2 x non-embedding PRM params x PRM tokens (tts/compute.py)"
+        + (
+            "; binning samples the configuration does not already draw are charged"
+            if meta["charged"]
+            else "; binning not charged (oracle bins cannot be computed at test time)"
+        ),
         "",
-        "## Generation-matched: best strategy per budget N",
+        "## Generation-matched: best configuration per generation budget",
         "",
-        markdown(gen, GEN_COLS),
+        markdown(gen, columns_for(gen, WINNER_COLS)) if len(gen) else "_No rows._",
         "",
-        "## FLOPs-matched: best strategy within each FLOPs budget (the compute-optimal frontier)",
+        "## FLOPs-matched: best configuration within each FLOPs budget (the compute-optimal frontier)",
         "",
-        markdown(flo, FLOPS_COLS),
+        markdown(flo, columns_for(flo, WINNER_COLS)) if len(flo) else "_No rows._",
         "",
-        "## Small policy + test-time compute vs a larger policy's single sample",
+        "## Small policy + test-time compute vs a larger policy's single sample (all problems)",
         "",
-        markdown(cross, CROSS_COLS) if len(cross) else "_Only one policy size in this sweep._",
+        markdown(cross, CROSS_COLS)
+        if len(cross)
+        else "_Only one policy size (or no N=1 cell) in this sweep._",
+        "",
+        f"## Difficulty-adaptive allocation (Snell et al.), by {parts['adaptive_method']} bins",
+        "",
+        *[f"- {line}" for line in parts["lines"]],
+        "",
+        markdown(
+            parts["curves"],
+            {
+                "policy": "policy",
+                "prm": "PRM",
+                "budget": "budget",
+                "curve": "curve",
+                "acc_ci": "held-out accuracy [CI]",
+                "in_sample": "in-sample (oracle)",
+            },
+        )
+        if len(parts["curves"])
+        else "_No binned configurations._",
         "",
         "## Compute accounting per configuration (all problems, per problem)",
         "",
-        markdown(compute_table(candidates), {c: c for c in compute_table(candidates).columns}),
+        markdown(
+            compute_table(parts["candidates"]), {c: c for c in compute_table(parts["candidates"]).columns}
+        ),
         "",
         "## Plots",
         "",
     ]
-    parts += [f"![{p.stem}]({p.relative_to(results_dir).as_posix()})" for p in plots if p.suffix == ".png"]
+    out += [
+        f"![{p.stem}]({p.relative_to(results_dir).as_posix()})" for p in parts["plots"] if p.suffix == ".png"
+    ]
     path = results_dir / "report.md"
-    path.write_text("\n".join(parts) + "\n")
+    path.write_text("\n".join(out) + "\n")
     return path
 
 
@@ -190,17 +269,43 @@ def _parser() -> argparse.ArgumentParser:
         "exist, else dataset_level)",
     )
     ap.add_argument(
-        "--ci", type=float, default=0.95, help="confidence level of the bootstrap CIs (default 0.95)"
+        "--config", default=None, help="analysis config YAML (default conf/analysis/default.yaml)"
     )
-    ap.add_argument("--replicates", type=int, default=1000, help="bootstrap replicates (default 1000)")
-    ap.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    ap.add_argument("--grid-step", type=float, default=1.0, help="octaves between FLOPs budgets (default 1)")
     ap.add_argument(
-        "--no-charge-binning", action="store_true", help="leave binning samples out of FLOPs budgets"
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an analysis config key, e.g. --set folds=3 --set replicates=200 (repeatable)",
     )
     ap.add_argument("--no-plots", action="store_true", help="skip the plots")
     ap.add_argument("--rebuild", action="store_true", help="rebuild the summary even if it is up to date")
     return ap
+
+
+def _adaptive(root: Path, data, cfg, methods: list[str]):
+    """The allocation's curves and lines, by cfg.adaptive_method bins when the data has them."""
+    from tts.analysis.adaptive import allocation, matches_line
+    from tts.analysis.summary import load_summary
+    from tts.analysis.tables import candidates
+
+    method = cfg.adaptive_method if cfg.adaptive_method in methods else data.method
+    d = data if method == data.method else load_summary(root, method, build=False)
+    curves = allocation(d, candidates(d, charge=cfg.charges(method)), cfg)
+    lines = matches_line(curves, cfg.adaptive_line_baseline, cfg.ci) if cfg.adaptive_line_baseline else []
+    if method != cfg.adaptive_method:
+        lines.insert(
+            0,
+            f"no {cfg.adaptive_method} bins in this sweep: allocated by {method} bins instead "
+            "(not deployable when those bins read labels)",
+        )
+    shown = curves.drop(columns="_reps") if len(curves) else curves
+    return (
+        method,
+        shown.pipe(lambda c: with_ci_text(c.assign(fold_ok=True, fold_problems=0), 0)),
+        lines,
+        curves,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -212,58 +317,81 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    from tts.analysis import plots as plotting
-    from tts.analysis.summary import build_summary, load_summary
-    from tts.analysis.tables import candidates as make_candidates
-    from tts.analysis.tables import compute_optimal_tables
-
-    try:
-        out = build_summary(root, force=args.rebuild)
-        data = load_summary(root, args.method, build=False)
-    except NoResultsError as exc:
-        print(f"tts analyze: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:
-        print(f"tts analyze: {exc}", file=sys.stderr)
-        return 2
-    charged = not args.no_charge_binning
-    tables = compute_optimal_tables(
-        data,
-        ci=args.ci,
-        replicates=args.replicates,
-        seed=args.seed,
-        grid_step=args.grid_step,
-        charge_binning=charged,
-    )
-    cands = make_candidates(data, charge_binning=charged)
-    paths = (
-        [] if args.no_plots else plotting.all_plots(cands, tables.flops, root / "plots", method=data.method)
-    )
     import json
 
+    from tts.analysis import plots as plotting
+    from tts.analysis.difficulty import bin_counts, bin_warnings
+    from tts.analysis.settings import load_analysis_config
+    from tts.analysis.summary import build_summary, load_summary
+    from tts.analysis.tables import candidates, compute_optimal_tables
+
+    try:
+        cfg = load_analysis_config(args.config, args.set)
+        out = build_summary(root, force=args.rebuild)
+        data = load_summary(root, args.method, build=False)
+    except (NoResultsError, ValueError) as exc:
+        print(f"tts analyze: {exc}", file=sys.stderr)
+        return 2
     methods = json.loads((out / "meta.json").read_text())["methods"]
-    sizes = data.bins.groupby(["policy", "bin"]).size()
+    tables = compute_optimal_tables(data, cfg)
+    cands = candidates(data, charge=cfg.charges(data.method))
+    counts = bin_counts(data.bins)
+    warnings = bin_warnings(counts)
+    for w in warnings:
+        print(f"tts analyze: warning: {w}", file=sys.stderr)
+    adaptive_method, curves, lines, raw_curves = _adaptive(root, data, cfg, methods)
+    paths: list[Path] = []
+    if not args.no_plots:
+        paths = plotting.all_plots(cands, tables.flops, root / "plots", method=data.method)
+        paths += plotting.adaptive_allocation(raw_curves, root / "plots", method=adaptive_method)
+        paths += _coverage(root, data.method)
+    small = pd.concat(
+        [t[~t["fold_ok"]] for t in (tables.generation, tables.flops) if len(t)] or [pd.DataFrame()]
+    )
     meta = {
         "sweep": root.name,
         "rows": int(data.stats.loc[data.stats["bin"] == ALL_BIN, "rows"].sum()),
         "configs": int(data.stats["config_id"].nunique()),
         "methods": methods,
-        "replicates": args.replicates,
-        "seed": args.seed,
-        "charged": charged,
+        "charged": cfg.charges(data.method),
         "bin_sizes": "; ".join(
-            f"{p}: " + ", ".join(f"{b}={n}" for b, n in s.droplevel(0).items())
-            for p, s in sizes.groupby(level=0)
+            f"{p}: " + ", ".join(f"{r.bin}={r.problems}" for r in g.itertuples())
+            for p, g in counts.groupby("policy")
         ),
     }
-    report = write_report(root, tables, cands, paths, meta)
+    parts = {
+        "tables": tables,
+        "cfg": cfg,
+        "candidates": cands,
+        "plots": paths,
+        "small": small,
+        "bin_warnings": warnings,
+        "curves": curves,
+        "lines": lines,
+        "adaptive_method": adaptive_method,
+    }
+    report = write_report(root, parts, meta)
     print(
-        f"Compute-optimal strategies (generation-matched; difficulty: {data.method}; "
-        f"{int(round(args.ci * 100))}% bootstrap CI)\n"
+        f"Compute-optimal configurations (generation-matched, held-out; difficulty: {data.method}; "
+        f"{int(round(cfg.ci * 100))}% bootstrap CI)\n"
     )
-    print(plain(with_ci_text(tables.generation), GEN_COLS))
+    gen = with_ci_text(tables.generation, cfg.min_fold_problems)
+    print(plain(gen, columns_for(gen, WINNER_COLS)) if len(gen) else "(no rows)")
+    for line in lines:
+        print(line)
     print(f"\nwrote {report}" + (f" and {len(paths)} plot files under {root / 'plots'}" if paths else ""))
     return 0
+
+
+def _coverage(root: Path, method: str) -> list[Path]:
+    """The coverage (pass@k) plot of the sample pools under plots/ (none without pools)."""
+    from tts.analysis.coverage import coverage_report
+
+    try:
+        _, _, files = coverage_report(root, method=None, out_dir=root / "plots")
+    except (FileNotFoundError, ValueError):
+        return []
+    return [f for f in files if f.suffix in (".png", ".svg")]
 
 
 if __name__ == "__main__":

@@ -4,15 +4,14 @@ Why a small contract: the same table code runs on the materialised summary (fast
 DuckDB scan of the raw cell files (first look, no materialisation) and on an in-memory DataFrame (tests,
 notebooks). Each produces an `AnalysisData`:
 
-  stats     one row per (configuration, bin) of ONE difficulty method: CONFIG_KEYS, config_id, bin, rows
-            (problem x seed rows), problems, y_sum / y_sq (sums of correctness, `expected_correct` when present),
-            and `<measure>_sum` for every COMPUTE_COLUMNS measure. Bin ALL_BIN covers every problem.
-  bins      (policy, problem_id, bin) of that method: the problem sets the bootstrap resamples.
-  values    config ids -> per-problem (config_id, problem_id, y_sum, rows) for the bootstrap.
+  stats     one row per (configuration, bin) of ONE difficulty method: config_id (tts.analysis.keys), the
+            DESCRIPTIVE columns, hyperparams (label), pool (rows carry `expected_correct`: pool-based), bin,
+            rows (problem x seed rows), problems, y_sum / y_sq (sums of correctness, `expected_correct` when
+            present), and `<measure>_sum` for every COMPUTE_COLUMNS measure. Bin ALL_BIN covers every problem.
+  bins      (policy, problem_id, bin) of that method: the problem sets that folds and the bootstrap split.
+  values    config ids (None = all) -> per-problem (config_id, problem_id, y_sum, rows) for the selection.
   binning   optional (policy, bin, binning_samples, binning_tokens, binning_prm_tokens) means per problem:
-            what assigning the bins cost, charged in FLOPs-matched tables.
-  cis       optional precomputed bootstrap CIs (config_id, bin, ci, ci_low, ci_high) for every configuration,
-            made with `ci_spec` = (replicates, seed); used when a query asks for the same ones.
+            what assigning the bins cost, charged when the analysis config says so.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tts.analysis.keys import ALL_BIN, COMPUTE_COLUMNS, CONFIG_KEYS
+from tts.analysis.keys import ALL_BIN, COMPUTE_COLUMNS, DESCRIPTIVE, configuration_ids, hyperparams
 
 Y_EXPR = "expected_correct if not null, else correct"
 
@@ -32,11 +31,9 @@ Y_EXPR = "expected_correct if not null, else correct"
 class AnalysisData:
     stats: pd.DataFrame
     bins: pd.DataFrame
-    values: Callable[[Sequence[int]], pd.DataFrame]
+    values: Callable[[Sequence[str] | None], pd.DataFrame]
     method: str = "none"
     binning: pd.DataFrame | None = None
-    cis: pd.DataFrame | None = None
-    ci_spec: tuple[int, int] | None = None
 
 
 def row_y(rows: pd.DataFrame) -> pd.Series:
@@ -72,14 +69,9 @@ def stats_from_rows(rows: pd.DataFrame, bins: pd.DataFrame | None) -> tuple[pd.D
     """(stats, per-problem values) from in-memory cell rows and a one-method bins frame (None = ALL_BIN only).
     Rows with status != "ok" are left out."""
     df = rows[rows["status"] == "ok"] if "status" in rows.columns else rows
-    df = df.assign(y=row_y(df))
+    df = df.assign(y=row_y(df), config_id=configuration_ids(df))
     df = df.assign(y2=df["y"] ** 2)
-    for k in CONFIG_KEYS:
-        if k not in df.columns:
-            df = df.assign(**{k: None})
-    cfg = df[list(CONFIG_KEYS)].drop_duplicates().reset_index(drop=True)
-    cfg["config_id"] = np.arange(len(cfg))
-    df = df.merge(cfg, on=list(CONFIG_KEYS), how="left")
+    cfg = configurations(df)
     agg = {"y_sum": ("y", "sum"), "y_sq": ("y2", "sum"), "rows": ("y", "size")}
     agg |= {f"{m}_sum": (m, "sum") for m in COMPUTE_COLUMNS if m in df.columns}
     values = df.groupby(["config_id", "problem_id"], sort=True).agg(**agg).reset_index()
@@ -94,6 +86,19 @@ def stats_from_rows(rows: pd.DataFrame, bins: pd.DataFrame | None) -> tuple[pd.D
         values["bin"] = ALL_BIN
     stats = aggregate_values(values, cfg)
     return stats, values
+
+
+def configurations(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per config_id: the DESCRIPTIVE columns, `hyperparams` and `pool` (any row has
+    `expected_correct`: the configuration is derived from a sample pool). Rows must carry config_id."""
+    df = rows.assign(hyperparams=hyperparams(rows))
+    pool = df["expected_correct"].notna() if "expected_correct" in df.columns else pd.Series(False, df.index)
+    df = df.assign(pool=pool.groupby(df["config_id"]).transform("any"))
+    for k in DESCRIPTIVE:
+        if k not in df.columns:
+            df = df.assign(**{k: None})
+    cols = ["config_id", *DESCRIPTIVE, "hyperparams", "pool"]
+    return df[cols].drop_duplicates("config_id").sort_values("config_id").reset_index(drop=True)
 
 
 def aggregate_values(values: pd.DataFrame, cfg: pd.DataFrame) -> pd.DataFrame:
@@ -126,7 +131,8 @@ def from_rows(
     if bins is None:
         bins = values[["policy", "problem_id"]].drop_duplicates().assign(bin=ALL_BIN)
 
-    def fetch(ids: Sequence[int]) -> pd.DataFrame:
-        return values[values["config_id"].isin(list(ids))][["config_id", "problem_id", "y_sum", "rows"]]
+    def fetch(ids: Sequence[str] | None = None) -> pd.DataFrame:
+        keep = values if ids is None else values[values["config_id"].isin(list(ids))]
+        return keep[["config_id", "problem_id", "y_sum", "rows"]]
 
     return AnalysisData(stats=stats, bins=bins, values=fetch, method=method or "none")

@@ -1,50 +1,40 @@
-"""Compute-optimal tables: which strategy wins, by how much, per (policy, PRM, difficulty bin, budget).
+"""Compute-optimal tables: which configuration wins, by how much, per (policy, PRM, difficulty bin, budget).
 
-Why: this is the question a sweep answers (Snell et al. 2024, Liu et al. 2025). Three tables, all from an
-`AnalysisData` (tts.analysis.source), so they run the same on the summary, a raw scan or in-memory rows:
+Why: this is the question a sweep answers (Snell et al. 2024, Liu et al. 2025). Every winner is chosen
+held-out (tts.analysis.selection): `accuracy` [ci_low, ci_high] is the accuracy of choosing on other problems,
+`in_sample` the oracle figure of choosing and scoring on the same ones, shown beside it and labelled. The
+configuration named is the one chosen on all problems (what a user would deploy); `fold_agree` says whether
+every fold chose it too. Budgets are what rows actually spent, never the nominal N:
 
-  generation_matched  per budget N (generations): the best configuration (strategy + hyperparameters), its
-                      accuracy with a seeded bootstrap CI over problems, and its gain over the best best-of-N
-                      and the best majority vote at the same N.
-  flops_matched       budgets on a log2 grid of FLOPs per problem: the best configuration whose FLOPs (plus
-                      the binning's, when charged) fit the budget, and the same gains. Its accuracy column is
-                      the compute-optimal frontier.
-  cross_size          for each policy's single-sample (CoT, N=1) accuracy, the smallest policy and cheapest
-                      configuration that matches or beats it, with the FLOPs ratio small / large.
+  generation_matched  per budget B (the sweep's N values): the best configuration whose mean actual
+                      generations per problem (plus binning samples, when charged) are <= B, and its held-out
+                      gain over each baseline of the analysis config (that strategy's best configuration within
+                      the same budget, also chosen held-out), with a CI over problems.
+  flops_matched       the same over budgets on a log2 grid of FLOPs per problem: the compute-optimal frontier.
+  cross_size          Liu et al.'s Table 5: each larger policy's single-sample accuracy against the smallest
+                      policy + cheapest configuration that matches it, chosen on one fold, checked on the other.
 
-Configurations of a PRM-free run (prm_kind "none") compete in every PRM group of their policy.
+A fold with fewer than `min_fold_problems` problems of a bin (`fold_problems`) is flagged `fold_ok` False: the
+figure exists but rests on too little to select on. Configurations of a PRM-free run (prm_kind "none")
+compete in every PRM group of their policy. No strategy is named here: baselines come from AnalysisConfig.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import is_integer_dtype
 
-from tts.analysis.bootstrap import bin_members, group_cis
-from tts.analysis.keys import ALL_BIN, BEST_OF_N, HYPERPARAMS, MAJORITY_VOTE, hyperparams_label
+from tts.analysis.keys import ALL_BIN, DESCRIPTIVE
+from tts.analysis.selection import Group, Sums, assign_folds, choose, fold_sizes, interval, weights
+from tts.analysis.settings import AnalysisConfig
 from tts.analysis.source import AnalysisData, bin_sort_key, with_means
-from tts.strategies import STRATEGIES
-
-POOL_STRATEGIES = tuple(n for n, e in STRATEGIES.items() if e.traits.pool_based)
 
 GROUP = ["policy", "prm", "dataset", "bin"]
-BASE_COLUMNS = [
-    "config_id",
-    "strategy",
-    "hyperparams",
-    *HYPERPARAMS,
-    "n",
-    "accuracy",
-    "problems",
-    "rows",
-    "flops",
-    "tokens",
-    "generations",
-]
+WINNER = ["config_id", *DESCRIPTIVE, "hyperparams", "generations", "generations_charged", "flops", "tokens"]
 
 
 @dataclass
@@ -56,9 +46,12 @@ class Tables:
     ci: float
 
 
-def candidates(data: AnalysisData, *, charge_binning: bool = True) -> pd.DataFrame:
+def candidates(data: AnalysisData, *, charge: bool) -> pd.DataFrame:
     """Every (configuration, bin) with its accuracy and per-problem compute; PRM-free rows copied into each
-    PRM group; `flops_charged` adds the binning's FLOPs when `charge_binning` and binning costs are known."""
+    PRM group. Binning cost: `binning_samples` / `binning_flops` are the samples (and their FLOPs) the bins
+    need beyond what the configuration already draws (a pool-based configuration at N already samples
+    min(N, K) of the K binning samples from the same pool; any other pays all K); `generations_charged` and
+    `flops_charged` add them when `charge`."""
     s = with_means(data.stats)
     s = s.loc[s["rows"] > 0, [c for c in s.columns if not c.endswith("_sum") and c != "y_sq"]]
     free = s["prm_kind"].eq("none").fillna(False).astype(bool)
@@ -68,260 +61,225 @@ def candidates(data: AnalysisData, *, charge_binning: bool = True) -> pd.DataFra
             [s, s[free].drop(columns="prm").merge(groups, on=["policy", "dataset"])], ignore_index=True
         )
     s = s.reset_index(drop=True)
-    codes = s.groupby(list(HYPERPARAMS), dropna=False, sort=False).ngroup().to_numpy()
-    first = pd.Series(np.arange(len(s))).groupby(codes).first()
-    labels = {c: hyperparams_label(s.loc[i, list(HYPERPARAMS)].to_dict()) for c, i in first.items()}
-    s["hyperparams"] = [labels[c] for c in codes]
     s["binning_samples"], s["binning_flops"] = 0.0, 0.0
     if data.binning is not None and len(data.binning):
         b = data.binning[["policy", "bin", "binning_samples", "binning_tokens", "binning_prm_tokens"]]
         s = s.drop(columns=["binning_samples", "binning_flops"]).merge(b, on=["policy", "bin"], how="left")
-        s["binning_samples"] = s["binning_samples"].fillna(0.0)
-        s["binning_flops"] = 2.0 * s["policy_params"].fillna(0) * s["binning_tokens"].fillna(0) + (
-            2.0 * s["prm_params"].fillna(0) * s["binning_prm_tokens"].fillna(0)
+        k = s["binning_samples"].fillna(0.0)
+        own = np.where(s["pool"].fillna(False).astype(bool), np.minimum(s["generations"], k), 0.0)
+        extra = np.where(k > 0, (k - own) / k.where(k > 0, 1.0), 0.0)
+        s["binning_samples"] = k - own
+        s["binning_flops"] = extra * (
+            2.0 * s["policy_params"].fillna(0) * s["binning_tokens"].fillna(0)
+            + 2.0 * s["prm_params"].fillna(0) * s["binning_prm_tokens"].fillna(0)
         )
-    s["flops_charged"] = s["flops"] + (s["binning_flops"] if charge_binning else 0.0)
+        s = s.drop(columns=["binning_tokens", "binning_prm_tokens"])
+    s["generations_charged"] = s["generations"] + (s["binning_samples"] if charge else 0.0)
+    s["flops_charged"] = s["flops"] + (s["binning_flops"] if charge else 0.0)
     return s
 
 
-def _best(s: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Highest accuracy per group; ties go to the cheaper, then to the strategy name (deterministic)."""
-    ranked = s.assign(_acc=s["accuracy"].round(12))  # sums in another order must not break a tie differently
-    ranked = ranked.sort_values(
-        ["_acc", "flops", "strategy", "config_id"], ascending=[False, True, True, True]
-    )
-    return ranked.drop_duplicates(keys).drop(columns="_acc")
+def fold_frame(bins: pd.DataFrame, folds: int) -> pd.DataFrame:
+    """(policy, problem_id, bin, fold): folds stratified by bin, the same for every table of a method."""
+    b = bins[["policy", "problem_id", "bin"]].drop_duplicates(["policy", "problem_id"]).reset_index(drop=True)
+    return b.assign(bin=b["bin"].astype(str), fold=assign_folds(b, folds))
+
+
+def _groups(
+    s: pd.DataFrame, data: AnalysisData, cfg: AnalysisConfig, order: list[str]
+) -> Iterator[tuple[tuple, pd.DataFrame, Group, Sums]]:
+    """Per (policy, PRM, dataset, bin): its candidates in preference order, their per-problem matrix (problems
+    of the bin that any candidate has) and per-fold bootstrap sums."""
+    folds = fold_frame(data.bins, cfg.folds)
+    values = data.values(None)
+    for key, cand in s.groupby(GROUP, sort=True, dropna=False):
+        policy, _, dataset, bin_ = key
+        cand = cand.sort_values([*order, "config_id"]).reset_index(drop=True)
+        probs = folds[folds["policy"] == policy]
+        if str(bin_) != ALL_BIN:
+            probs = probs[probs["bin"] == str(bin_)]
+        group = Group.build(values, probs.rename(columns={"bin": "stratum"}), cand["config_id"])
+        has = group.c.sum(1) > 0
+        if not has.any():
+            continue
+        group = Group(group.config_ids, group.y[has], group.c[has], group.fold[has], group.strata[has])
+        w = weights(group.strata, cfg.replicates, cfg.seed, f"{policy}|{dataset}|{bin_}")
+        yield key, cand, group, Sums.of(group, w, cfg.folds)
+
+
+def _row(
+    key: tuple, cand: pd.DataFrame, group: Group, sums: Sums, eligible: np.ndarray, cfg: AnalysisConfig
+) -> dict | None:
+    """One table row: the held-out winner among the `eligible` columns, its in-sample figure and the
+    held-out gains over each baseline within the same columns."""
+    cols = np.flatnonzero(eligible)
+    if not len(cols):
+        return None
+    ch = choose(sums, cols)
+    if ch.pick[0] < 0:
+        return None
+    win = cand.iloc[int(ch.pick[0])]
+    row = dict(zip(GROUP, key, strict=True)) | {c: win[c] for c in WINNER if c in cand.columns}
+    lo, hi = interval(ch.heldout, cfg.ci)
+    ilo, ihi = interval(ch.in_sample, cfg.ci)
+    problems = len(group.fold)
+    smallest = fold_sizes(group, cfg.folds)
+    row |= {
+        "accuracy": ch.heldout[0],
+        "ci_low": lo,
+        "ci_high": hi,
+        "in_sample": ch.in_sample[0],
+        "in_sample_low": ilo,
+        "in_sample_high": ihi,
+        "optimism": ch.in_sample[0] - ch.heldout[0],
+        "fold_agree": bool((ch.fold_picks[:, 0] == ch.pick[0]).all()),
+        "problems": problems,
+        "fold_problems": smallest,
+        "fold_ok": smallest >= cfg.min_fold_problems,
+        "candidates": len(cols),
+        "binning_samples": win.get("binning_samples", 0.0),
+        "binning_flops": win.get("binning_flops", 0.0),
+        "flops_charged": win.get("flops_charged", np.nan),
+    }
+    for label, strategy in cfg.baselines.items():
+        base = np.flatnonzero(eligible & (cand["strategy"] == strategy).to_numpy())
+        got = choose(sums, base) if len(base) else None
+        gain = ch.heldout - got.heldout if got is not None else np.full_like(ch.heldout, np.nan)
+        glo, ghi = interval(gain, cfg.ci)
+        row |= {
+            f"base:{label}": got.heldout[0] if got is not None else np.nan,
+            f"gain:{label}": gain[0],
+            f"gain_low:{label}": glo,
+            f"gain_high:{label}": ghi,
+        }
+    return row
 
 
 def _sort(df: pd.DataFrame, extra: list[str]) -> pd.DataFrame:
+    if df.empty:
+        return df
     key = bin_sort_key(df["bin"].astype(str)).rename("_bin")
     order = pd.concat([df[["policy", "prm", "dataset", *extra]], key], axis=1)
     idx = order.sort_values(["policy", "prm", "dataset", "_bin", *extra], kind="stable").index
     return df.loc[idx].reset_index(drop=True)
 
 
-def generation_matched(s: pd.DataFrame) -> pd.DataFrame:
-    """Best configuration per (policy, PRM, dataset, bin, N) with gains over best-of-N and majority vote."""
-    keys = [*GROUP, "n"]
-    best = _best(s, keys)
-    for name, col in ((BEST_OF_N, "gain_vs_best_of_n"), (MAJORITY_VOTE, "gain_vs_majority")):
-        base = s[s["strategy"] == name].groupby(keys, dropna=False)["accuracy"].max().rename(name)
-        best = best.merge(base.reset_index(), on=keys, how="left")
-        best[col] = best["accuracy"] - best[name]
-    cols = [
-        *GROUP,
-        *BASE_COLUMNS,
-        "binning_samples",
-        BEST_OF_N,
-        "gain_vs_best_of_n",
-        MAJORITY_VOTE,
-        "gain_vs_majority",
-    ]
-    return _sort(best[cols], ["n"])
-
-
-def _running_best(flops: np.ndarray, acc: np.ndarray, budgets: np.ndarray) -> np.ndarray:
-    """Index (into flops-sorted arrays) of the most accurate entry with flops <= budget; -1 when none fits."""
-    if not len(flops):
-        return np.full(len(budgets), -1)
-    prior = np.concatenate([[-np.inf], np.maximum.accumulate(acc)[:-1]])
-    arg = np.maximum.accumulate(np.where(acc > prior, np.arange(len(acc)), 0))
-    pos = np.searchsorted(flops, budgets, side="right") - 1
-    return np.where(pos >= 0, arg[np.maximum(pos, 0)], -1)
-
-
-def flops_matched(s: pd.DataFrame, *, grid_step: float = 1.0) -> pd.DataFrame:
-    """Best configuration within each FLOPs budget (a log2 grid, `grid_step` octaves apart) per group."""
-    if grid_step <= 0:
-        raise ValueError(f"grid_step: invalid value {grid_step!r}; must be > 0 (octaves between budgets)")
-    cols = [
-        *GROUP,
-        "flops_budget",
-        *BASE_COLUMNS,
-        "flops_charged",
-        "binning_flops",
-        BEST_OF_N,
-        "gain_vs_best_of_n",
-        MAJORITY_VOTE,
-        "gain_vs_majority",
-    ]
-    if s.empty:
-        return pd.DataFrame(columns=cols)
-    s = s.assign(_acc=s["accuracy"].round(12))  # ties: the cheaper, then by strategy name
-    s = s.sort_values([*GROUP, "flops_charged", "_acc", "strategy"], ascending=[True] * 5 + [False, True])
-    s = s.reset_index(drop=True)
-    group = s.groupby(GROUP, sort=False, dropna=False).ngroup().to_numpy()
-    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
-    ends = np.r_[starts[1:], len(s)]
-    flops = np.maximum(s["flops_charged"].to_numpy(float), 1.0)
-    acc = s["_acc"].to_numpy(float)
-    strat = s["strategy"].to_numpy(dtype=object)
-    picks, budgets_all, base = [], [], {BEST_OF_N: [], MAJORITY_VOTE: []}
-    for a, b in zip(starts, ends, strict=True):
-        f, y = flops[a:b], acc[a:b]
-        lo, hi = math.floor(math.log2(f.min()) / grid_step), math.ceil(math.log2(f.max()) / grid_step)
-        budgets = 2.0 ** (np.arange(lo, hi + 1) * grid_step)
-        idx = _running_best(f, y, budgets)
-        keep = idx >= 0
-        picks.append(a + idx[keep])
-        budgets_all.append(budgets[keep])
-        for name in base:
-            mask = strat[a:b] == name
-            j = _running_best(f[mask], y[mask], budgets[keep])
-            base[name].append(np.where(j >= 0, y[mask][np.maximum(j, 0)] if mask.any() else np.nan, np.nan))
-    out = s.iloc[np.concatenate(picks)].reset_index(drop=True)
-    out["flops_budget"] = np.concatenate(budgets_all)
-    for name, col in ((BEST_OF_N, "gain_vs_best_of_n"), (MAJORITY_VOTE, "gain_vs_majority")):
-        out[name] = np.concatenate(base[name])
-        out[col] = out["accuracy"] - out[name]
-    return _sort(out[cols], ["flops_budget"])
-
-
-def cross_size(s: pd.DataFrame, *, tolerance: float = 0.0) -> pd.DataFrame:
-    """Per (dataset, bin) and larger policy: the smallest policy + cheapest configuration whose accuracy is
-    >= the larger policy's single-sample (N=1, sampling strategy) accuracy - tolerance, and the FLOPs ratio."""
-    single = s[(s["n"] == 1) & s["strategy"].isin(POOL_STRATEGIES)]
-    single = single.sort_values(["flops", "strategy"]).drop_duplicates(["policy", "dataset", "bin"])
+def generation_matched(s: pd.DataFrame, data: AnalysisData, cfg: AnalysisConfig) -> pd.DataFrame:
+    """Held-out best configuration per (policy, PRM, dataset, bin) and generation budget B (the sweep's N
+    values), among those whose mean actual generations (charged) per problem are <= B."""
+    budgets = np.sort(s["n"].dropna().unique().astype(float)) if len(s) else np.array([])
     rows = []
-    for large in single.itertuples(index=False):
-        if not (s["policy_params"] < large.policy_params).any():
-            continue  # the smallest policy: nothing smaller to compare
-        pool = s[
-            (s["dataset"] == large.dataset)
-            & (s["bin"] == large.bin)
-            & (s["policy_params"] < large.policy_params)
-        ]
-        match = pool[pool["accuracy"] >= large.accuracy - tolerance]
-        row = {
-            "dataset": large.dataset,
-            "bin": large.bin,
-            "large_policy": large.policy,
-            "large_params": large.policy_params,
-            "large_accuracy": large.accuracy,
-            "large_flops": large.flops,
-        }
-        if len(match):
-            small = match[match["policy_params"] == match["policy_params"].min()]
-            best = small.sort_values(["flops", "accuracy", "config_id"], ascending=[True, False, True]).iloc[
-                0
-            ]
-            row |= {
-                "policy": best["policy"],
-                "small_params": best["policy_params"],
-                "prm": best["prm"],
-                "config_id": best["config_id"],
-                "strategy": best["strategy"],
-                "hyperparams": best["hyperparams"],
-                "n": best["n"],
-                "accuracy": best["accuracy"],
-                "flops": best["flops"],
-                "flops_ratio": best["flops"] / large.flops if large.flops else np.nan,
+    for key, cand, group, sums in _groups(s, data, cfg, ["generations_charged", "flops_charged"]):
+        gens = cand["generations_charged"].to_numpy(float)
+        for b in budgets:
+            row = _row(key, cand, group, sums, gens <= b * (1 + 1e-9), cfg)
+            if row is not None:
+                rows.append(row | {"budget": b})
+    return _sort(pd.DataFrame(rows), ["budget"])
+
+
+def flops_matched(s: pd.DataFrame, data: AnalysisData, cfg: AnalysisConfig) -> pd.DataFrame:
+    """Held-out best configuration within each FLOPs budget (a log2 grid, `grid_step` octaves apart)."""
+    rows = []
+    for key, cand, group, sums in _groups(s, data, cfg, ["flops_charged"]):
+        f = np.maximum(cand["flops_charged"].to_numpy(float), 1.0)
+        lo = math.floor(math.log2(f.min()) / cfg.grid_step)
+        hi = math.ceil(math.log2(f.max()) / cfg.grid_step)
+        for b in 2.0 ** (np.arange(lo, hi + 1) * cfg.grid_step):
+            row = _row(key, cand, group, sums, f <= b * (1 + 1e-12), cfg)
+            if row is not None:
+                rows.append(row | {"flops_budget": b})
+    return _sort(pd.DataFrame(rows), ["flops_budget"])
+
+
+def _first_match(tolerance: float):
+    """Chooser over [smaller configurations..., the large reference]: the first (smallest policy, cheapest)
+    column whose accuracy is >= the reference's - tolerance on the choosing problems; -1 when none."""
+
+    def chooser(acc: np.ndarray) -> np.ndarray:
+        ok = acc[..., :-1] >= acc[..., -1:] - tolerance - 1e-12
+        ok &= np.isfinite(acc[..., :-1])
+        return np.where(ok.any(-1), ok.argmax(-1), -1)
+
+    return chooser
+
+
+def cross_size(s: pd.DataFrame, data: AnalysisData, cfg: AnalysisConfig) -> pd.DataFrame:
+    """Per dataset, over all problems: for each larger policy's single-sample configuration (N = 1, at most
+    one generation: CoT, sampled or greedy), the smallest policy + cheapest configuration matching it within
+    `tolerance`, chosen on one fold and scored on the other (`accuracy`, and `gap` = accuracy - the large
+    policy's on the same problems, with a CI); `in_sample` is the match chosen and scored on all problems."""
+    whole = s[s["bin"].astype(str) == ALL_BIN].drop_duplicates("config_id")
+    values = data.values(None)
+    rows = []
+    for dataset, cand in whole.groupby("dataset", sort=True):
+        cand = cand.sort_values(["policy_params", "flops", "config_id"]).reset_index(drop=True)
+        v = values[values["config_id"].isin(cand["config_id"])]
+        probs = pd.DataFrame({"policy": "*", "problem_id": pd.unique(v["problem_id"])})
+        probs = probs.assign(fold=assign_folds(probs, cfg.folds, strata=None), stratum=ALL_BIN)
+        group = Group.build(v, probs, cand["config_id"])
+        sums = Sums.of(group, weights(group.strata, cfg.replicates, cfg.seed, f"cross|{dataset}"), cfg.folds)
+        params = cand["policy_params"].to_numpy(float)
+        single = (cand["n"] == 1) & (cand["generations"] <= 1 + 1e-9)
+        for j in np.flatnonzero(single.to_numpy()):
+            large = cand.iloc[j]
+            smaller = np.flatnonzero(params < params[j])
+            if not len(smaller):
+                continue
+            ch = choose(sums, np.append(smaller, j), _first_match(cfg.tolerance))
+            tY, tC = sums.Y.sum(0)[:, j], sums.C.sum(0)[:, j]
+            large_reps = np.where(tC > 0, tY / np.where(tC > 0, tC, 1), np.nan)
+            gap = ch.heldout - large_reps
+            glo, ghi = interval(gap, cfg.ci)
+            lo, hi = interval(ch.heldout, cfg.ci)
+            row = {
+                "dataset": dataset,
+                "bin": ALL_BIN,
+                "large_policy": large["policy"],
+                "large_params": large["policy_params"],
+                "large_strategy": large["strategy"],
+                "large_hyperparams": large["hyperparams"],
+                "large_accuracy": large_reps[0],
+                "large_flops": large["flops"],
+                "accuracy": ch.heldout[0],
+                "ci_low": lo,
+                "ci_high": hi,
+                "in_sample": ch.in_sample[0],
+                "gap": gap[0],
+                "gap_low": glo,
+                "gap_high": ghi,
+                "fold_problems": fold_sizes(group, cfg.folds),
+                "fold_ok": fold_sizes(group, cfg.folds) >= cfg.min_fold_problems,
+                "fold_agree": bool((ch.fold_picks[:, 0] == ch.pick[0]).all()),
             }
-        rows.append(row)
-    cols = [
-        "dataset",
-        "bin",
-        "large_policy",
-        "large_params",
-        "large_accuracy",
-        "large_flops",
-        "policy",
-        "small_params",
-        "prm",
-        "strategy",
-        "hyperparams",
-        "n",
-        "accuracy",
-        "flops",
-        "flops_ratio",
-        "config_id",
-    ]
-    df = pd.DataFrame(rows, columns=cols)
-    if df.empty:
-        return df
-    df = df.assign(_bin=bin_sort_key(df["bin"].astype(str)))
-    return df.sort_values(["dataset", "_bin", "large_params"]).drop(columns="_bin").reset_index(drop=True)
+            if ch.pick[0] >= 0:
+                best = cand.iloc[int(ch.pick[0])]
+                row |= {
+                    "policy": best["policy"],
+                    "small_params": best["policy_params"],
+                    "prm": best["prm"],
+                    "config_id": best["config_id"],
+                    "strategy": best["strategy"],
+                    "hyperparams": best["hyperparams"],
+                    "n": best["n"],
+                    "flops": best["flops"],
+                    "flops_ratio": best["flops"] / large["flops"] if large["flops"] else np.nan,
+                }
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    return df.sort_values(["dataset", "large_params"]).reset_index(drop=True) if len(df) else df
 
 
-def attach_ci(
-    tables: list[pd.DataFrame], data: AnalysisData, *, ci: float, replicates: int, seed: int
-) -> None:
-    """Add ci_low / ci_high (bootstrap over the bin's problems) to each table's winning configurations, in place.
+def compute_optimal_tables(data: AnalysisData, cfg: AnalysisConfig | None = None) -> Tables:
+    """All three tables for one difficulty method (cfg: AnalysisConfig; default conf/analysis/default.yaml)."""
+    from tts.analysis.settings import load_analysis_config
 
-    Uses the source's precomputed CIs when they were made with the same (replicates, seed) and level; otherwise
-    fetches the winners' per-problem values once and draws one weight matrix per (policy, dataset, bin)."""
-    frames = [t[["policy", "dataset", "bin", "config_id"]].dropna() for t in tables if len(t)]
-    found = pd.DataFrame(columns=["policy", "dataset", "bin", "config_id", "ci_low", "ci_high"])
-    if frames:
-        wanted = pd.concat(frames).drop_duplicates().astype({"config_id": "int64", "bin": str})
-        pre = data.cis
-        if pre is not None and data.ci_spec == (replicates, seed) and np.isclose(pre["ci"], ci).any():
-            pre = pre[np.isclose(pre["ci"], ci)][["config_id", "bin", "ci_low", "ci_high"]].astype(
-                {"bin": str}
-            )
-            found = wanted.merge(pre, on=["config_id", "bin"], how="left")
-        else:
-            found = _fresh_ci(wanted, data, ci=ci, replicates=replicates, seed=seed)
-    for t in tables:
-        key = t[["policy", "dataset", "bin", "config_id"]].astype({"bin": str})
-        got = key.merge(found.astype({"bin": str}), on=["policy", "dataset", "bin", "config_id"], how="left")
-        t["ci_low"], t["ci_high"] = got["ci_low"].to_numpy(float), got["ci_high"].to_numpy(float)
-
-
-def _fresh_ci(
-    wanted: pd.DataFrame, data: AnalysisData, *, ci: float, replicates: int, seed: int
-) -> pd.DataFrame:
-    vals, bins = data.values(sorted(wanted["config_id"].unique())), data.bins
-    if not (is_integer_dtype(vals["problem_id"]) and is_integer_dtype(bins["problem_id"])):
-        # integer codes in problem-id order: the same weights as sorting the ids, much faster lookups
-        ids = [np.asarray(bins["problem_id"]), np.asarray(vals["problem_id"])]
-        index = pd.Index(np.sort(pd.unique(np.concatenate(ids))))
-        bins = bins.assign(problem_id=index.get_indexer(ids[0]))
-        vals = vals.assign(problem_id=index.get_indexer(ids[1]))
-    out = []
-    for (policy, dataset, bin_), grp in wanted.groupby(["policy", "dataset", "bin"], sort=False):
-        members = bin_members(bins, policy, bin_, ALL_BIN)
-        cis = group_cis(
-            members,
-            vals[vals["config_id"].isin(grp["config_id"])],
-            levels=[ci],
-            replicates=replicates,
-            seed=seed,
-            key=ci_key(policy, dataset, bin_),
-        )
-        out.append(cis.assign(policy=policy, dataset=dataset, bin=bin_))
-    return (
-        pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=["config_id", "ci_low", "ci_high"])
+    cfg = cfg or load_analysis_config()
+    s = candidates(data, charge=cfg.charges(data.method))
+    return Tables(
+        generation=generation_matched(s, data, cfg),
+        flops=flops_matched(s, data, cfg),
+        cross_size=cross_size(s, data, cfg),
+        method=data.method,
+        ci=cfg.ci,
     )
-
-
-def ci_key(policy: str, dataset: str, bin_label: str) -> str:
-    """The bootstrap seed key of a (policy, dataset, bin) group: the same wherever its CIs are computed."""
-    return f"{policy}|{dataset}|{bin_label}"
-
-
-def compute_optimal_tables(
-    data: AnalysisData,
-    *,
-    ci: float = 0.95,
-    replicates: int = 1000,
-    seed: int = 0,
-    grid_step: float = 1.0,
-    charge_binning: bool = True,
-    tolerance: float = 0.0,
-    with_ci: bool = True,
-) -> Tables:
-    """All three tables for one difficulty method, with bootstrap CIs on every winning configuration
-    (`with_ci=False` leaves ci_low / ci_high empty and reads no per-problem values)."""
-    s = candidates(data, charge_binning=charge_binning)
-    gen, flo, cross = (
-        generation_matched(s),
-        flops_matched(s, grid_step=grid_step),
-        cross_size(s, tolerance=tolerance),
-    )
-    if with_ci:
-        attach_ci([gen, flo, cross], data, ci=ci, replicates=replicates, seed=seed)
-    else:
-        for t in (gen, flo, cross):
-            t["ci_low"], t["ci_high"] = np.nan, np.nan
-    return Tables(generation=gen, flops=flo, cross_size=cross, method=data.method, ci=ci)

@@ -327,7 +327,7 @@ class Driver:
             return
         import pandas as pd
 
-        from tts.analysis.difficulty import assign_bins
+        from tts.difficulty import assign_bins
 
         frames = []
         for rep in reps:

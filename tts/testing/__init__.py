@@ -1,2 +1,5 @@
-"""Test support: fakes and shortcuts for tests and benchmarks. Production modules never import this package
-(the import-layer contract in pyproject.toml enforces it); it may import anything."""
+"""Fakes and synthetic results, for tests, the notebook's fallback and benches only.
+
+Why a package of its own: production modules never import it (the layer contract), so a fake can never be
+mistaken for the real thing at run time. It may import anything in tts.
+"""

@@ -28,11 +28,8 @@ import pandas as pd
 import pyarrow as pa
 
 from tts.results_schema import CELL_COLUMNS, SAMPLE_COLUMNS
-from tts.strategies import STRATEGIES
 
-POOL_STRATEGIES = tuple(n for n, e in STRATEGIES.items() if e.traits.pool_based)
-
-POOL = POOL_STRATEGIES
+POOL = ("majority_vote", "best_of_n", "weighted_best_of_n")  # derived from one sample pool (expected_correct)
 AGG_QUALITY = {"last": 1.0, "mean": 0.97, "min": 0.95, "prod": 0.9}
 
 
@@ -258,10 +255,14 @@ def _cell_table(spec: SyntheticSpec, cfg: dict[str, Any], probs: pd.DataFrame, s
         "git_sha": ["synthetic"] * size,
         "tts_version": ["0.1.0"] * size,
         "config.policy.name": [pol.name] * size,
+        "config.policy.temperature": [spec.temperature] * size,
         "config.prm.name": [prm.name] * size,
         "config.prm.aggregation": [cfg["aggregation"]] * size,
         "config.strategy.name": [strat.name] * size,
-        "config.strategy.beam_width": nul_int,
+        **{
+            f"config.strategy.{k}": pa.array([strat.get(k)] * size, pa.int64())
+            for k in ("beam_width", "max_steps", "lookahead")
+        },
         "config.n": pa.array([n] * size, pa.int64()),
         "config.seed": pa.array([cfg["seed"]] * size, pa.int64()),
         "config.dataset.name": [spec.dataset] * size,
@@ -373,7 +374,7 @@ def write_results(results_dir: str | Path, spec: SyntheticSpec, seed: int = 0) -
         )
     store.write_text(
         "sweep.yaml",
-        f"# synthetic results (tts.analysis.synthetic)\nname: {spec.sweep}\n"
+        f"# synthetic results (tts.testing.synthetic)\nname: {spec.sweep}\n"
         "difficulty:\n  method: oracle_quantile\n  num_bins: 5\n",
     )
     return Path(results_dir)

@@ -1,0 +1,173 @@
+"""Held-out selection of a winner, with bootstrap CIs that redo the selection in every resample.
+
+Why: the best of many configurations, scored on the problems that chose it, is biased upward (most of all
+towards noisy configurations: few problems, high variance), so a table that names a winner must score it on
+problems it did not choose on (Snell et al. 2024 select on held-out data). Here:
+
+  folds      problems split into F folds (2 by default) by a stable hash of their id, dealt round-robin
+             within each difficulty bin (stratified), the same folds for every table.
+  held-out   for each fold f, the winner is chosen on the other folds and scored on f; the figure is the
+             accuracy over all problems, each scored by a configuration chosen without it (for 2 folds: choose
+             on one, score on the other, both directions pooled).
+  in-sample  the "oracle" figure: chosen and scored on all problems (what the tables used to report).
+  CIs        percentile bootstrap over problems (stratified by bin): every replicate redoes the choice, so the
+             interval includes the selection's own noise.
+
+Everything is a matrix product: with W (replicates x problems) resampling counts (row 0 = the data itself),
+per-fold sums are (W * fold mask) @ y for all configurations at once, and each candidate set is an argmax over
+its columns. Ties go to the earlier column: callers order columns by preference (cheapest first).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tts.analysis.bootstrap import resample_weights
+
+
+def assign_folds(problems: pd.DataFrame, folds: int, *, strata: str | None = "bin") -> pd.Series:
+    """Fold (0..folds-1) of each row of `problems` (policy, problem_id[, strata]): within each (policy,
+    stratum), problems ordered by crc32 of their id are dealt round-robin, continuing across strata so fold
+    sizes differ by at most one overall. Answer-blind and stable: the same ids give the same folds."""
+    keys = ["policy"] + ([strata] if strata else [])
+    df = problems.assign(_h=problems["problem_id"].astype(str).map(lambda p: zlib.crc32(p.encode())))
+    df = df.assign(_p=problems["problem_id"].astype(str))
+    df = df.sort_values([*keys, "_h", "_p"], kind="stable")
+    counter = df.groupby("policy", sort=False).cumcount()
+    return (counter % folds).reindex(problems.index).astype("int64").rename("fold")
+
+
+@dataclass
+class Group:
+    """One group's per-problem matrix: y / c (problems x configs) sums of correctness and row counts (0 = the
+    configuration lacks the problem), the fold and stratum of each problem, and the configuration ids in
+    column order (the preference order for ties)."""
+
+    config_ids: np.ndarray
+    y: np.ndarray
+    c: np.ndarray
+    fold: np.ndarray
+    strata: np.ndarray
+
+    @classmethod
+    def build(cls, values: pd.DataFrame, problems: pd.DataFrame, config_ids: Sequence[str]) -> Group:
+        """values: (config_id, problem_id, y_sum, rows); problems: (problem_id, fold, stratum) of the group."""
+        pids = pd.Index(problems["problem_id"])
+        cids = pd.Index(list(config_ids))
+        v = values[values["config_id"].isin(cids) & values["problem_id"].isin(pids)]
+        r, k = pids.get_indexer(v["problem_id"]), cids.get_indexer(v["config_id"])
+        y, c = np.zeros((len(pids), len(cids))), np.zeros((len(pids), len(cids)))
+        np.add.at(y, (r, k), v["y_sum"].to_numpy(float))
+        np.add.at(c, (r, k), v["rows"].to_numpy(float))
+        return cls(
+            np.asarray(cids),
+            y,
+            c,
+            problems["fold"].to_numpy(int),
+            pd.factorize(problems["stratum"])[0],
+        )
+
+
+def weights(strata: np.ndarray, replicates: int, seed: int, key: str) -> np.ndarray:
+    """(1 + replicates) x problems resampling counts, row 0 all ones (the data); the rest resample within each
+    stratum (a bin keeps its size), seeded by (seed, key, stratum)."""
+    w = np.ones((replicates + 1, len(strata)), dtype=np.float32)
+    for s in np.unique(strata):
+        idx = np.flatnonzero(strata == s)
+        w[1:, idx] = resample_weights(len(idx), replicates, seed, f"{key}|{s}")
+    return w
+
+
+@dataclass
+class Sums:
+    """Per-fold sums over problems for every replicate: Y, C of shape (folds, 1 + replicates, configs)."""
+
+    Y: np.ndarray
+    C: np.ndarray
+
+    @classmethod
+    def of(cls, group: Group, w: np.ndarray, folds: int, rows: np.ndarray | None = None) -> Sums:
+        """Sums over the problems `rows` (a boolean mask; default all) of each fold."""
+        sel = np.ones(len(group.fold), bool) if rows is None else rows
+        Y = np.stack([w[:, sel & (group.fold == f)] @ group.y[sel & (group.fold == f)] for f in range(folds)])
+        C = np.stack([w[:, sel & (group.fold == f)] @ group.c[sel & (group.fold == f)] for f in range(folds)])
+        return cls(Y.astype(np.float64), C.astype(np.float64))
+
+    def __add__(self, other: Sums) -> Sums:
+        return Sums(self.Y + other.Y, self.C + other.C)
+
+
+def _acc(Y: np.ndarray, C: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(C > 0, Y / np.where(C > 0, C, 1.0), -np.inf)
+
+
+def argmax_chooser(train_acc: np.ndarray) -> np.ndarray:
+    """Index of the most accurate column per row (the first on ties); -1 when no column has data."""
+    pick = np.argmax(train_acc, axis=-1)
+    return np.where(np.isfinite(np.take_along_axis(train_acc, pick[..., None], -1)[..., 0]), pick, -1)
+
+
+Chooser = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class Choice:
+    """A selection over candidate columns: per replicate (row 0 = the data), the held-out and in-sample
+    accuracy, the all-problem pick and each fold's pick (column indices into the group, -1 = none)."""
+
+    heldout: np.ndarray  # (1 + R,)
+    in_sample: np.ndarray  # (1 + R,)
+    pick: np.ndarray  # (1 + R,) chosen on all problems
+    fold_picks: np.ndarray  # (folds, 1 + R) chosen on the other folds
+
+    def point(self) -> tuple[float, float]:
+        return float(self.heldout[0]), float(self.in_sample[0])
+
+
+def choose(sums: Sums, columns: np.ndarray, chooser: Chooser = argmax_chooser) -> Choice:
+    """Held-out and in-sample selection among `columns` (indices into the group, in preference order)."""
+    cols = np.asarray(columns, int)
+    Y, C = sums.Y[:, :, cols], sums.C[:, :, cols]
+    tY, tC = Y.sum(0), C.sum(0)
+    pick = chooser(_acc(tY, tC))
+    folds = Y.shape[0]
+    num, den = np.zeros(Y.shape[1]), np.zeros(Y.shape[1])
+    fold_picks = []
+    for f in range(folds):
+        p = chooser(_acc(tY - Y[f], tC - C[f]))
+        fold_picks.append(np.where(p >= 0, cols[np.maximum(p, 0)], -1))
+        ok = p >= 0
+        sel = np.maximum(p, 0)
+        num += np.where(ok, np.take_along_axis(Y[f], sel[:, None], 1)[:, 0], np.nan)
+        den += np.where(ok, np.take_along_axis(C[f], sel[:, None], 1)[:, 0], np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        heldout = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+        ins = np.take_along_axis(_acc(tY, tC), np.maximum(pick, 0)[:, None], 1)[:, 0]
+    ins = np.where((pick >= 0) & np.isfinite(ins), ins, np.nan)
+    return Choice(heldout, ins, np.where(pick >= 0, cols[np.maximum(pick, 0)], -1), np.stack(fold_picks))
+
+
+def interval(reps: np.ndarray, ci: float) -> tuple[float, float]:
+    """Percentile interval of the bootstrap replicates (row 0, the data, left out); NaN when none is finite."""
+    r = np.asarray(reps, float)[1:]
+    r = r[np.isfinite(r)]
+    if not len(r):
+        return np.nan, np.nan
+    lo, hi = np.quantile(r, [(1 - ci) / 2, 1 - (1 - ci) / 2])
+    return float(lo), float(hi)
+
+
+def fold_sizes(group: Group, folds: int) -> int:
+    """The fewest problems any (stratum, fold) holds: the evidence the smallest selection rests on."""
+    sizes = [
+        int(((group.strata == s) & (group.fold == f)).sum())
+        for s in np.unique(group.strata)
+        for f in range(folds)
+    ]
+    return min(sizes) if sizes else 0
