@@ -70,10 +70,12 @@ def test_summary_is_reused_until_results_change(results: Path) -> None:
     assert summary.build_summary(results) == out and (out / "meta.json").stat().st_mtime_ns == stamp
     store = tts.store.SweepStore(results)
     extra = pd.read_parquet(next((results / "cells").glob("*.parquet")))
-    extra = extra.assign(cell_id="extra-cell", n=999, expected_correct=None, **{"config.n": 999})
+    extra = extra.assign(
+        cell_id="extra-cell", config_id="extra-config", n=999, expected_correct=None, **{"config.n": 999}
+    )
     # a file without some columns (the store writes only the columns its rows have): the scan still reads it
     store.write(
-        "cell", "extra-cell", pa.Table.from_pandas(extra.drop(columns=["expected_correct", "lookahead"]))
+        "cell", "extra-cell", pa.Table.from_pandas(extra.drop(columns=["expected_correct", "grade_status"]))
     )
     summary.build_summary(results)
     assert (out / "meta.json").stat().st_mtime_ns != stamp

@@ -30,6 +30,9 @@ class LookaheadConfig(TreeSearchConfig):
     name: str = NAME
     lookahead: int = 2  # k: steps rolled out (at temperature 0) to score a candidate step
 
+    def rollout_steps(self) -> int:
+        return self.lookahead
+
     def check(self, n: int) -> None:
         super().check(n)
         if not isinstance(self.lookahead, int) or self.lookahead < 0:

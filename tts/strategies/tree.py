@@ -130,10 +130,14 @@ class TreeSearchConfig(StrategyConfig):
                 f"strategy.beam_width={self.beam_width}"
             )
 
+    def rollout_steps(self) -> int:
+        """Greedy steps rolled out per candidate step to score it (0: the candidate's own prefix)."""
+        return 0
+
 
 def tree_budget(config: TreeSearchConfig, n: int, max_tokens: int, step_max_tokens: int) -> tuple[int, int]:
     """At most n step samples per step (plus lookahead rollouts), max_steps steps of step_max_tokens each."""
-    steps = config.max_steps * (1 + int(getattr(config, "lookahead", 0)))
+    steps = config.max_steps * (1 + config.rollout_steps())
     return n * steps, n * steps * step_max_tokens
 
 

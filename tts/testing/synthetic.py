@@ -210,10 +210,10 @@ def _cell_table(spec: SyntheticSpec, cfg: dict[str, Any], probs: pd.DataFrame, s
     cell_id = _hash(config)
     pool = strat.name in POOL
     pool_id = _hash([pol.name, prm.name, spec.dataset, cfg["seed"], spec.pool_size]) if pool else None
-    nul_int = pa.array([strat.get("beam_width")] * size, pa.int64())
     cols: dict[str, pa.Array | list] = {
         "sweep": [spec.sweep] * size,
         "cell_id": [cell_id] * size,
+        "config_id": [_hash({k: v for k, v in config.items() if k != "seed"})] * size,
         "pool_id": pa.array([pool_id] * size, pa.string()),
         "problem_id": probs["problem_id"].tolist(),
         "dataset": [spec.dataset] * size,
@@ -231,9 +231,6 @@ def _cell_table(spec: SyntheticSpec, cfg: dict[str, Any], probs: pd.DataFrame, s
         "n": pa.array([n] * size, pa.int64()),
         "seed": pa.array([cfg["seed"]] * size, pa.int64()),
         "temperature": [spec.temperature] * size,
-        "beam_width": nul_int,
-        "max_steps": pa.array([strat.get("max_steps")] * size, pa.int64()),
-        "lookahead": pa.array([strat.get("lookahead")] * size, pa.int64()),
         "answer": np.where(correct, "1", "0"),
         "reference": ["1"] * size,
         "correct": correct,
@@ -241,6 +238,7 @@ def _cell_table(spec: SyntheticSpec, cfg: dict[str, Any], probs: pd.DataFrame, s
         "no_answer": np.zeros(size, bool),
         "fallback_extraction": np.zeros(size, bool),
         "truncated": np.zeros(size, bool),
+        "grade_status": ["ok"] * size,
         "generations": pa.array([n] * size, pa.int64()),
         "tokens_in": t_in,
         "tokens_cached": t_cached,
@@ -323,6 +321,7 @@ def samples_frame(spec: SyntheticSpec, seed: int = 0) -> pd.DataFrame:
                             ),
                             "answer": np.where(flat, "1", "0"),
                             "correct": flat,
+                            "grade_status": "ok",
                             "no_answer": False,
                             "fallback_extraction": False,
                             "truncated": False,
