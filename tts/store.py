@@ -40,6 +40,9 @@ CELL_TYPES: dict[str, pa.DataType] = {
         ["temperature", "expected_correct", "flops_policy", "flops_prm", "flops", "wall_time_s"], _F
     ),
     **dict.fromkeys(["correct", "no_answer", "fallback_extraction", "truncated"], _B),
+    **dict.fromkeys(["candidate_answers", "candidate_finish_reasons"], pa.list_(_S)),
+    "candidate_scores": pa.list_(_F),
+    "candidate_correct": pa.list_(_B),
 }
 SAMPLE_TYPES: dict[str, pa.DataType] = {
     **dict.fromkeys(SAMPLE_COLUMNS, _S),

@@ -44,6 +44,7 @@ BAD = [
     (["+sweep=smoke", "n=1,2"], "n"),
     (["prm=none", "strategy=best_of_n"], "prm"),  # a verifier strategy without a verifier
     (["prm=none", "strategy=beam_search", "n=4"], "prm"),
+    (["strategy=beam_search", "n=4", "strategy.final_selection=best"], "strategy.final_selection"),
     (["cluster.max_tries=1,3"], "cluster.max_tries"),  # sweep-level: one value per sweep
     (["results_dir=a,b"], "results_dir"),
     (["cluster.mode=local,ray"], "cluster.mode"),

@@ -117,6 +117,8 @@ def test_search_job_and_rows_with_flops(smoke: list[Cell], problems: Problems) -
         assert r["flops"] == r["flops_policy"] + r["flops_prm"]
         assert r["config.strategy.beam_width"] == 2 and r["config.n"] == 4 and r["status"] == "ok"
         assert r["generations"] > 0 and r["config_id"] == cell.config_id != cell.id
+        assert len(r["candidate_answers"]) == len(r["candidate_correct"]) == len(r["candidate_scores"]) >= 1
+        assert r["candidate_scores"] == sorted(r["candidate_scores"], reverse=True)  # final beams, best first
 
 
 def test_cpu_engine_requests_cpus_and_gpu_engine_requests_its_share(smoke: list[Cell]) -> None:

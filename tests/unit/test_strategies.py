@@ -169,10 +169,25 @@ def test_dvts_keeps_one_beam_per_subtree():
     assert all(sum(r.n for r in call) <= 8 and all(r.n % 2 == 0 for r in call) for call in policy.history[1:])
 
 
-def test_max_steps_truncates_and_falls_back_to_the_best_active_beam():
+def test_the_last_step_is_sampled_to_eos_not_cut_at_the_step_budget():
     [result] = run("beam_search", FakePolicy(seed=0), FakePRM(), problems=PROBLEMS[3:], max_steps=2)
-    assert result.truncated and result.extra["finished"] == 0
-    assert all(c.finish_reason == "length" and len(c.steps) == 2 for c in result.candidates)
+    assert result.extra["steps"] == 2 and result.extra["finished"] > 0
+    assert not result.truncated and result.answer is not None
+    assert all(c.finish_reason == "eos" and len(c.steps) > 2 for c in result.candidates)
+
+
+def test_final_selection_votes_over_the_final_beams():
+    policy = FakePolicy(seed=1, error_rate=0.4)
+    argmax = run("beam_search", policy, FakePRM(mode="hash"), n=8, final_selection="argmax")
+    for rule in ("majority", "weighted"):
+        voted = run("beam_search", policy, FakePRM(mode="hash"), n=8, final_selection=rule)
+        for a, v in zip(argmax, voted, strict=True):
+            assert [c.text for c in a.candidates] == [c.text for c in v.candidates]  # same final beams kept
+            answers = [c.answer for c in v.candidates]
+            if rule == "majority" and v.answer is not None:
+                assert answers.count(v.answer) == max(answers.count(x) for x in answers if x is not None)
+            assert v.extra["final_selection"] == rule and v.answer == v.candidates[v.extra["chosen"]].answer
+    assert all(r.extra["chosen"] == 0 for r in argmax)
 
 
 def test_max_tokens_finishes_beams_as_length():

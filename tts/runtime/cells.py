@@ -74,18 +74,34 @@ def outcomes(
     pairs: Sequence[tuple[Problem, StrategyResult]],
     sampling: SamplingSettings,
     extras: Sequence[dict[str, Any]],
+    candidates: bool = False,
 ) -> list[dict[str, Any]]:
     """Grade every StrategyResult of a job in one parallel batch (tts.grading.grade_many): the per-problem
-    part of each result row."""
+    part of each result row. With `candidates` (cells that have no stored sample pool), every final candidate
+    is graded too and stored as list columns, so the analysis can re-select (majority, weighted, argmax)
+    without regenerating."""
     from tts.grading import grade_many
 
-    grades = grade_many(
-        [p for p, _ in pairs],
-        [r.text for _, r in pairs],
-        ["length" if r.truncated else "eos" for _, r in pairs],
-    )
+    todo = [(p, r.text, "length" if r.truncated else "eos") for p, r in pairs]
+    spans = []
+    for p, r in pairs:
+        start = len(todo)
+        if candidates:
+            todo += [(p, c.text, c.finish_reason) for c in r.candidates]
+        spans.append((start, len(todo)))
+    graded = grade_many([t[0] for t in todo], [t[1] for t in todo], [t[2] for t in todo])
+    grades = graded[: len(pairs)]
     rows = []
-    for (problem, result), g, extra in zip(pairs, grades, extras, strict=True):
+    for (problem, result), g, extra, (lo, hi) in zip(pairs, grades, extras, spans, strict=True):
+        if candidates:
+            cands = result.candidates
+            extra = {
+                **extra,
+                "candidate_answers": [c.answer for c in cands],
+                "candidate_scores": [float(c.score) for c in cands],
+                "candidate_correct": [bool(x.correct) for x in graded[lo:hi]],
+                "candidate_finish_reasons": [c.finish_reason for c in cands],
+            }
         rows.append(
             {
                 "problem_id": problem.id,
@@ -248,7 +264,9 @@ def run_search_job(job: SearchJob, policy: Any, prm: Any) -> JobResult:
     wall = time.monotonic() - started
     per = wall / max(len(job.problems), 1)
     pairs = list(zip(job.problems, results, strict=True))
-    rows = outcomes(pairs, job.sampling, [{"expected_correct": None, "wall_time_s": per}] * len(pairs))
+    rows = outcomes(
+        pairs, job.sampling, [{"expected_correct": None, "wall_time_s": per}] * len(pairs), candidates=True
+    )
     generated = getattr(policy, "tokens_out", 0) - tokens_before
     return JobResult(job.uid, {job.cell.cell_id: rows}, None, generated, wall)
 

@@ -4,9 +4,10 @@ verifier after every step and re-expanded into M children each.
 Step 1 samples N first steps from the prompt; every later step samples one next step for each of N children of
 the N/M surviving beams (stop at the step delimiter), scores every child with the PRM (aggregated prefix score)
 and keeps the best N/M unfinished ones. Finished beams (EOS, a stated final answer, max_tokens) are set aside;
-a problem stops when no beam is left, when N beams have finished, or at max_steps. The answer is the best
-finished beam by aggregated score (the best unfinished one if none finished). All beams of all problems advance
-in lockstep: one generate call and one PRM call per step (tts.strategies.tree).
+a problem stops when no beam is left, when N beams have finished, or at max_steps (whose step is sampled to
+EOS). The answer comes from the final beams by `final_selection`: the best finished beam by aggregated score
+(argmax; the best unfinished one if none finished), a PRM-weighted or a majority vote over them. All beams
+of all problems advance in lockstep: one generate call and one PRM call per step (tts.strategies.tree).
 
 Budget: generations = N (step-level samples / steps).
 """
@@ -39,7 +40,8 @@ def run(
     sampling: SamplingSettings,
     seed: int,
     beam_width: int = 4,
-    max_steps: int = 8,
+    max_steps: int = 40,
+    final_selection: str = "argmax",
 ) -> list[StrategyResult]:
     """Beam search with N = n beams and beam width M = beam_width (n must be a multiple of M). `seed` is
     accepted for the strategy signature; sampling randomness is the engine's (seeded at engine start)."""
@@ -55,6 +57,7 @@ def run(
         advance=keep_top,
         sampling=sampling,
         max_steps=max_steps,
+        final_selection=final_selection,
         n=n,
     )
 

@@ -39,7 +39,8 @@ def run(
     sampling: SamplingSettings,
     seed: int,
     beam_width: int = 4,
-    max_steps: int = 8,
+    max_steps: int = 40,
+    final_selection: str = "argmax",
 ) -> list[StrategyResult]:
     """DVTS with N = n and M = beam_width: n / beam_width subtrees of width beam_width."""
     check_search_args(n, beam_width, max_steps)
@@ -54,6 +55,7 @@ def run(
         advance=keep_best,
         sampling=sampling,
         max_steps=max_steps,
+        final_selection=final_selection,
         n=n,
     )
 

@@ -50,7 +50,8 @@ def run(
     sampling: SamplingSettings,
     seed: int,
     beam_width: int = 4,
-    max_steps: int = 8,
+    max_steps: int = 40,
+    final_selection: str = "argmax",
     lookahead: int = 2,
 ) -> list[StrategyResult]:
     """Beam search (N = n, M = beam_width) ranking each candidate by a greedy rollout of `lookahead` steps."""
@@ -66,6 +67,7 @@ def run(
         advance=keep_top,
         sampling=sampling,
         max_steps=max_steps,
+        final_selection=final_selection,
         lookahead=lookahead,
         n=n,
     )

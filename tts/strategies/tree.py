@@ -13,13 +13,14 @@ beams; children of one parent are sampled with one request of n > 1, so the pref
 is the text up to `sampling.step_delimiter` or `step_max_tokens` tokens; a step cut by the token limit does not
 end the beam (the next step continues the text). A child is *finished* when the policy ends it (EOS or an empty
 step), when it states a final answer (\\boxed{}, "####"), or when the solution reaches `sampling.max_tokens`
-(truncated, finish_reason "length"). Beams still unfinished after `max_steps` are truncated too.
+(truncated, finish_reason "length"). The step number `max_steps` is sampled without the delimiter stop, up
+to `max_tokens`, so every beam reaches EOS or its token limit: no solution is cut at the step budget.
 
 Scores. A child's step scores come from the PRM on its own steps; its ranking score is
 aggregate(step scores, aggregation), or, with lookahead k > 0, the same aggregate over a greedy (temperature 0)
 rollout of k more steps (Snell et al. 2024: with aggregation "last", the PRM's score of the rollout's last
-step). The final answer of a problem is its best finished beam by aggregated score (ties: the first finished),
-or its best unfinished beam when none finished.
+step). The final beams (finished ones, else the unfinished) are kept as candidates, best score first; the
+answer is picked from them by `final_selection` (FINAL_SELECTIONS; argmax: the best, ties the first finished).
 
 Accounting per problem: tokens_in / tokens_cached / tokens_out sum every request made for that problem (the
 prompt plus the partial solution of each request, rollouts included), prm_tokens every score request.
@@ -47,6 +48,7 @@ from tts.grading import extract_answer
 from tts.schemas import ConfigError, StrategyConfig
 from tts.strategies.base import Candidate, SamplingSettings, StrategyResult
 from tts.strategies.steps import split_steps, states_final_answer
+from tts.strategies.voting import answer_groups, majority_choice, weighted_choice
 
 
 @dataclass
@@ -109,14 +111,20 @@ class _Usage:
     samples: int = 0
 
 
+# How the answer is picked from a problem's final beams (Snell et al. use weighted best-of-N over them):
+#   argmax    the beam with the best aggregated PRM score
+#   weighted  PRM-weighted vote over equivalent final answers (its best-scored beam)
+#   majority  the most common final answer (ties: the class seen first among the score-ordered beams)
+FINAL_SELECTIONS = ("argmax", "weighted", "majority")
+
+
 @dataclass
 class TreeSearchConfig(StrategyConfig):
     """The knobs every step-level tree search has; each tree strategy's schema extends it."""
 
-    beam_width: int = (
-        4  # M (beam search: keep N / M beams, expand each into M; DVTS: N / M subtrees of width M)
-    )
-    max_steps: int = 8
+    beam_width: int = 4  # M (beam search: keep N/M beams, expand each into M; DVTS: N/M subtrees of width M)
+    max_steps: int = 40  # search-and-learn's and Liu et al.'s depth; the last step is sampled to EOS
+    final_selection: str = "argmax"  # argmax | weighted | majority, over the final beams (FINAL_SELECTIONS)
 
     def check(self, n: int) -> None:
         super().check(n)
@@ -124,6 +132,11 @@ class TreeSearchConfig(StrategyConfig):
             value = getattr(self, fname)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"strategy.{fname}: invalid value {value!r}; must be a positive integer")
+        if self.final_selection not in FINAL_SELECTIONS:
+            raise ConfigError(
+                f"strategy.final_selection: invalid value {self.final_selection!r}; "
+                f"allowed: {', '.join(FINAL_SELECTIONS)}"
+            )
         if n % self.beam_width != 0:
             raise ConfigError(
                 f"n: invalid value {n!r}; {self.name} needs N to be a multiple of "
@@ -183,8 +196,14 @@ class _Batch:
         self.asks.append(self.keys[key])
 
     def run(
-        self, policy: PolicyEngine, usage: list[_Usage], sampling: SamplingSettings, temperature: float
+        self,
+        policy: PolicyEngine,
+        usage: list[_Usage],
+        sampling: SamplingSettings,
+        temperature: float,
+        to_eos: bool = False,
     ) -> list[Completion]:
+        """to_eos: no step delimiter stop (the search's last step completes the solution)."""
         reqs = [
             GenerationRequest(
                 prompt=r.prompt,
@@ -192,7 +211,7 @@ class _Batch:
                 max_tokens=r.max_tokens,
                 temperature=temperature,
                 top_p=sampling.top_p,
-                stop=(sampling.step_delimiter,),
+                stop=() if to_eos else (sampling.step_delimiter,),
             )
             for r in self.requests
         ]
@@ -250,6 +269,7 @@ def search(
     max_steps: int,
     lookahead: int = 0,
     n: int,
+    final_selection: str = "argmax",
 ) -> list[StrategyResult]:
     """Run a lockstep tree search over all problems; one StrategyResult per problem, in input order."""
     prompts = [Conversation(p.question) for p in problems]
@@ -259,19 +279,21 @@ def search(
         for i in range(len(problems))
         for _ in range(groups_per_problem)
     ]
-    for _ in range(max_steps):
+    for step in range(max_steps):
         live = [g for g in groups if not g.done]
         if not live:
             break
+        last = step == max_steps - 1  # the last step runs to EOS (or max_tokens), not to the delimiter
         batch, parents = _Batch(), []
         for g in live:
             g.steps += 1
             for beam, count in zip(g.active, _spread(g.width, len(g.active)), strict=True):
-                budget = min(sampling.step_max_tokens, sampling.max_tokens - beam.tokens_out)
+                left = sampling.max_tokens - beam.tokens_out
+                budget = left if last else min(sampling.step_max_tokens, left)
                 for _ in range(count):
                     batch.ask(beam.problem, prompts[beam.problem].continued(beam.text), max(budget, 1))
                     parents.append((g, beam))
-        completions = batch.run(policy, usage, sampling, sampling.temperature)
+        completions = batch.run(policy, usage, sampling, sampling.temperature, to_eos=last)
         children = [_grow(beam, c, sampling) for (_, beam), c in zip(parents, completions, strict=True)]
         scored_texts = _rollouts(children, prompts, policy, usage, sampling, lookahead)
         _score(children, scored_texts, problems, prm, usage, sampling)
@@ -280,7 +302,7 @@ def search(
             by_group.setdefault(id(g), []).append(child)
         for g in live:
             advance(g, by_group.get(id(g), []))
-    return [_result(i, p, groups, usage[i], sampling, n) for i, p in enumerate(problems)]
+    return [_result(i, p, groups, usage[i], sampling, n, final_selection) for i, p in enumerate(problems)]
 
 
 def _rollouts(
@@ -354,14 +376,33 @@ def _candidate(beam: Beam, sampling: SamplingSettings) -> tuple[Candidate, bool]
     return candidate, extraction.fallback
 
 
+def _final_choice(candidates: Sequence[Candidate], final_selection: str) -> int:
+    """Index of the answering candidate among the score-ordered final beams (FINAL_SELECTIONS)."""
+    if final_selection == "argmax" or not candidates:
+        return 0
+    groups = answer_groups([c.answer for c in candidates])
+    if final_selection == "majority":
+        chosen = majority_choice(groups)
+    else:
+        chosen = weighted_choice(groups, [c.score for c in candidates])
+    return 0 if chosen is None else chosen
+
+
 def _result(
-    index: int, problem: Problem, groups: list[Group], usage: _Usage, sampling: SamplingSettings, n: int
+    index: int,
+    problem: Problem,
+    groups: list[Group],
+    usage: _Usage,
+    sampling: SamplingSettings,
+    n: int,
+    final_selection: str = "argmax",
 ) -> StrategyResult:
     mine = [g for g in groups if g.problem == index]
     beams = [b for g in mine for b in g.finished] or [b for g in mine for b in g.active]
     pairs = sorted((_candidate(b, sampling) for b in beams), key=lambda cf: -cf[0].score)[:n]
     steps = sum(g.steps for g in mine) / len(mine)
-    best, fallback = pairs[0] if pairs else (None, False)
+    chosen = _final_choice([c for c, _ in pairs], final_selection)
+    best, fallback = pairs[chosen] if pairs else (None, False)
     return StrategyResult(
         problem_id=problem.id,
         answer=best.answer if best else None,
@@ -378,5 +419,7 @@ def _result(
             "steps": max((g.steps for g in mine), default=0),
             "step_samples": usage.samples,
             "finished": sum(len(g.finished) for g in mine),
+            "chosen": chosen,
+            "final_selection": final_selection,
         },
     )
