@@ -64,7 +64,6 @@ class Cell:
 
         return STRATEGIES.get(self.config.strategy.name)
 
-
     def label(self) -> str:
         return " ".join(f"{k}={v}" for k, v in self.axes) or self.id
 

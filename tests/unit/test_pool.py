@@ -146,3 +146,17 @@ def test_expected_correct_equals_select_averaged_over_every_ordering(strategy):
         est = expected_correct(pool, strategy, k, "last", correct)
         assert est.method == "exact"
         assert est.value == pytest.approx(sum(values) / len(values), abs=1e-9)
+
+
+def test_greedy_pool_is_sampled_scored_and_charged_once():
+    greedy = replace(SAMPLING, temperature=0.0)
+    policy, prm = FakePolicy(), FakePRM()
+    pools = build_pool(PROBLEMS, policy, prm, n_max=8, sampling=greedy, seed=0)
+    assert policy.completions == len(PROBLEMS)  # one sample per problem, not 8
+    assert prm.requests == len(PROBLEMS)  # scored once
+    for pool in pools:
+        assert pool.greedy and pool.n_max == 8 and len({c.text for c in pool.candidates}) == 1
+        for n in (1, 4, 8):
+            r = select(pool, "best_of_n", n, "min")
+            assert r.generations == 1 and r.tokens_out == pool.candidates[0].tokens_out
+            assert r.prm_tokens == pool.prm_tokens[0]

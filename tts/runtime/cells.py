@@ -198,6 +198,7 @@ def pools_from_rows(rows: Sequence[dict[str, Any]], sampling: SamplingSettings, 
             prm_tokens=tuple(int(r["prm_tokens"] or 0) for r in rs),
             fallback=tuple(bool(r["fallback_extraction"]) for r in rs),
             seed=seed,
+            greedy=sampling.temperature == 0,
         )
     return out
 

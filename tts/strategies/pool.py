@@ -6,7 +6,8 @@ strategies needs one generate call and one PRM call per (policy, problem set, se
 `select(pool, rule, n, aggregation)` uses the FIRST n samples, so budgets nest (the N = 4 answer is picked
 from the samples the N = 8 answer also saw) and compute accounting scales with n: n generations, the first n
 samples' tokens, the problem's prompt counted once (one request of n samples prefills it once), and the first
-n samples' PRM tokens (none for a rule that reads no scores). Each strategy module supplies its `PoolRule` and
+n samples' PRM tokens (none for a rule that reads no scores). A greedy pool (temperature 0) holds one completion
+repeated N_max times: it is sampled, scored and charged once whatever n. Each strategy module supplies its `PoolRule` and
 its expected-accuracy estimator; this module never names a strategy.
 
 The expected accuracy at budget k over all k-subsets of the pool (each entry's `estimate`) comes from the exact
@@ -70,6 +71,7 @@ class ProblemPool:
     prm_tokens: tuple[int, ...] = ()
     fallback: tuple[bool, ...] = ()
     seed: int = 0
+    greedy: bool = False  # temperature 0: every sample is the one completion; a budget of n is charged once
 
     def __post_init__(self) -> None:
         n = len(self.candidates)
@@ -116,10 +118,11 @@ def build_pool(
         raise ValueError(f"n_max: invalid value {n_max!r}; must be a positive integer (the pool size)")
     if not problems:
         return []
+    greedy = sampling.temperature == 0  # one completion repeated: sampled once, scored once, charged once
     requests = [
         GenerationRequest(
             prompt=Conversation(p.question),
-            n=n_max,
+            n=1 if greedy else n_max,
             max_tokens=sampling.max_tokens,
             temperature=sampling.temperature,
             top_p=sampling.top_p,
@@ -129,8 +132,12 @@ def build_pool(
     generations = policy.generate(requests)
     if len(generations) != len(problems):
         raise RuntimeError(f"policy returned {len(generations)} generations for {len(problems)} requests")
+    if greedy:  # the pool still holds n_max (identical) samples, so every budget N <= n_max reads it
+        generations = [replace(g, completions=g.completions[:1] * n_max) for g in generations]
     steps = [[split_steps(c.text, sampling.step_delimiter) for c in g.completions] for g in generations]
-    to_score = [(i, j) for i, per in enumerate(steps) for j, s in enumerate(per) if s and score]
+    to_score = [
+        (i, j) for i, per in enumerate(steps) for j, s in enumerate(per) if s and score and not (greedy and j)
+    ]
     scored = (
         prm.score([ScoreRequest(problems[i].question, steps[i][j]) for i, j in to_score]) if to_score else []
     )
@@ -142,7 +149,7 @@ def build_pool(
         candidates, prm_tokens, fallback = [], [], []
         extractions = _extract_answers(problem, [c.text for c in gen.completions])
         for j, completion in enumerate(gen.completions):
-            result = by_sample.get((i, j))
+            result = by_sample.get((i, 0 if greedy else j))
             step_scores = tuple(result.scores) if result else ()
             extraction = extractions[j]
             candidates.append(
@@ -156,7 +163,7 @@ def build_pool(
                     tokens_out=completion.tokens_out,
                 )
             )
-            prm_tokens.append(result.tokens if result else 0)
+            prm_tokens.append(result.tokens if result and not (greedy and j) else 0)
             fallback.append(extraction.fallback)
         pools.append(
             ProblemPool(
@@ -167,6 +174,7 @@ def build_pool(
                 prm_tokens=tuple(prm_tokens),
                 fallback=tuple(fallback),
                 seed=seed,
+                greedy=greedy,
             )
         )
     return pools
@@ -212,6 +220,7 @@ def select(pool: ProblemPool, rule: PoolRule, n: int, aggregation: str) -> Strat
     tokens when the rule reads scores."""
     check_budget(pool, n)
     first = pool.candidates[:n]
+    charged = first[:1] if pool.greedy else first  # what was actually computed for these n samples
     scores = pool.scores(aggregation)[:n]
     groups = answer_groups(pool.answers)[:n] if rule.uses_groups else (None,) * n
     chosen = rule.choose(groups, scores)
@@ -226,9 +235,9 @@ def select(pool: ProblemPool, rule: PoolRule, n: int, aggregation: str) -> Strat
         problem_id=pool.problem_id,
         answer=pick.answer,
         text=pick.text,
-        generations=n,
+        generations=len(charged),
         tokens_in=pool.prompt_tokens,
-        tokens_out=sum(c.tokens_out for c in first),
+        tokens_out=sum(c.tokens_out for c in charged),
         tokens_cached=pool.cached_prompt_tokens,
         prm_tokens=sum(pool.prm_tokens[:n]) if rule.uses_scores else 0,
         truncated=pick.finish_reason == "length",
