@@ -9,10 +9,22 @@ Layout of `results/<sweep>/`:
   manifest.jsonl            one JSON line per finished file: kind, id, file, rows, sha256, config, git_sha, versions
   sweep.yaml                the sweep's resolved config
 
-Column meanings are given next to each name. Nullable columns say so.
+Column meanings are given next to each name, their Arrow types in CELL_TYPES / SAMPLE_TYPES (the writer casts
+every row to them; config.* columns keep their own types). Nullable columns say so.
+
+Versions (SCHEMA_VERSION, recorded in every manifest line's `versions.results_schema`):
+  1  (tts-sweep <= 0.1.0, no version recorded) hand-listed beam_width / max_steps / lookahead columns; no
+     config_id, grade_status or candidate_* columns. Still loads: the reader fills missing columns with nulls
+     and the analysis derives each row's configuration id from its config.* columns (tts.analysis.keys).
+  2  config_id; grade_status; candidate_* lists on cells without a sample pool; hyperparameters only as
+     config.strategy.* columns.
 """
 
 from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 2
 
 CELL_COLUMNS: dict[str, str] = {
     "sweep": "sweep name",
@@ -95,4 +107,29 @@ DIFFICULTY_COLUMNS: dict[str, str] = {
     "bin": "bin label (str)",
     "pass_at_1": "estimated pass@1 (nullable for dataset_level / predicted)",
     "samples_used": "samples spent to assign the bin (charged to the budget)",
+}
+
+
+_S, _I, _F, _B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+CELL_TYPES: dict[str, pa.DataType] = {
+    **dict.fromkeys(CELL_COLUMNS, _S),
+    **dict.fromkeys(["level", "policy_params", "prm_params", "n", "seed"], _I),
+    **dict.fromkeys(["generations", "tokens_in", "tokens_cached", "tokens_out", "prm_tokens"], _I),
+    **dict.fromkeys(
+        ["temperature", "expected_correct", "flops_policy", "flops_prm", "flops", "wall_time_s"], _F
+    ),
+    **dict.fromkeys(["correct", "no_answer", "fallback_extraction", "truncated"], _B),
+    **dict.fromkeys(["candidate_answers", "candidate_finish_reasons"], pa.list_(_S)),
+    "candidate_scores": pa.list_(_F),
+    "candidate_correct": pa.list_(_B),
+}
+SAMPLE_TYPES: dict[str, pa.DataType] = {
+    **dict.fromkeys(SAMPLE_COLUMNS, _S),
+    **dict.fromkeys(
+        ["level", "seed", "sample_idx", "tokens_out", "prompt_tokens", "cached_prompt_tokens", "prm_tokens"],
+        _I,
+    ),
+    **dict.fromkeys(["correct", "no_answer", "fallback_extraction", "truncated"], _B),
+    "score": _F,
+    "step_scores": pa.list_(_F),
 }

@@ -26,35 +26,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tts.results_schema import CELL_COLUMNS, SAMPLE_COLUMNS
+from tts.results_schema import CELL_COLUMNS, CELL_TYPES, SAMPLE_TYPES, SCHEMA_VERSION
 
 MANIFEST = "manifest.jsonl"
 KIND_DIRS = {"cell": "cells", "pool": "samples", "difficulty": "."}
-
-_S, _I, _F, _B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
-CELL_TYPES: dict[str, pa.DataType] = {
-    **dict.fromkeys(CELL_COLUMNS, _S),
-    **dict.fromkeys(["level", "policy_params", "prm_params", "n", "seed"], _I),
-    **dict.fromkeys(["generations", "tokens_in", "tokens_cached", "tokens_out", "prm_tokens"], _I),
-    **dict.fromkeys(
-        ["temperature", "expected_correct", "flops_policy", "flops_prm", "flops", "wall_time_s"], _F
-    ),
-    **dict.fromkeys(["correct", "no_answer", "fallback_extraction", "truncated"], _B),
-    **dict.fromkeys(["candidate_answers", "candidate_finish_reasons"], pa.list_(_S)),
-    "candidate_scores": pa.list_(_F),
-    "candidate_correct": pa.list_(_B),
-}
-SAMPLE_TYPES: dict[str, pa.DataType] = {
-    **dict.fromkeys(SAMPLE_COLUMNS, _S),
-    **dict.fromkeys(
-        ["level", "seed", "sample_idx", "tokens_out", "prompt_tokens", "cached_prompt_tokens", "prm_tokens"],
-        _I,
-    ),
-    **dict.fromkeys(["correct", "no_answer", "fallback_extraction", "truncated"], _B),
-    "score": _F,
-    "step_scores": pa.list_(_F),
-}
-
 
 class CorruptResultError(RuntimeError):
     """A file the manifest lists is missing or its sha256 differs: rerun the sweep command to recompute it."""
@@ -111,6 +86,7 @@ def versions() -> dict[str, str | None]:
                 break
             except PackageNotFoundError:
                 continue
+    out["results_schema"] = str(SCHEMA_VERSION)
     return out
 
 

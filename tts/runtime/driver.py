@@ -250,6 +250,7 @@ class Driver:
         for eid, why in {**corrupt, **bad_pools}.items():
             log.warning("result file of %s is unusable (%s): recomputing it", eid, why)
         done = {eid for eid, e in finished.items() if e.status == "ok"}
+        self._warn_legacy(finished, done)
         todo = [c for c in grid.cells if c.id not in done]
         skipped = len(grid.cells) - len(todo)
         summary = SweepSummary(
@@ -316,6 +317,29 @@ class Driver:
         summary.wall_s = time.monotonic() - started
         p.close(summary.line())
         return summary
+
+    def _warn_legacy(self, finished: dict[str, Any], done: set[str]) -> None:
+        """Cells finished before data files entered ids by content (results schema 1) cannot be matched to the
+        file as it is now: say so, keep their files (tts analyze still reads them) and recompute them."""
+        legacy = {
+            identity.stable_hash(e.config)
+            for e in finished.values()
+            if e.status == "ok" and "content" not in (e.config.get("dataset") or {})
+        }
+        stale = 0
+        for cell in self.grid.cells:
+            fields = identity.cell_fields(resolved(cell.config))
+            if cell.id in done or "content" not in fields["dataset"]:
+                continue
+            fields["dataset"].pop("content")
+            stale += identity.stable_hash(fields) in legacy
+        if stale:
+            print(
+                f"note: {stale} cells of {self.store.root} were computed from a local data file before data sets "
+                "were content-addressed (results schema 1): their files stay and `tts analyze` reads them, "
+                "but this run recomputes them under content-addressed ids",
+                flush=True,
+            )
 
     def _problems_for(self, cell: Cell) -> list[Any]:
         return self.problems.for_cell(self.cells.get(cell.id, cell), self.bins)
