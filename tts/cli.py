@@ -67,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+_FORWARDED = {
+    "analyze": "tts.analysis.report:main",
+    "report": "tts.analysis.report:main",
+    "demo": "tts.demo:main",
+}
+
+
 def _dispatch(target: str, argv: list[str]) -> int:
     module, _, attr = target.partition(":")
     try:
@@ -171,6 +178,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _FORWARDED:  # their own parsers (argparse.REMAINDER drops a leading "-h" / "--x")
+        return _dispatch(_FORWARDED[argv[0]], argv[1:])
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
@@ -181,10 +190,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_sweep(args)
     if args.command == "ls":
         return cmd_ls(args)
-    if args.command in ("analyze", "report"):
-        return _dispatch("tts.analysis.report:main", args.args)
-    if args.command == "demo":
-        return _dispatch("tts.demo:main", args.args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

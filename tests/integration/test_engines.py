@@ -127,8 +127,10 @@ def test_param_count_matches_the_weights(tiny_policy_engine, tiny_policy_dir: Pa
     from safetensors import safe_open
 
     with safe_open(str(tiny_policy_dir / "model.safetensors"), "pt") as f:
-        total = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118
-    assert tiny_policy_engine.param_count == total
+        shapes = {k: math.prod(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+    embedding = sum(v for k, v in shapes.items() if k.endswith(("embed_tokens.weight", "lm_head.weight")))
+    assert 0 < embedding < sum(shapes.values())
+    assert tiny_policy_engine.param_count == sum(shapes.values()) - embedding  # non-embedding N (tts.compute)
 
 
 # -------------------------------------------------------------------------------------------------- PRMs
@@ -267,15 +269,17 @@ def test_embedded_smollm2_is_a_loadable_safetensors_folder(smollm2_dir: Path):
     from safetensors import safe_open
     from transformers import AutoTokenizer
 
-    from tts.compute import param_count
+    from tts.compute import param_count, param_count_from_config
 
     config = json.loads((smollm2_dir / "config.json").read_text())
     assert config["architectures"] == ["LlamaForCausalLM"]
     assert "quantization_config" not in config  # dequantised: vLLM must not treat it as GGUF
     assert AutoTokenizer.from_pretrained(smollm2_dir).chat_template
     with safe_open(str(smollm2_dir / "model.safetensors"), "pt") as f:
-        stored = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118
-    assert param_count(smollm2_dir) == stored  # ~134.5M (tied embeddings stored once)
+        shapes = {k: math.prod(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+    embedding = sum(v for k, v in shapes.items() if k.endswith(("embed_tokens.weight", "lm_head.weight")))
+    assert param_count_from_config(config, embeddings=True) == sum(shapes.values())  # ~134.5M, tied stored once
+    assert param_count(smollm2_dir) == sum(shapes.values()) - embedding  # ~106.2M non-embedding
 
 
 def test_embedded_default_policy_and_shared_judge_on_vllm(smollm2_dir: Path):

@@ -71,7 +71,7 @@ def test_plugin_strategy_runs_through_ray_to_parquet_to_analyze(
     assert (later["tokens_in"] > df[df["n"] == 1]["tokens_in"].max()).all()  # revisions re-read the history
     assert df["config_id"].nunique() == 2
 
-    assert main(["analyze", str(tmp_path / "plugin"), "--no-plots", "--replicates", "50"]) == 0
+    assert main(["analyze", str(tmp_path / "plugin"), "--no-plots", "--set", "replicates=50"]) == 0
     report = (tmp_path / "plugin" / "report.md").read_text()
     assert "revise" in report
 

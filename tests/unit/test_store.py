@@ -55,7 +55,7 @@ def test_written_files_are_listed_with_checksums_and_read_back(store: SweepStore
     assert sorted(good) == ["aaaa", "bbbb", "cccc"] and bad == {}
     entry = good["aaaa"]
     assert entry.rows == 3 and len(entry.sha256) == 64 and entry.file == "cells/aaaa.parquet"
-    assert set(entry.versions) == {"tts", "vllm", "ray", "torch"}
+    assert set(entry.versions) == {"tts", "vllm", "ray", "torch", "results_schema"}
     df = load(store.root)
     assert len(df) == 9 and df["level"].isna().all()
     assert df["correct"].dtype == bool and df["n"].dtype == "int64"

@@ -1,7 +1,7 @@
 """`tts analyze RESULTS_DIR`: difficulty bins, compute accounting, compute-optimal tables and plots.
 
     tts analyze results/smoke                       # or: python -m tts.analysis.report results/smoke
-    tts analyze results/smoke --method absolute --ci 0.9 --no-plots
+    tts analyze results/smoke --method absolute --set ci=0.9 --no-plots
 
 Writes <results>/report.md (tables, linked plots) and <results>/plots/*.png|svg, materialises the summary
 (<results>/summary/, reused while the result files are unchanged) and prints the generation-matched
