@@ -9,7 +9,9 @@ from typing import Any
 
 def write(folder: Path, name: str, data: dict[str, Any], eval_config: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "card.json").write_text(json.dumps({"name": name, **data, "eval_config": eval_config}, indent=2) + "\n")
+    (folder / "card.json").write_text(
+        json.dumps({"name": name, **data, "eval_config": eval_config}, indent=2) + "\n"
+    )
     lines = [
         f"# {name}",
         "",

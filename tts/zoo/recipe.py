@@ -26,9 +26,9 @@ from typing import Any
 from tts.zoo.train import ModelSpec, TrainSpec
 
 POLICIES: dict[str, tuple[ModelSpec, TrainSpec]] = {
-    "zoo-policy-s": (ModelSpec(64, 2, 2, 192), TrainSpec(steps=500, seed=11)),
-    "zoo-policy-m": (ModelSpec(96, 3, 3, 288), TrainSpec(steps=600, seed=12)),
-    "zoo-policy-l": (ModelSpec(128, 4, 2, 512), TrainSpec(steps=700, seed=13)),
+    "zoo-policy-s": (ModelSpec(64, 2, 2, 192), TrainSpec(steps=500, batch=32, warmup=100, seed=11)),
+    "zoo-policy-m": (ModelSpec(96, 3, 3, 288), TrainSpec(steps=500, batch=32, warmup=100, seed=12)),
+    "zoo-policy-l": (ModelSpec(128, 4, 2, 512), TrainSpec(steps=550, batch=32, warmup=100, seed=13)),
 }
 
 
@@ -45,18 +45,18 @@ class PRMRecipe:
 PRMS: dict[str, PRMRecipe] = {
     "zoo-prm-l": PRMRecipe(
         ModelSpec(128, 4, 2, 512),
-        TrainSpec(steps=400, batch=32, lr=1e-3, warmup=50, seed=21),
+        TrainSpec(steps=250, batch=16, lr=1e-3, warmup=30, seed=21),
         init_from="zoo-policy-l",
         sampled_from=("zoo-policy-s", "zoo-policy-m", "zoo-policy-l"),
-        problems=300,
+        problems=200,
         samples=8,
     ),
     "zoo-prm-s": PRMRecipe(
         ModelSpec(64, 2, 2, 192),
-        TrainSpec(steps=150, batch=32, lr=1e-3, warmup=30, seed=22),
+        TrainSpec(steps=80, batch=16, lr=1e-3, warmup=10, seed=22),
         init_from="zoo-policy-s",
         sampled_from=("zoo-policy-s",),
-        problems=100,
+        problems=60,
         samples=4,
     ),
 }
@@ -65,7 +65,7 @@ PRMS: dict[str, PRMRecipe] = {
 @dataclass
 class ZooConfig:
     scale: float = 1.0
-    eval_per_level: int = 30
+    eval_per_level: int = 25
     eval_samples: int = 16
     temperature: float = 0.8
     seed: int = 0
@@ -100,7 +100,9 @@ def save_prm(prm: Any, tokenizer: Any, folder: Path) -> None:
     tokenizer.save_pretrained(folder)
 
 
-def _level_table(problems: list[Any], samples: list[list[str]], greedy: list[list[str]], prm_best: dict) -> dict:
+def _level_table(
+    problems: list[Any], samples: list[list[str]], greedy: list[list[str]], prm_best: dict
+) -> dict:
     from tts.grading import extract_answer
     from tts.zoo.train import is_correct
 
@@ -203,9 +205,13 @@ def train_zoo(out: Path, cfg: ZooConfig | None = None) -> dict[str, Any]:
     card_data: dict[str, Any] = {}
     jobs = []
     for name, (spec, train) in POLICIES.items():
-        train = replace(train, steps=_scaled(train.steps, cfg.scale, 4), warmup=_scaled(train.warmup, cfg.scale, 2))
+        train = replace(
+            train, steps=_scaled(train.steps, cfg.scale, 4), warmup=_scaled(train.warmup, cfg.scale, 2)
+        )
         jobs.append((name, spec, train, out))
-    log(f"training {len(jobs)} policies in parallel, one thread each: {[(j[0], j[1], j[2].steps) for j in jobs]}")
+    log(
+        f"training {len(jobs)} policies in parallel, one thread each: {[(j[0], j[1], j[2].steps) for j in jobs]}"
+    )
     if cfg.threads > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
@@ -218,7 +224,9 @@ def train_zoo(out: Path, cfg: ZooConfig | None = None) -> dict[str, Any]:
     for (name, _, _, _), info in zip(jobs, results, strict=True):
         card_data[name] = info
         policies[name] = _load_policy(out / name)
-        log(f"{name}: {info['params']:,} parameters, {info['train_seconds']} s, loss {info['loss_curve'][-1]}")
+        log(
+            f"{name}: {info['params']:,} parameters, {info['train_seconds']} s, loss {info['loss_curve'][-1]}"
+        )
 
     # PRM training data: each listed policy's samples on train-split problems, labelled by the step checker
     sample_cache: dict[tuple[str, int, int], list[Any]] = {}
@@ -232,7 +240,9 @@ def train_zoo(out: Path, cfg: ZooConfig | None = None) -> dict[str, Any]:
             key = (policy, n_problems, n_samples)
             if key not in sample_cache:
                 problems = train_problems(n_problems, seed=5000 + cfg.seed)
-                texts = sample(policies[policy], tokenizer, problems, n_samples, cfg.temperature, seed=cfg.seed)
+                texts = sample(
+                    policies[policy], tokenizer, problems, n_samples, cfg.temperature, seed=cfg.seed
+                )
                 sample_cache[key] = label_samples(problems, texts)
             data += sample_cache[key]
         good = sum(sum(r.labels) for r in data)
@@ -243,7 +253,9 @@ def train_zoo(out: Path, cfg: ZooConfig | None = None) -> dict[str, Any]:
             steps=_scaled(recipe.train.steps, cfg.scale, 4),
             warmup=_scaled(recipe.train.warmup, cfg.scale, 2),
         )
-        prm, curve = train_prm(recipe.spec, train, tokenizer, data, init_from=policies[recipe.init_from], log=log)
+        prm, curve = train_prm(
+            recipe.spec, train, tokenizer, data, init_from=policies[recipe.init_from], log=log
+        )
         prms[name] = prm
         save_prm(prm, tokenizer, out / name)
         card_data[name] = {

@@ -260,7 +260,9 @@ def train_prm(
     torch.manual_seed(train.seed)
     prm = prm_module(spec, tokenizer).float()
     if init_from is not None:
-        body = {k.removeprefix("model."): v for k, v in init_from.state_dict().items() if k.startswith("model.")}
+        body = {
+            k.removeprefix("model."): v for k, v in init_from.state_dict().items() if k.startswith("model.")
+        }
         prm.model.load_state_dict(body)
     opt, sched = _optimizer(prm.parameters(), train)
     rng = random.Random(train.seed)
@@ -290,7 +292,9 @@ def train_prm(
     return prm, curve
 
 
-def prm_scores(prm: Any, tokenizer: Any, rows: Sequence[LabelledSolution], batch: int = 64) -> list[list[float]]:
+def prm_scores(
+    prm: Any, tokenizer: Any, rows: Sequence[LabelledSolution], batch: int = 64
+) -> list[list[float]]:
     """P(good) at every step of every row, read at the "<extra_0>" tokens as vLLM's pooling runner reads them."""
     import torch
 
