@@ -64,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="run one strategy on a few problems and show its search (tts.demo)", add_help=False
     )
     d.add_argument("args", nargs=argparse.REMAINDER)
+    z = sub.add_parser(
+        "zoo", help="train the zoo's policies and PRMs: zoo train --out DIR (tts.zoo)", add_help=False
+    )
+    z.add_argument("args", nargs=argparse.REMAINDER)
     return p
 
 
@@ -174,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch("tts.analysis.report:main", args.args)
     if args.command == "demo":
         return _dispatch("tts.demo:main", args.args)
+    if args.command == "zoo":
+        return _dispatch("tts.zoo.cli:main", args.args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

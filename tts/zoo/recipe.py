@@ -26,9 +26,9 @@ from typing import Any
 from tts.zoo.train import ModelSpec, TrainSpec
 
 POLICIES: dict[str, tuple[ModelSpec, TrainSpec]] = {
-    "zoo-policy-s": (ModelSpec(64, 2, 2, 192), TrainSpec(steps=500, batch=32, warmup=100, seed=11)),
-    "zoo-policy-m": (ModelSpec(96, 3, 3, 288), TrainSpec(steps=500, batch=32, warmup=100, seed=12)),
-    "zoo-policy-l": (ModelSpec(128, 4, 2, 512), TrainSpec(steps=550, batch=32, warmup=100, seed=13)),
+    "zoo-policy-s": (ModelSpec(64, 2, 2, 192), TrainSpec(steps=1200, batch=32, warmup=100, seed=11)),
+    "zoo-policy-m": (ModelSpec(96, 3, 3, 288), TrainSpec(steps=1500, batch=32, warmup=100, seed=12)),
+    "zoo-policy-l": (ModelSpec(128, 4, 2, 512), TrainSpec(steps=1800, batch=32, warmup=100, seed=13)),
 }
 
 
@@ -56,7 +56,7 @@ PRMS: dict[str, PRMRecipe] = {
         TrainSpec(steps=80, batch=16, lr=1e-3, warmup=10, seed=22),
         init_from="zoo-policy-s",
         sampled_from=("zoo-policy-s",),
-        problems=60,
+        problems=100,
         samples=4,
     ),
 }
