@@ -37,7 +37,9 @@ def main() -> int:
     subprocess.run(cmd, check=True, env=env, cwd=ROOT)
     wall = time.perf_counter() - start
     analyze = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "tts.cli", "analyze", str(root / "smoke")], check=True, env=env, cwd=ROOT)
+    subprocess.run(
+        [sys.executable, "-m", "tts.cli", "analyze", str(root / "smoke")], check=True, env=env, cwd=ROOT
+    )
     analyze = time.perf_counter() - analyze
 
     import tts.store
@@ -48,7 +50,9 @@ def main() -> int:
     print("problems per level: " + ", ".join(f"L{k}: {v}" for k, v in bins.items()))
     value = df["expected_correct"].fillna(df["correct"].astype(float))
     df = df.assign(value=value)
-    print(f"\n{'policy':14} {'strategy':20} {'N':>3} " + " ".join(f"{'L' + str(lv):>13}" for lv in bins.index))
+    print(
+        f"\n{'policy':14} {'strategy':20} {'N':>3} " + " ".join(f"{'L' + str(lv):>13}" for lv in bins.index)
+    )
     for (policy, strategy, n), g in df.groupby(["policy", "strategy", "n"]):
         cells = []
         for lv in bins.index:

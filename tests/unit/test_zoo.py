@@ -169,3 +169,26 @@ def test_auroc_matches_the_definition():
     assert auroc([0.9, 0.8, 0.1, 0.2], [False, False, True, True]) == 0.0
     assert auroc([0.5, 0.5, 0.5, 0.5], [False, True, False, True]) == 0.5
     assert auroc([0.3, 0.6, 0.6, 0.9], [False, True, False, True]) == pytest.approx(0.875)
+
+
+# ------------------------------------------------------------------------------------------ shipped weights
+def test_shipped_zoo_models_resolve_to_package_folders_without_download():
+    import json
+    from pathlib import Path
+
+    from tts.engines.embedded import EmbeddedModelError, resolve_model
+    from tts.zoo import POLICY_NAMES, PRM_NAMES, weights_dir
+
+    total = 0
+    for name in (*POLICY_NAMES, *PRM_NAMES):
+        folder = Path(resolve_model(f"embedded:{name}"))
+        assert folder == weights_dir(name) and (folder / "tokenizer.json").is_file()
+        cfg = json.loads((folder / "config.json").read_text())
+        assert cfg["head_dim"] >= 32 and (cfg.get("dtype") or cfg.get("torch_dtype")) in (
+            "float16",
+            "bfloat16",
+        )
+        total += sum(f.stat().st_size for f in folder.iterdir())
+    assert total < 20 * 2**20  # the 40 MB, with room for a revision-capable policy
+    with pytest.raises(EmbeddedModelError, match="embedded:zoo-policy-s"):
+        resolve_model("embedded:zoo-policy-xl")

@@ -95,6 +95,8 @@ def save_prm(prm: Any, tokenizer: Any, folder: Path) -> None:
     save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
     cfg = prm.config.to_dict()
     cfg["architectures"] = ["Qwen2ForProcessRewardModel"]
+    cfg["num_labels"] = 2  # vLLM's Qwen2ForProcessRewardModel head size (id2label says the same)
+    cfg["dtype"] = "float16"  # transformers 5 spelling; older readers look for torch_dtype
     cfg["torch_dtype"] = "float16"
     (folder / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
     tokenizer.save_pretrained(folder)

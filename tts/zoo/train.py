@@ -68,6 +68,11 @@ def qwen2_config(spec: ModelSpec, tokenizer: Any, **extra: Any) -> Any:
     )
 
 
+def _window(train: TrainSpec) -> int:
+    """Steps per point of the loss curve: 50, or a tenth of a short run."""
+    return max(1, min(50, train.steps // 10))
+
+
 def _schedule(step: int, spec: TrainSpec) -> float:
     if step < spec.warmup:
         return (step + 1) / spec.warmup
@@ -101,7 +106,7 @@ def train_problems(count: int, seed: int, levels: Sequence[int] = tuple(LEVELS))
 def train_policy(
     spec: ModelSpec, train: TrainSpec, tokenizer: Any, log: Callable[[str], None] = print
 ) -> tuple[Any, list[float]]:
-    """Train a policy from scratch; returns the model and the loss curve (mean loss per 50 steps)."""
+    """Train a policy from scratch; returns the model and the loss curve (mean loss per 50 steps, or per tenth of a short run)."""
     import torch
     from transformers import Qwen2ForCausalLM
 
@@ -129,7 +134,7 @@ def train_policy(
         opt.step()
         sched.step()
         window.append(loss.item())
-        if len(window) == 50 or step == train.steps - 1:
+        if len(window) == _window(train) or step == train.steps - 1:
             curve.append(sum(window) / len(window))
             window = []
             log(f"  step {step + 1}/{train.steps} loss {curve[-1]:.4f} ({time.perf_counter() - start:.0f} s)")
@@ -284,7 +289,7 @@ def train_prm(
         opt.step()
         sched.step()
         window.append(loss.item())
-        if len(window) == 50 or step == train.steps - 1:
+        if len(window) == _window(train) or step == train.steps - 1:
             curve.append(sum(window) / len(window))
             window = []
             log(f"  step {step + 1}/{train.steps} loss {curve[-1]:.4f} ({time.perf_counter() - start:.0f} s)")
