@@ -64,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="run one strategy on a few problems and show its search (tts.demo)", add_help=False
     )
     d.add_argument("args", nargs=argparse.REMAINDER)
+    z = sub.add_parser(
+        "zoo", help="train the zoo's policies and PRMs: zoo train --out DIR (tts.zoo)", add_help=False
+    )
+    z.add_argument("args", nargs=argparse.REMAINDER)
     return p
 
 
@@ -71,6 +75,7 @@ _FORWARDED = {
     "analyze": "tts.analysis.report:main",
     "report": "tts.analysis.report:main",
     "demo": "tts.demo:main",
+    "zoo": "tts.zoo.cli:main",
 }
 
 

@@ -145,11 +145,12 @@ def _check_model(field_name: str, model: str | None) -> None:
     if model is None or model == "":
         raise _fail(field_name, model, "set it to a hub id (org/name), embedded:<name>, or a local folder")
     if model.startswith("embedded:"):
-        from tts.engines.embedded import EMBEDDED_MODELS
+        from tts.engines.embedded import EMBEDDED_MODELS, ZOO_MODELS
 
         name = model.removeprefix("embedded:")
-        if name not in EMBEDDED_MODELS:
-            raise _fail(field_name, model, f"allowed embedded models: {', '.join(sorted(EMBEDDED_MODELS))}")
+        allowed = sorted([*EMBEDDED_MODELS, *ZOO_MODELS])
+        if name not in allowed:
+            raise _fail(field_name, model, f"allowed embedded models: {', '.join(allowed)}")
         return
     looks_local = model.startswith(("/", ".", "~")) or Path(model).expanduser().exists()
     if looks_local:

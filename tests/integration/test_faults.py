@@ -41,11 +41,11 @@ RESULT_COLUMNS = [
 
 
 def _grid(results: Path, *extra: str) -> Any:
-    return expand(["+sweep=smoke", f"results_dir={results}", "dataset.per_level=2", *extra])
+    return expand(["+sweep=smollm2", f"results_dir={results}", "dataset.per_level=2", *extra])
 
 
 def _rows(results: Path) -> pd.DataFrame:
-    df = load(results / "smoke")[RESULT_COLUMNS]
+    df = load(results / "smollm2")[RESULT_COLUMNS]
     return df.sort_values(["cell_id", "problem_id"], ignore_index=True)
 
 
@@ -109,7 +109,7 @@ import sys
 from tts.grid import expand
 from tts.runtime.driver import run_sweep
 from tts.testing.fake_actors import FakeEngineBuilder
-grid = expand(["+sweep=smoke", "results_dir=" + sys.argv[1], "dataset.per_level=2", "cluster=ray",
+grid = expand(["+sweep=smollm2", "results_dir=" + sys.argv[1], "dataset.per_level=2", "cluster=ray",
                "cluster.address=" + sys.argv[2], "cluster.auth_mode=disabled", "cluster.max_inflight_per_engine=1"])
 run_sweep(grid, builder=FakeEngineBuilder(delay_s=0.3), live=False)
 """
@@ -118,7 +118,7 @@ run_sweep(grid, builder=FakeEngineBuilder(delay_s=0.3), live=False)
 def test_fake_engines_driver_killed_after_at_least_5_cells_rerun_recomputes_none_of_them(
     undisturbed: pd.DataFrame, ray_address: str, tmp_path: Path
 ) -> None:
-    manifest = tmp_path / "smoke" / "manifest.jsonl"
+    manifest = tmp_path / "smollm2" / "manifest.jsonl"
     proc = subprocess.Popen(
         [sys.executable, "-c", DRIVER, str(tmp_path), ray_address],
         cwd=REPO,
@@ -135,7 +135,7 @@ def test_fake_engines_driver_killed_after_at_least_5_cells_rerun_recomputes_none
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-    store = SweepStore(tmp_path / "smoke")
+    store = SweepStore(tmp_path / "smollm2")
     before, _ = store.verified("cell")
     assert 5 <= len(before) < 29, f"the driver was to be killed mid-sweep; {len(before)} cells were finished"
     summary = run_sweep(_grid(tmp_path), builder=FakeEngineBuilder(), live=False)
@@ -153,7 +153,7 @@ def test_fake_engines_truncated_zero_byte_and_bit_flipped_files_only_those_3_cel
 ) -> None:
     grid = _grid(tmp_path)
     run_sweep(grid, builder=FakeEngineBuilder(), live=False)
-    store = SweepStore(tmp_path / "smoke")
+    store = SweepStore(tmp_path / "smollm2")
     good, _ = store.verified("cell")
     victims = [c.id for c in grid.cells if c.strategy == "best_of_n"][:2] + [
         c.id for c in grid.cells if c.strategy == "beam_search"

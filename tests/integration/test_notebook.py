@@ -31,10 +31,10 @@ def smoke_results(ray_local: Any, tmp_path_factory: pytest.TempPathFactory) -> P
     from tts.testing.fake_actors import FakeEngineBuilder
 
     root = tmp_path_factory.mktemp("runtime")
-    grid = expand(["+sweep=smoke", f"results_dir={root}", "dataset.per_level=3"])
+    grid = expand(["+sweep=smollm2", f"results_dir={root}", "dataset.per_level=3"])
     summary = run_sweep(grid, builder=FakeEngineBuilder(state_dir=str(root / "state")), live=False)
     assert summary.failed == 0 and summary.computed > 0
-    return root / "smoke"
+    return root / "smollm2"
 
 
 def _execute(results_dir: Path, monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNode:

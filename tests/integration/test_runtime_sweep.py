@@ -23,13 +23,13 @@ pytestmark = pytest.mark.integration
 def test_fake_smoke_grid_29_cells_one_engine_load_then_rerun_computes_0(
     ray_local: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    grid = expand(["+sweep=smoke", f"results_dir={tmp_path}", "dataset.per_level=2"])
+    grid = expand(["+sweep=smollm2", f"results_dir={tmp_path}", "dataset.per_level=2"])
     state = tmp_path / "state"
     first = run_sweep(grid, builder=FakeEngineBuilder(state_dir=str(state)), live=False)
     assert (first.computed, first.failed, first.total) == (29, 0, 29)
     assert first.engine_loads == 1 and counter(state, "loads") == 1, "one model load serves all 29 cells"
 
-    df = load(tmp_path / "smoke")
+    df = load(tmp_path / "smollm2")
     problems = 2 * 2  # two levels x per_level 2
     assert len(df) == 29 * problems
     assert not df.duplicated(["cell_id", "problem_id"]).any()
@@ -40,11 +40,11 @@ def test_fake_smoke_grid_29_cells_one_engine_load_then_rerun_computes_0(
     pooled = df[df["strategy"] != "beam_search"]
     assert pooled["pool_id"].notna().all() and pooled["expected_correct"].between(0, 1).all()
     assert pooled.groupby("prm")["pool_id"].nunique().tolist() == [1, 1], "one pool per PRM for all N"
-    samples = load_samples(tmp_path / "smoke")
+    samples = load_samples(tmp_path / "smollm2")
     assert len(samples) == 2 * 8 * problems  # two pools of N_max = 8
-    entry = next(iter(SweepStore(tmp_path / "smoke").entries().values()))
+    entry = next(iter(SweepStore(tmp_path / "smollm2").entries().values()))
     assert entry.versions["ray"] and "git_sha" in entry.__dict__
-    assert (tmp_path / "smoke" / "sweep.yaml").read_text().count("smoke") >= 1
+    assert (tmp_path / "smollm2" / "sweep.yaml").read_text().count("smollm2") >= 1
 
     second = run_sweep(grid, builder=FakeEngineBuilder(state_dir=str(state)), live=False)
     assert (second.computed, second.skipped, second.engine_loads) == (0, 29, 0)
@@ -52,7 +52,7 @@ def test_fake_smoke_grid_29_cells_one_engine_load_then_rerun_computes_0(
 
     assert main(["ls", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "smoke" in out and "29 ok" in out
+    assert "smollm2" in out and "29 ok" in out
 
 
 def test_a_failing_search_job_is_recorded_after_max_tries_and_the_rest_finish(

@@ -41,7 +41,7 @@ BAD = [
     (["sweep.name=../escape"], "sweep.name"),
     (["n=range(1,"], "overrides"),
     (["+sweep=nope"], "sweep"),
-    (["+sweep=smoke", "n=1,2"], "n"),
+    (["+sweep=smollm2", "n=1,2"], "n"),
     (["prm=none", "strategy=best_of_n"], "prm"),  # a verifier strategy without a verifier
     (["prm=none", "strategy=beam_search", "n=4"], "prm"),
     (["strategy=beam_search", "n=4", "strategy.final_selection=best"], "strategy.final_selection"),

@@ -13,7 +13,7 @@ from tts.identity import cell_fields
 
 @pytest.fixture(scope="module")
 def smoke() -> list[Cell]:
-    return list(expand(["+sweep=smoke"]).cells)
+    return list(expand(["+sweep=smollm2"]).cells)
 
 
 def test_smoke_preset_expands_to_29_cells_with_unique_ids(smoke: list[Cell]) -> None:
@@ -47,7 +47,7 @@ def test_ids_are_stable_across_expansions_and_override_order() -> None:
 
 
 def test_user_sweep_replaces_axis_and_plain_override_removes_it() -> None:
-    swept = expand(["+sweep=smoke", "n=2,4", "prm=rule_arithmetic"])
+    swept = expand(["+sweep=smollm2", "n=2,4", "prm=rule_arithmetic"])
     assert sorted({c.n for c in swept.cells}) == [2, 4]
     assert {c.config.prm.name for c in swept.cells} == {"rule-arithmetic"}
     assert (
@@ -68,7 +68,18 @@ def test_range_and_glob_sweeps() -> None:
 
 def test_a_bad_cell_fails_naming_field_and_cell() -> None:
     with pytest.raises(ConfigError) as err:
-        expand(["+sweep=smoke", "n=1,2"])
+        expand(["+sweep=smollm2", "n=1,2"])
     msg = str(err.value)
     assert msg.startswith("n:"), msg
     assert "multiple of strategy.beam_width" in msg and "strategy=beam_search" in msg and "n=1" in msg
+
+
+def test_smoke_preset_is_the_zoo_with_three_bins_of_45_problems() -> None:
+    """sweeps/smoke.yaml: two zoo policies, the learned PRM, the BoN family at N = 1..16 and beam search,
+    levels 1/3/5 with 45 problems each (what a 95% CI of about +-0.15 at p = 0.5 needs)."""
+    cells = list(expand(["+sweep=smoke"]).cells)
+    assert {c.config.policy.model for c in cells} == {"embedded:zoo-policy-s", "embedded:zoo-policy-m"}
+    assert {c.config.prm.model for c in cells} == {"embedded:zoo-prm-l"}
+    assert {c.strategy for c in cells} == {"majority_vote", "best_of_n", "weighted_best_of_n", "beam_search"}
+    assert max(c.n for c in cells) == 16
+    assert all(tuple(c.config.dataset.levels) == (1, 3, 5) and c.config.dataset.per_level == 45 for c in cells)

@@ -16,7 +16,7 @@ from tts.testing.fake_engines import FakePolicy, FakePRM
 
 @pytest.fixture(scope="module")
 def smoke() -> list[Cell]:
-    return list(expand(["+sweep=smoke", "dataset.per_level=2"]).cells)
+    return list(expand(["+sweep=smollm2", "dataset.per_level=2"]).cells)
 
 
 @pytest.fixture(scope="module")

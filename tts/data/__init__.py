@@ -17,6 +17,7 @@ from tts.registry import Registry
 
 DATASETS: Registry = Registry("dataset")
 DATASETS.register("arithmetic", "tts.data.arithmetic:load")
+DATASETS.register("chain", "tts.data.chain:load")
 DATASETS.register("local", "tts.data.local:load")
 DATASETS.register("math500", "tts.data.hub:load_math500")
 DATASETS.register("gsm8k", "tts.data.hub:load_gsm8k")

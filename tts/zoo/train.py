@@ -1,0 +1,332 @@
+"""Training and measuring the zoo's models with torch + transformers on CPU: policies, samples, PRMs, AUROC.
+
+Why here and not in a notebook: the shipped weights must be reproducible from a seed (`tts zoo train`), and the
+tests run the same functions at a small size. Everything is deterministic for its seed (torch and data RNGs),
+up to floating-point reduction order across thread counts.
+
+- Policy: a Qwen2ForCausalLM (tied embeddings) trained on reference solutions of train-split chain problems,
+  the loss on the assistant tokens only (the solution and its EOS), AdamW, linear warm-up then cosine decay.
+- Samples: HF `generate` on test- or train-split prompts (left-padded batches, temperature sampling).
+- PRM: Qwen2.5-Math-PRM layout (a Qwen2Model body and `score` = Linear-ReLU-Linear to 2 labels, read at every
+  "<extra_0>"), its body initialised from a trained policy (as Qwen's PRMs start from Qwen-Math), trained with
+  cross-entropy on step labels from the exact step checker (tts.data.chain.check_steps) of policies' samples.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tts.data.chain import LEVELS, STEP_DELIMITER, check_steps, generate, solution
+from tts.data.problem import Problem
+from tts.zoo.tokenizer import EOS, PAD, STEP_SEP, policy_prompt, prm_text
+
+MAX_NEW_TOKENS = 160
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A Qwen2 size: hidden width, layers, heads (head_dim = hidden / heads, >= 32 for vLLM on CPU), MLP width."""
+
+    hidden: int
+    layers: int
+    heads: int
+    mlp: int
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    steps: int
+    batch: int = 64
+    lr: float = 2e-3
+    warmup: int = 200
+    seed: int = 0
+
+
+def qwen2_config(spec: ModelSpec, tokenizer: Any, **extra: Any) -> Any:
+    from transformers import Qwen2Config
+
+    eos = tokenizer.convert_tokens_to_ids(EOS)
+    return Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden,
+        intermediate_size=spec.mlp,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        num_key_value_heads=spec.heads,
+        head_dim=spec.hidden // spec.heads,
+        max_position_embeddings=2048,
+        tie_word_embeddings=extra.pop("tie_word_embeddings", True),
+        bos_token_id=eos,
+        eos_token_id=eos,
+        pad_token_id=tokenizer.convert_tokens_to_ids(PAD),
+        **extra,
+    )
+
+
+def _window(train: TrainSpec) -> int:
+    """Steps per point of the loss curve: 50, or a tenth of a short run."""
+    return max(1, min(50, train.steps // 10))
+
+
+def _schedule(step: int, spec: TrainSpec) -> float:
+    if step < spec.warmup:
+        return (step + 1) / spec.warmup
+    progress = (step - spec.warmup) / max(1, spec.steps - spec.warmup)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _optimizer(params: Any, spec: TrainSpec) -> tuple[Any, Any]:
+    import torch
+
+    opt = torch.optim.AdamW(params, lr=spec.lr, betas=(0.9, 0.95), weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, spec))
+    return opt, sched
+
+
+def _pad(rows: Sequence[list[int]], value: int) -> Any:
+    import torch
+
+    width = max(len(r) for r in rows)
+    return torch.tensor([r + [value] * (width - len(r)) for r in rows])
+
+
+def train_problems(count: int, seed: int, levels: Sequence[int] = tuple(LEVELS)) -> list[Problem]:
+    """`count` train-split problems, levels interleaved uniformly, shuffled deterministically."""
+    per_level = -(-count // len(levels))
+    problems = generate(list(levels), per_level, seed=seed, split="train")
+    random.Random(seed).shuffle(problems)
+    return problems[:count]
+
+
+def train_policy(
+    spec: ModelSpec, train: TrainSpec, tokenizer: Any, log: Callable[[str], None] = print
+) -> tuple[Any, list[float]]:
+    """Train a policy from scratch; returns the model and the loss curve (mean loss per 50 steps, or per tenth of a short run)."""
+    import torch
+    from transformers import Qwen2ForCausalLM
+
+    torch.manual_seed(train.seed)
+    model = Qwen2ForCausalLM(qwen2_config(spec, tokenizer)).float()
+    model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids(EOS)
+    problems = train_problems(train.steps * train.batch, seed=1000 + train.seed)
+    eos, pad = tokenizer.convert_tokens_to_ids(EOS), tokenizer.convert_tokens_to_ids(PAD)
+    prompts = tokenizer([policy_prompt(tokenizer, p.question) for p in problems], add_special_tokens=False)
+    targets = tokenizer([solution(p) for p in problems], add_special_tokens=False)
+    opt, sched = _optimizer(model.parameters(), train)
+    model.train()
+    curve, window, start = [], [], time.perf_counter()
+    for step in range(train.steps):
+        rows, labels = [], []
+        for i in range(step * train.batch, (step + 1) * train.batch):
+            p, t = prompts["input_ids"][i], targets["input_ids"][i] + [eos]
+            rows.append(p + t)
+            labels.append([-100] * len(p) + t)
+        ids, lab = _pad(rows, pad), _pad(labels, -100)
+        loss = model(input_ids=ids, attention_mask=(lab != -100) | (ids != pad), labels=lab).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        window.append(loss.item())
+        if len(window) == _window(train) or step == train.steps - 1:
+            curve.append(sum(window) / len(window))
+            window = []
+            log(f"  step {step + 1}/{train.steps} loss {curve[-1]:.4f} ({time.perf_counter() - start:.0f} s)")
+    model.eval()
+    return model, curve
+
+
+# ------------------------------------------------------------------------------------------------ sampling
+def sample(
+    model: Any,
+    tokenizer: Any,
+    problems: Sequence[Problem],
+    n: int,
+    temperature: float,
+    seed: int = 0,
+    batch: int = 256,
+) -> list[list[str]]:
+    """`n` completions per problem (temperature 0: greedy, one completion repeated), as text without EOS."""
+    import torch
+
+    torch.manual_seed(seed)
+    tokenizer.padding_side = "left"
+    eos, pad = tokenizer.convert_tokens_to_ids(EOS), tokenizer.convert_tokens_to_ids(PAD)
+    copies = 1 if temperature == 0 else n
+    flat = [p for p in problems for _ in range(copies)]
+    texts: list[str] = []
+    for i in range(0, len(flat), batch):
+        enc = tokenizer(
+            [policy_prompt(tokenizer, p.question) for p in flat[i : i + batch]],
+            add_special_tokens=False,
+            padding=True,
+            return_tensors="pt",
+        )
+        with torch.no_grad():
+            out = model.generate(
+                **enc,
+                max_new_tokens=MAX_NEW_TOKENS,
+                do_sample=temperature > 0,
+                temperature=temperature if temperature > 0 else None,
+                top_k=0,
+                top_p=1.0,
+                eos_token_id=eos,
+                pad_token_id=pad,
+            )
+        new = out[:, enc["input_ids"].shape[1] :]
+        texts += tokenizer.batch_decode(new, skip_special_tokens=True)
+    grouped = [texts[j * copies : (j + 1) * copies] for j in range(len(problems))]
+    return [g * n if copies == 1 else g for g in grouped]
+
+
+def is_correct(problem: Problem, text: str) -> bool:
+    """Graded by the project's own grader (final \\boxed{} answer, math equivalence)."""
+    from tts.grading import grade
+
+    return grade(problem, text).correct
+
+
+# ---------------------------------------------------------------------------------------------------- PRM
+def prm_module(spec: ModelSpec, tokenizer: Any) -> Any:
+    """A Qwen2ForProcessRewardModel-shaped torch module: `model` (Qwen2Model) + `score` (Linear-ReLU-Linear)."""
+    import torch
+    from transformers import Qwen2Model
+
+    class ProcessRewardModel(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = qwen2_config(spec, tokenizer, tie_word_embeddings=False, num_labels=2)
+            self.config.architectures = ["Qwen2ForProcessRewardModel"]
+            self.model = Qwen2Model(self.config)
+            h = spec.hidden
+            self.score = torch.nn.Sequential(torch.nn.Linear(h, h), torch.nn.ReLU(), torch.nn.Linear(h, 2))
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            return self.score(hidden)
+
+    return ProcessRewardModel()
+
+
+@dataclass(frozen=True)
+class LabelledSolution:
+    problem: Problem
+    steps: tuple[str, ...]
+    labels: tuple[bool, ...]
+
+
+def label_samples(problems: Sequence[Problem], samples: Sequence[Sequence[str]]) -> list[LabelledSolution]:
+    """Cut each sample into steps (the step delimiter) and label them with the exact step checker."""
+    out = []
+    for problem, texts in zip(problems, samples, strict=True):
+        for text in texts:
+            steps = tuple(s.strip() for s in text.split(STEP_DELIMITER) if s.strip())
+            if steps:
+                out.append(LabelledSolution(problem, steps, tuple(check_steps(problem, steps))))
+    return out
+
+
+def _prm_batch(tokenizer: Any, rows: Sequence[LabelledSolution]) -> tuple[Any, Any, Any]:
+    import torch
+
+    pad, sep = tokenizer.convert_tokens_to_ids(PAD), tokenizer.convert_tokens_to_ids(STEP_SEP)
+    enc = tokenizer(
+        [prm_text(tokenizer, r.problem.question, r.steps) for r in rows], add_special_tokens=False
+    )["input_ids"]
+    ids = _pad(enc, pad)
+    labels = torch.full(ids.shape, -100)
+    for b, (row, seq) in enumerate(zip(rows, enc, strict=True)):
+        positions = [p for p, t in enumerate(seq) if t == sep]
+        for pos, good in zip(positions, row.labels, strict=True):
+            labels[b, pos] = int(good)
+    mask = torch.zeros(ids.shape, dtype=torch.long)
+    for b, seq in enumerate(enc):
+        mask[b, : len(seq)] = 1
+    return ids, mask, labels
+
+
+def train_prm(
+    spec: ModelSpec,
+    train: TrainSpec,
+    tokenizer: Any,
+    data: Sequence[LabelledSolution],
+    init_from: Any = None,
+    log: Callable[[str], None] = print,
+) -> tuple[Any, list[float]]:
+    """Train a PRM on labelled solutions (epochs over `data`, shuffled by seed); body from `init_from`."""
+    import torch
+
+    torch.manual_seed(train.seed)
+    prm = prm_module(spec, tokenizer).float()
+    if init_from is not None:
+        body = {
+            k.removeprefix("model."): v for k, v in init_from.state_dict().items() if k.startswith("model.")
+        }
+        prm.model.load_state_dict(body)
+    opt, sched = _optimizer(prm.parameters(), train)
+    rng = random.Random(train.seed)
+    order: list[int] = []
+    prm.train()
+    curve, window, start = [], [], time.perf_counter()
+    for step in range(train.steps):
+        if len(order) < train.batch:
+            fresh = list(range(len(data)))
+            rng.shuffle(fresh)
+            order += fresh
+        chosen, order = order[: train.batch], order[train.batch :]
+        ids, mask, labels = _prm_batch(tokenizer, [data[i] for i in chosen])
+        logits = prm(ids, mask)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 2), labels.reshape(-1), ignore_index=-100)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(prm.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        window.append(loss.item())
+        if len(window) == _window(train) or step == train.steps - 1:
+            curve.append(sum(window) / len(window))
+            window = []
+            log(f"  step {step + 1}/{train.steps} loss {curve[-1]:.4f} ({time.perf_counter() - start:.0f} s)")
+    prm.eval()
+    return prm, curve
+
+
+def prm_scores(
+    prm: Any, tokenizer: Any, rows: Sequence[LabelledSolution], batch: int = 64
+) -> list[list[float]]:
+    """P(good) at every step of every row, read at the "<extra_0>" tokens as vLLM's pooling runner reads them."""
+    import torch
+
+    out: list[list[float]] = []
+    for i in range(0, len(rows), batch):
+        chunk = rows[i : i + batch]
+        ids, mask, labels = _prm_batch(tokenizer, chunk)
+        with torch.no_grad():
+            probs = torch.softmax(prm(ids, mask), dim=-1)[..., 1]
+        for b in range(len(chunk)):
+            out.append(probs[b][labels[b] != -100].tolist())
+    return out
+
+
+def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
+    """Area under the ROC curve (Mann-Whitney, ties count half): P(score of a good step > a bad one's)."""
+    pairs = sorted(zip(scores, labels, strict=True))
+    pos = sum(1 for _, y in pairs if y)
+    neg = len(pairs) - pos
+    if pos == 0 or neg == 0:
+        return float("nan")
+    rank_sum, i = 0.0, 0
+    while i < len(pairs):
+        j = i
+        while j < len(pairs) and pairs[j][0] == pairs[i][0]:
+            j += 1
+        mean_rank = (i + 1 + j) / 2
+        rank_sum += mean_rank * sum(1 for _, y in pairs[i:j] if y)
+        i = j
+    return (rank_sum - pos * (pos + 1) / 2) / (pos * neg)
