@@ -42,7 +42,7 @@ from tts.data.problem import Problem
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from tts.config import DatasetConfig
+    from tts.schemas import DatasetConfig
 
 DATASET = "chain"
 DEFAULT_PER_LEVEL = 50
