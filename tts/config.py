@@ -12,6 +12,7 @@ policy, prm, strategy, dataset, engine, cluster, difficulty; sweep presets live 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from tts.engines.aggregation import AGGREGATIONS
+from tts.registry import did_you_mean
 from tts.schemas import (
     ConfigError,
     DatasetConfig,
@@ -140,6 +142,11 @@ def _fail(field_name: str, value: object, fix: str) -> ConfigError:
     return ConfigError(f"{field_name}: invalid value {value!r}; {fix}")
 
 
+def _not_one_of(field_name: str, value: object, choices: Sequence[str]) -> ConfigError:
+    """The error for a value outside a closed set: the allowed values and the closest one."""
+    return _fail(field_name, value, f"allowed: {', '.join(choices)}{did_you_mean(value, choices)}")
+
+
 def _check_model(field_name: str, model: str | None) -> None:
     """A model is a hub id (org/name), "embedded:<name>", or an existing local folder."""
     if model is None or model == "":
@@ -150,7 +157,11 @@ def _check_model(field_name: str, model: str | None) -> None:
         name = model.removeprefix("embedded:")
         allowed = sorted([*EMBEDDED_MODELS, *ZOO_MODELS])
         if name not in allowed:
-            raise _fail(field_name, model, f"allowed embedded models: {', '.join(allowed)}")
+            raise _fail(
+                field_name,
+                model,
+                f"allowed embedded models: {', '.join(allowed)}{did_you_mean(name, allowed)}",
+            )
         return
     looks_local = model.startswith(("/", ".", "~")) or Path(model).expanduser().exists()
     if looks_local:
@@ -176,7 +187,10 @@ def _reject_unknown_keys(cfg: DictConfig) -> None:
         allowed = {f.name for f in fields(schema)}
         for key in node:
             if key not in allowed:
-                raise ConfigError(f"{group}.{key}: unknown field; allowed: {', '.join(sorted(allowed))}")
+                raise ConfigError(
+                    f"{group}.{key}: unknown field; allowed: {', '.join(sorted(allowed))}"
+                    + did_you_mean(key, allowed)
+                )
 
 
 def validate(cfg: DictConfig | TTSConfig) -> TTSConfig:
@@ -242,11 +256,11 @@ def validate(cfg: DictConfig | TTSConfig) -> TTSConfig:
 
     r = obj.prm
     if r.aggregation not in AGGREGATIONS:
-        raise _fail("prm.aggregation", r.aggregation, f"allowed: {', '.join(AGGREGATIONS)}")
+        raise _not_one_of("prm.aggregation", r.aggregation, AGGREGATIONS)
     if r.kind in ("vllm_pooling", "judge"):
         _check_model("prm.model", r.model)
     if r.kind == "vllm_pooling" and r.format not in ("qwen_math_prm", "step_tag"):
-        raise _fail("prm.format", r.format, "allowed: qwen_math_prm, step_tag")
+        raise _not_one_of("prm.format", r.format, ("qwen_math_prm", "step_tag"))
 
     d = obj.dataset
     if d.limit is not None and d.limit <= 0:
@@ -274,11 +288,11 @@ def validate(cfg: DictConfig | TTSConfig) -> TTSConfig:
     if e.replicas < 1:
         raise _fail("engine.replicas", e.replicas, "must be >= 1")
     if e.dtype not in ("auto", "float32", "float16", "bfloat16"):
-        raise _fail("engine.dtype", e.dtype, "allowed: auto, float32, float16, bfloat16")
+        raise _not_one_of("engine.dtype", e.dtype, ("auto", "float32", "float16", "bfloat16"))
 
     c = obj.cluster
     if c.mode not in CLUSTER_MODES:
-        raise _fail("cluster.mode", c.mode, f"allowed: {', '.join(CLUSTER_MODES)}")
+        raise _not_one_of("cluster.mode", c.mode, CLUSTER_MODES)
     if c.max_tries < 1:
         raise _fail("cluster.max_tries", c.max_tries, "must be >= 1")
     if c.max_inflight_per_engine < 1:
@@ -286,7 +300,7 @@ def validate(cfg: DictConfig | TTSConfig) -> TTSConfig:
 
     k = obj.difficulty
     if k.method not in DIFFICULTY_METHODS:
-        raise _fail("difficulty.method", k.method, f"allowed: {', '.join(DIFFICULTY_METHODS)}")
+        raise _not_one_of("difficulty.method", k.method, DIFFICULTY_METHODS)
     if k.num_bins < 1:
         raise _fail("difficulty.num_bins", k.num_bins, "must be >= 1")
     if list(k.thresholds) != sorted(k.thresholds) or any(not 0 <= t <= 1 for t in k.thresholds):

@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tts import identity
 from tts.config import ConfigError, TTSConfig, conf_dir, register_configs, validate
+from tts.registry import did_you_mean
 
 SWEEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -201,7 +202,10 @@ class _Composer:
                 OmegaConf.update(cfg, key_name, o.value(), merge=True)
             except Exception as exc:
                 value = o.get_value_element_as_str()
-                raise ConfigError(f"{key_name}: cannot set {value!r}: {_first_line(exc)}") from exc
+                parent, _, leaf = key_name.rpartition(".")
+                node = OmegaConf.select(cfg, parent) if parent else cfg
+                hint = did_you_mean(leaf, list(node.keys())) if OmegaConf.is_dict(node) else ""
+                raise ConfigError(f"{key_name}: cannot set {value!r}: {_first_line(exc)}{hint}") from exc
         return cfg
 
 
@@ -215,7 +219,8 @@ def _compose_message(overrides: Sequence[str], exc: BaseException) -> str:
     if match:  # an unknown option of a config group: name the group and list the options
         group, _, option = match.group(1).rpartition("/")
         options = sorted(p.stem for p in (conf_dir() / group).glob("*.yaml")) if group else []
-        return f"{group or match.group(1)}: unknown option {option!r}; allowed: {', '.join(options)}"
+        hint = did_you_mean(option, options)
+        return f"{group or match.group(1)}: unknown option {option!r}; allowed: {', '.join(options)}{hint}"
     cause = exc.__cause__ or exc
     key = re.search(r"full_key: (\S+)", str(cause))
     lines = [ln.strip() for ln in str(cause).splitlines() if ln.strip()]

@@ -15,11 +15,17 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+
+def did_you_mean(value: object, choices: Iterable[object]) -> str:
+    """ ". Did you mean 'x'?" for the closest of `choices` to a misspelt `value`, or "" when none is close."""
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+    return f". Did you mean {close[0]!r}?" if close else ""
 
 
 def load_plugin(module: str) -> object:
@@ -99,10 +105,7 @@ class Registry(Generic[T]):
         self._discover()
         where = f"{field}: " if field else ""
         msg = f"{where}unknown {self.kind} {name!r}; allowed: {', '.join(sorted(self._entries))}"
-        close = difflib.get_close_matches(str(name), list(self._entries), n=1)
-        if close:
-            msg += f". Did you mean {close[0]!r}?"
-        return msg
+        return msg + did_you_mean(name, self._entries)
 
     def __contains__(self, name: object) -> bool:
         self._discover()

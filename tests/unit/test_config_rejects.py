@@ -75,3 +75,25 @@ def test_malformed_config_rejected_before_ray_nothing_written(
     assert err.startswith(f"error: {field}:"), err
     assert not results.exists(), "nothing may be written for a rejected sweep"
     assert ray_inits == [], "Ray must not start for a rejected sweep"
+
+
+MISSPELT = [
+    (["strategy=beam_serch"], "beam_search"),
+    (["policy.temprature=0.5"], "temperature"),
+    (["+strategy.temperatur=0.5"], "temperature"),
+    (["prm.aggregation=mn"], "min"),
+    (["engine.dtype=float61"], "float16"),
+    (["cluster.mode=rey"], "ray"),
+    (["dataset.name=arithmatic"], "arithmetic"),
+    (["policy.model=embedded:zoo-policy-x"], "zoo-policy-s"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "meant"), MISSPELT, ids=[" ".join(o) for o, _ in MISSPELT])
+def test_a_misspelt_key_or_value_gets_the_closest_match(
+    overrides: list[str], meant: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["sweep", f"results_dir={tmp_path / 'r'}", *overrides]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"Did you mean {meant!r}?"), err
+    assert len(err.splitlines()) == 1
