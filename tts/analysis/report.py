@@ -189,6 +189,7 @@ def write_report(results_dir: Path, parts: dict, meta: dict) -> Path:
         "`config_id`: every config field but the seed)",
         f"- difficulty method: **{tables.method}** (available: {', '.join(meta['methods'])}; `--method`); "
         "problems per bin: " + meta["bin_sizes"],
+        "- cells: " + "; ".join(parts["state"].lines()),
         *(["- bins to read with care:", *warn] if warn else []),
         "- accuracy: mean over problems x seeds of `expected_correct` (pool-based) else `correct`.",
         f"- **held-out**: problems split into {cfg.folds} folds (stable hash of the id, stratified by bin); the "
@@ -283,6 +284,28 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _flag_incomplete(tables, incomplete: dict[str, str]):
+    """Mark winners whose configuration has failed or corrupt cells: "(incomplete)" after their hyperparameters."""
+    if not incomplete:
+        return tables
+    from dataclasses import fields, replace
+
+    def mark(t: pd.DataFrame) -> pd.DataFrame:
+        if not len(t) or "config_id" not in t.columns or "hyperparams" not in t.columns:
+            return t
+        flag = t["config_id"].isin(list(incomplete))
+        return t.assign(
+            hyperparams=t["hyperparams"].where(~flag, t["hyperparams"].astype(str) + " (incomplete)")
+        )
+
+    frames = {
+        f.name: mark(getattr(tables, f.name))
+        for f in fields(tables)
+        if isinstance(getattr(tables, f.name), pd.DataFrame)
+    }
+    return replace(tables, **frames)
+
+
 def _adaptive(root: Path, data, cfg, methods: list[str]):
     """The allocation's curves and lines, by cfg.adaptive_method bins when the data has them."""
     from tts.analysis.adaptive import allocation, matches_line
@@ -320,11 +343,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     import json
 
     from tts.analysis import plots as plotting
+    from tts.analysis.completeness import folder_state
     from tts.analysis.difficulty import bin_counts, bin_warnings
     from tts.analysis.settings import load_analysis_config
     from tts.analysis.summary import build_summary, load_summary
     from tts.analysis.tables import candidates, compute_optimal_tables
 
+    state = folder_state(root)
+    if state.ok == 0 and (state.failed or state.corrupt or state.missing):
+        print(f"tts analyze: {root}: no finished cells to analyze", file=sys.stderr)
+        for line in state.lines():
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    if not state.complete:
+        for line in state.lines():
+            print(f"tts analyze: warning: {line}", file=sys.stderr)
     try:
         cfg = load_analysis_config(args.config, args.set)
         out = build_summary(root, force=args.rebuild)
@@ -333,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tts analyze: {exc}", file=sys.stderr)
         return 2
     methods = json.loads((out / "meta.json").read_text())["methods"]
-    tables = compute_optimal_tables(data, cfg)
+    tables = _flag_incomplete(compute_optimal_tables(data, cfg), state.incomplete)
     cands = candidates(data, charge=cfg.charges(data.method))
     counts = bin_counts(data.bins)
     warnings = bin_warnings(counts)
@@ -369,6 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "curves": curves,
         "lines": lines,
         "adaptive_method": adaptive_method,
+        "state": state,
     }
     report = write_report(root, parts, meta)
     print(

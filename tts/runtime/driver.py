@@ -173,12 +173,16 @@ class Driver:
                 status="failed",
                 error=error,
             )
-            self._write_cell(cell, rows, "failed", work)
+            self._write_cell(cell, rows, "failed", work, error=error)
         if self.progress:
             self.progress.cells(failed=len(cells), job=work is not None)
 
-    def _write_cell(self, cell: Cell, rows: list[dict[str, Any]], status: str, work: Work | None) -> None:
-        meta = {"overrides": list(cell.overrides), "axes": dict(cell.axes)}
+    def _write_cell(
+        self, cell: Cell, rows: list[dict[str, Any]], status: str, work: Work | None, error: str | None = None
+    ) -> None:
+        meta: dict[str, Any] = {"overrides": list(cell.overrides), "axes": dict(cell.axes)}
+        if error:
+            meta["error"] = error.strip().splitlines()[0][:500] if error.strip() else error
         if work is not None:
             meta.update(tries=work.tries, engine_deaths=work.deaths, errors=work.errors[-3:])
         self.store.write_rows(
