@@ -59,7 +59,7 @@ CELL_COLUMNS: dict[str, str] = {
     "tokens_in": "prompt tokens prefilled (sum over generate requests)",
     "tokens_cached": "of tokens_in, served from the prefix cache",
     "tokens_out": "generated tokens",
-    "prm_tokens": "tokens the PRM read",
+    "prm_tokens": "tokens the PRM computed: what it read minus what its prefix cache served (StepScores.computed_tokens)",
     "flops_policy": "2 x policy_params x (tokens_in - tokens_cached + tokens_out)",
     "flops_prm": "2 x prm_params x prm_tokens",
     "flops": "flops_policy + flops_prm",
@@ -97,7 +97,7 @@ SAMPLE_COLUMNS: dict[str, str] = {
     "cached_prompt_tokens": "of prompt_tokens, served from the prefix cache (same on every sample row of a problem)",
     "step_scores": "list<float>: per-step PRM scores",
     "score": "aggregated PRM score with the PRM's aggregation",
-    "prm_tokens": "tokens the PRM read for this sample",
+    "prm_tokens": "tokens the PRM computed for this sample (read minus prefix-cached)",
 }
 
 DIFFICULTY_COLUMNS: dict[str, str] = {

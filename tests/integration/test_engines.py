@@ -252,6 +252,10 @@ def test_judge_chat_steps_format(tiny_policy_engine, tiny_policy_dir: Path):
     )
     out = judge.score([ScoreRequest(QUESTION, STEPS)])
     assert len(out[0].scores) == 3 and all(0.0 < x < 1.0 for x in out[0].scores)
+    # every step prefix is a prompt of its own: re-scoring reads cached prefixes, charged as uncached only
+    again = judge.score([ScoreRequest(QUESTION, STEPS)])[0]
+    assert again.tokens == out[0].tokens and 0 < again.cached_tokens <= again.tokens
+    assert again.computed_tokens == again.tokens - again.cached_tokens < out[0].tokens
 
 
 # ------------------------------------------------------------------------------------- embedded SmolLM2

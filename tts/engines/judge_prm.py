@@ -141,10 +141,15 @@ class JudgePRM:
         outputs = self.llm.generate(prompts, self._params, use_tqdm=False, **self._tok_kwargs)
         scores: list[list[float]] = [[] for _ in requests]
         tokens = [0] * len(requests)
+        cached = [0] * len(requests)
         for (i, _k), out in zip(index, outputs, strict=True):
             scores[i].append(self._p_yes(out.outputs[0].logprobs))
             tokens[i] += len(out.prompt_token_ids or ())
-        return [StepScores(scores=tuple(s), tokens=t) for s, t in zip(scores, tokens, strict=True)]
+            cached[i] += int(getattr(out, "num_cached_tokens", None) or 0)  # the earlier prefixes, mostly
+        return [
+            StepScores(scores=tuple(s), tokens=t, cached_tokens=c)
+            for s, t, c in zip(scores, tokens, cached, strict=True)
+        ]
 
     def _p_yes(self, logprobs: Any) -> float:
         if not logprobs:

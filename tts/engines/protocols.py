@@ -111,10 +111,19 @@ class ScoreRequest:
 
 @dataclass(frozen=True)
 class StepScores:
-    """Per-step scores in [0, 1] (probability the step is correct), one per step, and the tokens the PRM read."""
+    """Per-step scores in [0, 1] (probability the step is correct), one per step, and the tokens the PRM read.
+
+    cached_tokens: of those, tokens its prefix cache served (a PRM that scores each step prefix as a prompt of
+    its own, like the judge, re-reads the shared prefix for every step). FLOPs are charged on `computed_tokens`,
+    as the policy is charged on uncached prefill."""
 
     scores: tuple[float, ...]
     tokens: int = 0
+    cached_tokens: int = 0
+
+    @property
+    def computed_tokens(self) -> int:
+        return max(self.tokens - self.cached_tokens, 0)
 
 
 @runtime_checkable

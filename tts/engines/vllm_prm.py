@@ -173,7 +173,8 @@ class VLLMPoolingPRM:
                 f"was probably truncated at max_model_len={self.engine.max_model_len}"
             )
         scores = tuple(_to_prob(r, self._raw) for r in rows)
-        return StepScores(scores=scores, tokens=len(ids))
+        cached = int(getattr(out, "num_cached_tokens", None) or 0)  # a re-scored prefix (search), if cached
+        return StepScores(scores=scores, tokens=len(ids), cached_tokens=min(cached, len(ids)))
 
     def shutdown(self) -> None:
         shutdown_llm(self.llm)

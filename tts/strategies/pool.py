@@ -163,7 +163,7 @@ def build_pool(
                     tokens_out=completion.tokens_out,
                 )
             )
-            prm_tokens.append(result.tokens if result and not (greedy and j) else 0)
+            prm_tokens.append(result.computed_tokens if result and not (greedy and j) else 0)
             fallback.append(extraction.fallback)
         pools.append(
             ProblemPool(

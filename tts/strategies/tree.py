@@ -356,7 +356,7 @@ def _score(
         raise RuntimeError(f"PRM returned {len(results)} score lists for {len(todo)} requests")
     for (i, _), r in zip(todo, results, strict=True):
         child = children[i]
-        usage[child.problem].prm_tokens += r.tokens
+        usage[child.problem].prm_tokens += r.computed_tokens
         own = len(split_steps(child.text, delim))
         child.step_scores = tuple(r.scores[:own])
         child.rank = aggregate(r.scores, sampling.aggregation)

@@ -199,10 +199,18 @@ class FakePolicy:
 
 class FakePRM:
     """A PRMScorer with deterministic scores (see the module docstring). mode: "check" (claims are verified) or
-    "hash" (pseudo-random). noise: how far scores stray from 0 / 0.5 / 1 in "check" mode."""
+    "hash" (pseudo-random). noise: how far scores stray from 0 / 0.5 / 1 in "check" mode. prefix_cache: report
+    the tokens of the longest step prefix scored before (same question) as cached, as vLLM's prefix cache does
+    for a re-scored partial solution."""
 
     def __init__(
-        self, seed: int = 0, *, mode: str = "check", noise: float = 0.1, param_count: int = 0
+        self,
+        seed: int = 0,
+        *,
+        mode: str = "check",
+        noise: float = 0.1,
+        param_count: int = 0,
+        prefix_cache: bool = False,
     ) -> None:
         if mode not in ("check", "hash"):
             raise ValueError(f"mode: invalid value {mode!r}; allowed: check, hash")
@@ -212,6 +220,8 @@ class FakePRM:
         self.mode = mode
         self.noise = noise
         self.param_count = param_count
+        self.prefix_cache = prefix_cache
+        self._seen: set[tuple[str, ...]] = set()
         self.calls = 0
         self.requests = 0
         self.tokens = 0
@@ -224,8 +234,20 @@ class FakePRM:
             scores = tuple(self._step_score(req.question, req.steps[: i + 1]) for i in range(len(req.steps)))
             tokens = count_tokens(req.question) + sum(count_tokens(s) for s in req.steps) if req.steps else 0
             self.tokens += tokens
-            out.append(StepScores(scores=scores, tokens=tokens))
+            out.append(StepScores(scores=scores, tokens=tokens, cached_tokens=self._cached(req)))
         return out
+
+    def _cached(self, req: ScoreRequest) -> int:
+        """Tokens of the longest prefix (question + first k steps) seen before; records every prefix."""
+        if not self.prefix_cache or not req.steps:
+            return 0
+        cached = 0
+        for k in range(len(req.steps), 0, -1):
+            if (req.question, *req.steps[:k]) in self._seen:
+                cached = count_tokens(req.question) + sum(count_tokens(s) for s in req.steps[:k])
+                break
+        self._seen.update((req.question, *req.steps[: k + 1]) for k in range(len(req.steps)))
+        return cached
 
     def _step_score(self, question: str, prefix: tuple[str, ...]) -> float:
         u = _unit(self.seed, "prm", question, *prefix)
