@@ -15,16 +15,8 @@ from tts.data.problem import Problem
 from tts.data.validate import dataset_content_hash, load_problems_checked
 from tts.registry import Registry
 
-DATASETS: Registry = Registry("dataset")
-DATASETS.register("arithmetic", "tts.data.arithmetic:load")
-DATASETS.register("chain", "tts.data.chain:load")
-DATASETS.register("local", "tts.data.local:load")
-DATASETS.register("math500", "tts.data.hub:load_math500")
-DATASETS.register("gsm8k", "tts.data.hub:load_gsm8k")
-DATASETS.register("aime24", "tts.data.hub:load_aime24")
-DATASETS.register("humaneval", "tts.data.code:load_humaneval")
-DATASETS.register("mbpp", "tts.data.code:load_mbpp")
-DATASETS.register("code_jsonl", "tts.data.code:load_code_jsonl")
+# Entries: the entry-point group "tts.datasets" (built-ins declared in pyproject.toml) and TTS_PLUGINS modules.
+DATASETS: Registry = Registry("dataset", group="tts.datasets")
 
 
 __all__ = ["DATASETS", "DataSetError", "Problem", "dataset_content_hash", "load_problems_checked"]

@@ -8,8 +8,5 @@ from __future__ import annotations
 
 from tts.registry import Registry
 
-PRM_KINDS: Registry = Registry("PRM kind")
-PRM_KINDS.register("none", "tts.engines.none_prm:build")
-PRM_KINDS.register("rule_arithmetic", "tts.engines.rule_prm:build")
-PRM_KINDS.register("vllm_pooling", "tts.engines.vllm_prm:build")
-PRM_KINDS.register("judge", "tts.engines.judge_prm:build")
+# Entries: the entry-point group "tts.prms" (built-ins declared in pyproject.toml) and TTS_PLUGINS modules.
+PRM_KINDS: Registry = Registry("PRM kind", group="tts.prms")
