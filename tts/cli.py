@@ -1,4 +1,4 @@
-"""The `tts` command: sweep | analyze | report | ls | demo.
+"""The `tts` command: sweep | analyze | report | ls | repair | demo.
 
 Why argparse and not a Hydra app: `tts sweep` takes Hydra overrides (expanded into cells by tts.grid) but also
 needs flags of its own (--dry-run) and sibling commands; heavy modules (Ray, vLLM, analysis) are imported only by
@@ -7,6 +7,7 @@ the command that needs them, so `tts --help` and `tts ls` are instant.
     tts sweep +sweep=smoke                       run (or resume) a sweep preset
     tts sweep +sweep=smoke n=1,2 --dry-run       print the cells and their estimated cost, run nothing
     tts ls results                               sweeps under results/, cells ok / failed / corrupt
+    tts repair results/smoke                     rebuild a lost manifest.jsonl from the result files
     tts analyze results/smoke                    difficulty bins, FLOPs, compute-optimal tables, plots
 """
 
@@ -60,6 +61,18 @@ def _parser() -> argparse.ArgumentParser:
         "results_dir", nargs="?", default="results", help="results/ or results/<sweep> (default: results)"
     )
 
+    r = sub.add_parser(
+        "repair",
+        help="rebuild manifest.jsonl from the result files (after it was lost), so a rerun resumes",
+        description="Rebuild a sweep folder's manifest.jsonl from its cells/, samples/ and difficulty.parquet: "
+        "each file's own entry (schema metadata), sha256 and rows recomputed; files without metadata "
+        "(older tts) are derived from their path and rows; files that do not parse are left out (a rerun "
+        "recomputes them). The old manifest, if any, is kept as manifest.jsonl.bak.",
+    )
+    r.add_argument(
+        "results_dir", help="a sweep folder results/<sweep>, or results/ to repair every sweep in it"
+    )
+
     d = sub.add_parser(
         "demo", help="run one strategy on a few problems and show its search (tts.demo)", add_help=False
     )
@@ -99,14 +112,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from tts.data import DataSetError
-    from tts.runtime.driver import SweepLockedError, run_sweep
+    from tts.runtime.driver import SweepLockedError, SweepNeedsRepairError, run_sweep
 
     try:
         if args.dry_run:
             print_dry_run(grid)
             return 0
         summary = run_sweep(grid, live=False if args.no_live else None, verbose=args.verbose)
-    except (DataSetError, SweepLockedError) as exc:
+    except (DataSetError, SweepLockedError, SweepNeedsRepairError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -181,6 +194,24 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_repair(args: argparse.Namespace) -> int:
+    from tts.store import SweepStore
+    from tts.store_repair import sweep_folders
+
+    folders = sweep_folders(args.results_dir)
+    if not folders:
+        print(f"error: {args.results_dir}: no cells/ or samples/ here or in its subfolders", file=sys.stderr)
+        return 2
+    for folder in folders:
+        try:
+            report = SweepStore(folder).repair()
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(report.line())
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in _FORWARDED:  # their own parsers (argparse.REMAINDER drops a leading "-h" / "--x")
@@ -195,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_sweep(args)
     if args.command == "ls":
         return cmd_ls(args)
+    if args.command == "repair":
+        return cmd_repair(args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

@@ -4,9 +4,17 @@ Layout of `results/<sweep>/`:
   cells/<cell_id>.parquet   one row per problem of the cell: CELL_COLUMNS, then every resolved config field
                             flattened as "config.<group>.<field>" (e.g. "config.strategy.beam_width"): a
                             strategy's hyperparameters are its schema's fields, read from there
-  samples/<pool_id>.parquet the sample pool: one row per (problem, sample): SAMPLE_COLUMNS
+  samples/<pool_id>-<sha12>.parquet
+                            one version of a sample pool: one row per (problem, sample): SAMPLE_COLUMNS. Pools are
+                            immutable: a rebuilt pool is a new file (<sha12>: first 12 hex of its sha256), the
+                            manifest's latest entry for the pool id names the current one, and every cell records
+                            the sha256 of the pool it came from (pool_sha256; a cell of an older version is
+                            recomputed). Schema <= 2: samples/<pool_id>.parquet
   difficulty.parquet        per (policy, problem): DIFFICULTY_COLUMNS (written by tts.difficulty)
-  manifest.jsonl            one JSON line per finished file: kind, id, file, rows, sha256, config, git_sha, versions
+  manifest.jsonl            one JSON line per finished file: kind, id, file, rows, sha256, status, config, meta,
+                            git_sha, versions, written_at. Each Parquet file also holds its own line (less sha256
+                            and file) in its schema metadata under b"tts.manifest", so `tts repair <dir>` rebuilds
+                            a lost manifest from the files (tts.store_repair)
   sweep.yaml                the sweep's resolved config
 
 Column meanings are given next to each name, their Arrow types in CELL_TYPES / SAMPLE_TYPES (the writer casts
@@ -18,19 +26,22 @@ Versions (SCHEMA_VERSION, recorded in every manifest line's `versions.results_sc
      and the analysis derives each row's configuration id from its config.* columns (tts.analysis.keys).
   2  config_id; grade_status; candidate_* lists on cells without a sample pool; hyperparameters only as
      config.strategy.* columns.
+  3  pool_sha256 (the sha256 of the pool version a pool cell was derived from; also in its manifest meta);
+     pools under content-versioned names; each file carries its manifest entry in its schema metadata.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 CELL_COLUMNS: dict[str, str] = {
     "sweep": "sweep name",
     "cell_id": "stable id of the cell (tts.identity.cell_id of its resolved config)",
     "config_id": "the configuration the cell is a seed of (tts.identity.configuration_id): the analysis groups by it",
     "pool_id": "id of the sample pool the row was derived from (pool strategies), else null",
+    "pool_sha256": "sha256 of the version of that pool (its manifest entry) the row was derived from, else null",
     "problem_id": "Problem.id",
     "dataset": "dataset name",
     "level": "dataset's own level (nullable int)",

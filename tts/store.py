@@ -4,9 +4,13 @@ Why this shape: a sweep can be killed at any instant (driver, node, engine) and 
 finished cell and must never read a half-written or corrupted file. So each file is written to a temporary name,
 fsynced, renamed into place and the directory fsynced; only then is a manifest line appended (one `write` of a
 whole line, fsynced). Readers trust the manifest, never the directory listing, and check each file's sha256:
-a truncated, zero-byte or bit-flipped file is detected and its cell recomputed. Layout and columns are the
-contract in `tts.results_schema`. Writes happen in the driver with pyarrow (Ray Data's `write_parquet` can wait
-forever when engine actors hold every CPU).
+a truncated, zero-byte or bit-flipped file is detected and its cell recomputed. Each file also carries its own
+manifest entry (all but sha256 and file) in its Parquet schema metadata under MANIFEST_KEY, and page checksums,
+so a lost manifest is rebuilt from the files (`SweepStore.repair`, tts.store_repair). Pools are immutable: each
+version is written under a content-versioned name, samples/<pool_id>-<sha256[:12]>.parquet, and the manifest's
+latest entry for the pool id names the current one. Layout and columns are the contract in `tts.results_schema`.
+Writes happen in the driver with pyarrow (Ray Data's `write_parquet` can wait forever when engine actors hold
+every CPU).
 """
 
 from __future__ import annotations
@@ -21,15 +25,20 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tts.results_schema import CELL_COLUMNS, CELL_TYPES, SAMPLE_TYPES, SCHEMA_VERSION
 
+if TYPE_CHECKING:
+    from tts.store_repair import RepairReport
+
 MANIFEST = "manifest.jsonl"
+MANIFEST_KEY = b"tts.manifest"  # Parquet schema metadata: the file's manifest entry, less sha256 and file
 KIND_DIRS = {"cell": "cells", "pool": "samples", "difficulty": "."}
+
 
 class CorruptResultError(RuntimeError):
     """A file the manifest lists is missing or its sha256 differs: rerun the sweep command to recompute it."""
@@ -202,26 +211,36 @@ class SweepStore:
         config: dict[str, Any] | None = None,
         meta: dict[str, Any] | None = None,
     ) -> ManifestEntry:
-        """Write `table` atomically as <kind dir>/<id>.parquet, then append its manifest line."""
+        """Write `table` atomically (its manifest entry in the schema metadata), then append its manifest line.
+
+        Cells: cells/<id>.parquet; pools: samples/<id>-<sha256[:12]>.parquet (a new version never overwrites an
+        older one); difficulty: difficulty.parquet."""
         folder = self.root / KIND_DIRS[kind]
         folder.mkdir(parents=True, exist_ok=True)
-        name = "difficulty.parquet" if kind == "difficulty" else f"{entry_id}.parquet"
+        described = {
+            "kind": kind,
+            "id": entry_id,
+            "rows": table.num_rows,
+            "status": status,
+            "config": config or {},
+            "meta": meta or {},
+            "git_sha": git_sha(),
+            "versions": versions(),
+            "written_at": time.time(),
+        }
+        text = json.dumps(described, sort_keys=True, default=str)
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), MANIFEST_KEY: text.encode()})
         sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
+        pq.write_table(table, sink, write_page_checksum=True)
         data = sink.getvalue().to_pybytes()
+        sha = hashlib.sha256(data).hexdigest()
+        if kind == "difficulty":
+            name = "difficulty.parquet"
+        else:
+            name = f"{entry_id}-{sha[:12]}.parquet" if kind == "pool" else f"{entry_id}.parquet"
         _atomic_write(folder / name, data)
         entry = ManifestEntry(
-            kind=kind,
-            id=entry_id,
-            file=str((folder / name).relative_to(self.root)),
-            rows=table.num_rows,
-            sha256=hashlib.sha256(data).hexdigest(),
-            status=status,
-            config=config or {},
-            meta=meta or {},
-            git_sha=git_sha(),
-            versions=versions(),
-            written_at=time.time(),
+            file=str((folder / name).relative_to(self.root)), sha256=sha, **json.loads(text)
         )
         self._append(json.dumps(asdict(entry), sort_keys=True, default=str))
         return entry
@@ -231,6 +250,23 @@ class SweepStore:
     ) -> ManifestEntry:
         types = SAMPLE_TYPES if kind == "pool" else CELL_TYPES
         return self.write(kind, entry_id, to_table(rows, types), **kwargs)
+
+    def result_files(self) -> list[Path]:
+        """The result files present on disk (cells/*.parquet, samples/*.parquet, difficulty.parquet)."""
+        found = [p for d in ("cells", "samples") for p in sorted((self.root / d).glob("*.parquet"))]
+        return found + [p for p in [self.root / "difficulty.parquet"] if p.is_file()]
+
+    def unlisted(self) -> list[Path]:
+        """The result files on disk when the manifest lists none of them (manifest lost: `tts repair`), else []."""
+        files = self.result_files()
+        listed = {self.root / e.file for e in self.entries().values()}
+        return [] if not files or listed & set(files) else files
+
+    def repair(self) -> RepairReport:
+        """Rebuild manifest.jsonl from the files' own metadata (see tts.store_repair.repair)."""
+        from tts.store_repair import repair
+
+        return repair(self)
 
     def write_text(self, name: str, text: str) -> None:
         """A small text file (sweep.yaml), written atomically."""

@@ -3,7 +3,9 @@
 Why: this is the one place that ties the pieces together, in order:
   1. open the sweep's store (one driver per sweep folder: a file lock), write sweep.yaml;
   2. skip every cell the manifest lists as finished with a file that checks out (a rerun computes 0 cells and
-     starts no Ray at all); a corrupt or missing file only recomputes its cell;
+     starts no Ray at all); a corrupt or missing file only recomputes its cell; a pool cell derived from another
+     version of its pool than the current one (pool_sha256) is recomputed from the current one; result files
+     without a manifest stop the run before anything is written (`tts repair <dir>` restores it);
   3. load data sets once, bin problems by difficulty when cells are restricted to bins;
   4. start Ray (local `ray.init()`, or connect to a cluster), plan the engines, run the scheduler;
   5. write each finished pool / cell atomically as it arrives, failures as `status=failed` rows with the error;
@@ -90,6 +92,10 @@ class SweepLockedError(RuntimeError):
     """Another driver holds the sweep folder's lock."""
 
 
+class SweepNeedsRepairError(RuntimeError):
+    """The sweep folder has result files but no manifest listing them: `tts repair <dir>` rebuilds it."""
+
+
 class Driver:
     """Runs one Grid. `builder` overrides how engine actors build engines (tests: FakeEngineBuilder)."""
 
@@ -105,6 +111,7 @@ class Driver:
         self.problems = Problems()
         self.bins: dict[tuple[str, str], str] = {}
         self.pool_meta: dict[str, dict[str, Any]] = {}
+        self.pool_sha: dict[str, str] = {}  # pool id -> sha256 of the version cells are derived from
         self.progress: Progress | None = None
         self.engine_pool: EnginePool | None = None
 
@@ -132,13 +139,15 @@ class Driver:
             "cells": [c.id for c in work.cells],
             **extra,
         }
-        self.store.write_rows("pool", work.uid, rows, meta=meta)
+        entry = self.store.write_rows("pool", work.uid, rows, meta=meta)
         self.pool_meta[work.uid] = meta
+        self.pool_sha[work.uid] = entry.sha256
 
     def on_result(self, work: Work, result: JobResult) -> None:
         pool_id = work.uid if work.job.__class__.__name__ == "PoolJob" else None
         if result.sample_rows is not None:
             self._write_pool(work, result.sample_rows)
+        pool_sha = self.pool_sha.get(pool_id) if pool_id else None
         ok = 0
         for cell in work.cells:
             policy_params, prm_params, model = self._params(work, cell)
@@ -147,11 +156,12 @@ class Driver:
                 result.outcomes[cell.id],
                 sweep=self.grid.name,
                 pool_id=pool_id,
+                pool_sha256=pool_sha,
                 policy_params=policy_params,
                 prm_params=prm_params,
                 policy_model=model,
             )
-            self._write_cell(cell, rows, "ok", work)
+            self._write_cell(cell, rows, "ok", work, pool=(pool_id, pool_sha) if pool_id else None)
             ok += 1
         if self.progress:
             self.progress.cells(ok=ok, tokens=result.tokens_generated)
@@ -178,13 +188,21 @@ class Driver:
             self.progress.cells(failed=len(cells), job=work is not None)
 
     def _write_cell(
-        self, cell: Cell, rows: list[dict[str, Any]], status: str, work: Work | None, error: str | None = None
+        self,
+        cell: Cell,
+        rows: list[dict[str, Any]],
+        status: str,
+        work: Work | None,
+        pool: tuple[str, str | None] | None = None,
+        error: str | None = None,
     ) -> None:
         meta: dict[str, Any] = {"overrides": list(cell.overrides), "axes": dict(cell.axes)}
         if error:
             meta["error"] = error.strip().splitlines()[0][:500] if error.strip() else error
         if work is not None:
             meta.update(tries=work.tries, engine_deaths=work.deaths, errors=work.errors[-3:])
+        if pool is not None:
+            meta.update(pool_id=pool[0], pool_sha256=pool[1])
         self.store.write_rows(
             "cell",
             cell.id,
@@ -220,6 +238,7 @@ class Driver:
         if entry is None:
             return None
         self.pool_meta[pool_id] = entry.meta
+        self.pool_sha[pool_id] = entry.sha256
         return self.store.read(entry).to_pylist()
 
     def run(self) -> SweepSummary:
@@ -228,6 +247,13 @@ class Driver:
         started = time.monotonic()
         self.problems.load(self.grid.cells)
         self.problems.check()  # a bad data set stops here: nothing written, Ray not started
+        unlisted = self.store.unlisted()
+        if unlisted:
+            raise SweepNeedsRepairError(
+                f"{self.store.root}: {len(unlisted)} result file(s) but no {self.store.manifest_path.name} listing "
+                f"them, so a rerun would recompute everything; restore it with `tts repair {self.store.root}`, "
+                "then rerun"
+            )
         self.store.root.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.store.root / ".lock"))
         try:
@@ -253,7 +279,7 @@ class Driver:
         self._pools, bad_pools = store.verified("pool")
         for eid, why in {**corrupt, **bad_pools}.items():
             log.warning("result file of %s is unusable (%s): recomputing it", eid, why)
-        done = {eid for eid, e in finished.items() if e.status == "ok"}
+        done = {eid for eid, e in finished.items() if e.status == "ok"} - self._stale(finished)
         self._warn_legacy(finished, done)
         todo = [c for c in grid.cells if c.id not in done]
         skipped = len(grid.cells) - len(todo)
@@ -321,6 +347,30 @@ class Driver:
         summary.wall_s = time.monotonic() - started
         p.close(summary.line())
         return summary
+
+    def _stale(self, finished: dict[str, Any]) -> set[str]:
+        """Finished pool cells derived from another version of their pool than the manifest's current one (or
+        whose pool is gone: it is rebuilt): recomputed, so the folder never mixes two versions of one pool."""
+        stale = set()
+        for eid, e in finished.items():
+            pool_id = e.meta.get("pool_id")
+            if e.status != "ok" or eid not in self.cells or not pool_id:
+                continue
+            current = self._pools.get(pool_id)
+            recorded = e.meta.get("pool_sha256")
+            if current is None or (recorded and recorded != current.sha256):
+                now = (
+                    f"now {current.sha256[:12]}" if current else "which is missing or corrupt: rebuilding it"
+                )
+                log.warning(
+                    "cell %s was derived from pool %s version %s (%s): recomputing it from the current pool",
+                    eid,
+                    pool_id,
+                    (recorded or "?")[:12],
+                    now,
+                )
+                stale.add(eid)
+        return stale
 
     def _warn_legacy(self, finished: dict[str, Any], done: set[str]) -> None:
         """Cells finished before data files entered ids by content (results schema 1) cannot be matched to the

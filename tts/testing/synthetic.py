@@ -215,6 +215,7 @@ def _cell_table(spec: SyntheticSpec, cfg: dict[str, Any], probs: pd.DataFrame, s
         "cell_id": [cell_id] * size,
         "config_id": [_hash({k: v for k, v in config.items() if k != "seed"})] * size,
         "pool_id": pa.array([pool_id] * size, pa.string()),
+        "pool_sha256": pa.nulls(size, pa.string()),  # synthetic pools are written after their cells
         "problem_id": probs["problem_id"].tolist(),
         "dataset": [spec.dataset] * size,
         "level": pa.array(level, pa.int64()),
