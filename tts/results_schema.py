@@ -28,13 +28,16 @@ Versions (SCHEMA_VERSION, recorded in every manifest line's `versions.results_sc
      config.strategy.* columns.
   3  pool_sha256 (the sha256 of the pool version a pool cell was derived from; also in its manifest meta);
      pools under content-versioned names; each file carries its manifest entry in its schema metadata.
+  4  `generations` is float64: a pool strategy whose spend depends on the order samples arrive (adaptive
+     stopping) writes its expected generations over random orders; every other row holds a whole number.
+     Version 2-3 files (int64) still load: the analysis casts it to double.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 CELL_COLUMNS: dict[str, str] = {
     "sweep": "sweep name",
@@ -66,10 +69,10 @@ CELL_COLUMNS: dict[str, str] = {
     "fallback_extraction": "bool: answer came from the last-number fallback",
     "truncated": "bool: the chosen solution hit max_tokens",
     "grade_status": "how the verdict was reached (tts.grading.GRADE_STATUSES): ok | guarded | timeout | malformed | early_exit | error",
-    "generations": "completions sampled for this problem",
+    "generations": "completions sampled for this problem (float: adaptive pool strategies write the expectation over random orders of the pool)",
     "tokens_in": "prompt tokens prefilled (sum over generate requests)",
     "tokens_cached": "of tokens_in, served from the prefix cache",
-    "tokens_out": "generated tokens",
+    "tokens_out": "generated tokens (adaptive pool strategies: the expectation over random orders, rounded)",
     "prm_tokens": "tokens the PRM computed: what it read minus what its prefix cache served (StepScores.computed_tokens)",
     "flops_policy": "2 x policy_params x (tokens_in - tokens_cached + tokens_out)",
     "flops_prm": "2 x prm_params x prm_tokens",
@@ -125,9 +128,18 @@ _S, _I, _F, _B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 CELL_TYPES: dict[str, pa.DataType] = {
     **dict.fromkeys(CELL_COLUMNS, _S),
     **dict.fromkeys(["level", "policy_params", "prm_params", "n", "seed"], _I),
-    **dict.fromkeys(["generations", "tokens_in", "tokens_cached", "tokens_out", "prm_tokens"], _I),
+    **dict.fromkeys(["tokens_in", "tokens_cached", "tokens_out", "prm_tokens"], _I),
     **dict.fromkeys(
-        ["temperature", "expected_correct", "flops_policy", "flops_prm", "flops", "wall_time_s"], _F
+        [
+            "generations",
+            "temperature",
+            "expected_correct",
+            "flops_policy",
+            "flops_prm",
+            "flops",
+            "wall_time_s",
+        ],
+        _F,
     ),
     **dict.fromkeys(["correct", "no_answer", "fallback_extraction", "truncated"], _B),
     **dict.fromkeys(["candidate_answers", "candidate_finish_reasons"], pa.list_(_S)),

@@ -62,7 +62,15 @@ def test_range_and_glob_sweeps() -> None:
     globbed = expand(["strategy=glob(*)", "n=4"])
     names = sorted(c.strategy for c in globbed.cells)
     assert names == sorted(
-        ["beam_search", "best_of_n", "dvts", "lookahead", "majority_vote", "weighted_best_of_n"]
+        [
+            "adaptive_majority",
+            "beam_search",
+            "best_of_n",
+            "dvts",
+            "lookahead",
+            "majority_vote",
+            "weighted_best_of_n",
+        ]
     )
 
 

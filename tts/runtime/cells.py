@@ -5,8 +5,10 @@ a PolicyEngine and a PRMScorer (actor proxies at run time, fakes in unit tests),
 
 Two kinds of job:
   PoolJob    every pool-based cell (entry trait `pool_based`) that shares a pool: one `build_pool` of N_max
-             samples (or the pool stored by an earlier run), then the entry's `select` + `estimate` per cell;
-             returns the pool's sample rows and each cell's per-problem outcomes.
+             samples (or the pool stored by an earlier run), then the entry's `select` + `estimate` per cell
+             (with the cell's strategy options as keywords); returns the pool's sample rows and each cell's
+             per-problem outcomes. When the estimate carries an expected spend (`Estimate.generations`,
+             `.tokens_out`: adaptive stopping), the row's `generations` / `tokens_out` are that expectation.
   SearchJob  any other cell (search, ...): the entry's `run` over all its problems (lockstep is its job).
 The driver turns outcomes into full result rows (`cell_rows`: config columns, parameter counts, FLOPs).
 """
@@ -35,6 +37,8 @@ class CellJob:
     aggregation: str
     problem_ids: tuple[str, ...]
     seed: int = 0
+    # pool cells: the strategy's own options, passed to its select / estimate as keywords
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -231,11 +235,19 @@ def run_pool_job(job: PoolJob, policy: Any, prm: Any) -> JobResult:
     for cell in job.cells:
         for pid in cell.problem_ids:
             pool = pools[pid]
-            result = cell.entry.select(pool, cell.n, cell.aggregation)
-            est = cell.entry.estimate(pool, cell.n, cell.aggregation, correct[pid], seed=cell.seed)
-            wall = build_s * cell.n / job.n_max / max(len(cell.problem_ids), 1)
+            result = cell.entry.select(pool, cell.n, cell.aggregation, **cell.params)
+            est = cell.entry.estimate(
+                pool, cell.n, cell.aggregation, correct[pid], seed=cell.seed, **cell.params
+            )
+            extra: dict[str, Any] = {"expected_correct": float(est.value)}
+            if est.generations is not None:  # the spend depends on the draw: write its expectation
+                extra["generations"] = float(est.generations)
+            if est.tokens_out is not None:
+                extra["tokens_out"] = round(est.tokens_out)
+            spent = extra.get("generations", cell.n)
+            extra["wall_time_s"] = build_s * spent / job.n_max / max(len(cell.problem_ids), 1)
             pairs.append((by_id[pid], result))
-            extras.append({"expected_correct": float(est.value), "wall_time_s": wall})
+            extras.append(extra)
             owners.append(cell.cell_id)
     by_cell: dict[str, list[dict[str, Any]]] = {cell.cell_id: [] for cell in job.cells}
     for owner, row in zip(owners, outcomes(pairs, job.sampling, extras), strict=True):

@@ -147,6 +147,7 @@ def pool_works(
                 c.config.prm.aggregation,
                 tuple(p.id for p in per_cell[c.id]),
                 c.config.seed,
+                strategy_params(c.config),
             )
             for c in mine
         )

@@ -51,13 +51,19 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Estimate:
-    """An expected accuracy with its interval. method: "exact" (low == high == value) or "resampled"."""
+    """An expected accuracy with its interval. method: "exact" (low == high == value) or "resampled".
+
+    generations / tokens_out: the expected samples drawn and tokens generated over the same random draws, for a
+    strategy whose spend depends on the draw (adaptive stopping); None when the spend at budget k is what
+    `select` charges (the runtime then writes select's figures)."""
 
     value: float
     low: float
     high: float
     method: str
     samples: int = 0
+    generations: float | None = None
+    tokens_out: float | None = None
 
 
 def _check_k(n: int, k: int) -> None:
