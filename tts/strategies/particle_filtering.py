@@ -99,7 +99,7 @@ def problem_rng(seed: int, problem_id: str) -> np.random.Generator:
     return np.random.default_rng([seed, int.from_bytes(digest, "big")])
 
 
-class _Resampler:
+class ResampleRule:
     """The advance rule: the group is one problem's population of N particles (finished ones included)."""
 
     def __init__(self, n: int, rngs: list[np.random.Generator], temperature: float, method: str) -> None:
@@ -159,7 +159,7 @@ def run(
         resampling=resampling,
     )
     config.check(n)
-    rule = _Resampler(n, [problem_rng(seed, p.id) for p in problems], softmax_temperature, resampling)
+    rule = ResampleRule(n, [problem_rng(seed, p.id) for p in problems], softmax_temperature, resampling)
     results = search(
         problems,
         policy,

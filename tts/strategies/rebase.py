@@ -18,6 +18,9 @@ is empty, or at max_steps (whose step is sampled to EOS). The answer comes from 
 `seed` changes nothing here, sampling randomness is the engine's. All nodes of all problems advance in lockstep:
 one generate call and one PRM call per step (tts.strategies.tree).
 
+Per problem `StrategyResult.extra["widths"]` lists the frontier's widths after each step (the last one empty or all
+zero once the budget is spent); like every `extra` field it is not a result-row column.
+
 Budget: generations = step-level samples / steps (at most N: completed solutions leave the budget).
 """
 
@@ -40,7 +43,9 @@ NAME = "rebase"
 @dataclass
 class RebaseConfig(StepSearchConfig):
     name: str = NAME
-    softmax_temperature: float = 0.2  # T_b, the balance temperature: lower concentrates the budget on the best
+    softmax_temperature: float = (
+        0.2  # T_b, the balance temperature: lower concentrates the budget on the best
+    )
 
     def check(self, n: int) -> None:
         super().check(n)
@@ -70,12 +75,14 @@ class _Balance:
 
     def __init__(self, n: int, temperature: float) -> None:
         self.n, self.temperature = n, temperature
+        self.widths: dict[int, list[list[int]]] = {}  # per problem, the frontier's widths after each step
 
     def __call__(self, group: Group, children: list[Beam]) -> None:
         group.finished.extend(c for c in children if c.finished)
         frontier = [c for c in children if not c.finished]
         budget = self.n - len(group.finished)
         widths = allocate_widths([c.rank for c in frontier], budget, self.temperature)
+        self.widths.setdefault(group.problem, []).append(widths)
         group.active = [c for c, w in zip(frontier, widths, strict=True) if w > 0]
         group.widths = [w for w in widths if w > 0]
         group.done = not group.active
@@ -101,7 +108,8 @@ def run(
         max_steps=max_steps, final_selection=final_selection, softmax_temperature=softmax_temperature
     )
     config.check(n)
-    return search(
+    rule = _Balance(n, softmax_temperature)
+    results = search(
         problems,
         policy,
         prm,
@@ -109,12 +117,15 @@ def run(
         width=n,
         keep=n,
         cap=n,
-        advance=_Balance(n, softmax_temperature),
+        advance=rule,
         sampling=sampling,
         max_steps=max_steps,
         final_selection=final_selection,
         n=n,
     )
+    for i, result in enumerate(results):
+        result.extra["widths"] = rule.widths.get(i, [])
+    return results
 
 
 ENTRY = StrategyEntry(

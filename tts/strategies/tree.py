@@ -260,7 +260,10 @@ def _grow(beam: Beam, completion: Completion, sampling: SamplingSettings) -> Bea
     if completion.finish_reason == "stop_string":
         text += sampling.step_delimiter
     child = Beam(
-        problem=beam.problem, text=text, tokens_out=beam.tokens_out + completion.tokens_out, origin=beam.origin
+        problem=beam.problem,
+        text=text,
+        tokens_out=beam.tokens_out + completion.tokens_out,
+        origin=beam.origin,
     )
     if completion.finish_reason == "eos" or not completion.text.strip():
         child.finish_reason = completion.finish_reason
