@@ -17,7 +17,7 @@ from tts.strategies import STRATEGIES
 from tts.strategies.base import SamplingSettings
 from tts.strategies.particle_filtering import ResampleRule, particle_weights, resample
 from tts.strategies.rebase import allocate_widths
-from tts.strategies.tree import Beam, Group
+from tts.strategies.tree import Beam, Group, keep_top
 from tts.testing.fake_engines import FakePolicy, FakePRM, PlantedPRM
 
 SAMPLING = SamplingSettings(temperature=0.8, max_tokens=64, step_max_tokens=16, aggregation="min")
@@ -267,3 +267,67 @@ def test_direct_calls_reject_bad_arguments_by_name():
     with pytest.raises(ValueError, match="n: invalid value 0"):
         run("rebase", FakePolicy(), FakePRM(), n=0)
     assert run("particle_filtering", FakePolicy(), FakePRM(), problems=()) == []
+
+
+# --------------------------------------------------------------- beam search duplicates, DVTS lookahead
+def test_keep_top_merges_identical_partial_solutions_when_asked():
+    def children():
+        return [
+            Beam(0, "a", rank=0.9),
+            Beam(0, "a", rank=0.9),
+            Beam(0, "b", rank=0.8),
+            Beam(0, "c", rank=0.5),
+        ]
+
+    plain, merged = (Group(problem=0, width=4, keep=2, cap=4, active=[]) for _ in range(2))
+    keep_top(plain, children())
+    keep_top(merged, children(), filter_duplicates=True)
+    assert [b.text for b in plain.active] == ["a", "a"]
+    assert [b.text for b in merged.active] == ["a", "b"]  # one of the identical ones, the next distinct one
+
+
+def test_beam_search_filter_duplicates_keeps_distinct_beams_and_accounts():
+    policy = FakePolicy(seed=1, error_rate=0.5, record=True)
+    results = STRATEGIES.get("beam_search").run(
+        [FOUR], policy, FakePRM(), n=8, sampling=SAMPLING, seed=0, beam_width=2, filter_duplicates=True
+    )
+    assert all(sum(r.n for r in call) == 8 for call in policy.history)  # N children, spread over the kept
+    assert results[0].generations == 8 and results[0].tokens_out == policy.tokens_out
+    default = STRATEGIES.get("beam_search").schema()
+    assert default.filter_duplicates is False
+
+
+def test_dvts_with_lookahead_rolls_out_and_zero_is_plain_dvts():
+    def go(**params):
+        policy = FakePolicy(seed=2, error_rate=0.3, record=True)
+        out = STRATEGIES.get("dvts").run(
+            [TWO, FOUR], policy, FakePRM(), n=8, sampling=SAMPLING, seed=0, beam_width=2, **params
+        )
+        return policy, out
+
+    (p0, plain), (pz, zero), (p1, ahead) = go(), go(lookahead=0), go(lookahead=1)
+    assert _outcome(plain) == _outcome(zero) and p0.calls == pz.calls
+    steps = max(r.extra["steps"] for r in ahead)
+    assert p1.calls > steps and {r.temperature for call in p1.history for r in call} == {0.8, 0.0}
+    assert all(r.generations > 8 for r in ahead)  # rollouts are charged, as in lookahead search
+    assert (
+        STRATEGIES.get("dvts").budget(STRATEGIES.get("dvts").schema(lookahead=1), 4, 100, 10)[0] == 2 * 4 * 40
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["strategy=dvts", "strategy.lookahead=-1"], "strategy.lookahead: invalid value -1"),
+        (["strategy=beam_search", "strategy.filter_duplicates=maybe"], "filter_duplicates"),
+    ],
+)
+def test_grid_rejects_bad_search_options(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        expand(overrides)
+
+
+def test_grid_accepts_the_search_options():
+    [dvts] = expand(["strategy=dvts", "strategy.lookahead=2", "n=4"]).cells
+    [beam] = expand(["strategy=beam_search", "strategy.filter_duplicates=true", "n=4"]).cells
+    assert dvts.config.strategy.lookahead == 2 and beam.config.strategy.filter_duplicates is True

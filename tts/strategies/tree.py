@@ -3,17 +3,17 @@ REBASE.
 
 Why one engine: the strategies differ only in how the children of a step are pruned (the `advance` rule: top-k,
 best-one, resampling, reward-balanced widths) and in how a child is scored (its own prefix, or a greedy k-step
-rollout). Everything else is shared: every
-live beam of every problem is expanded with ONE `policy.generate` call per step (plus one per lookahead step)
-and every child is scored with ONE `prm.score` call per step, so a batch of problems costs as many engine calls
-as its longest search, not as its number of problems.
+rollout). Everything else is shared: every live beam of every problem is expanded with ONE `policy.generate`
+call per step (plus one per lookahead step) and every child is scored with ONE `prm.score` call per step, so a
+batch of problems costs as many engine calls as its longest search, not as its number of problems.
 
 Vocabulary. A beam is a partial solution (the text generated so far). A *group* is the unit of selection: beam
 search has one group per problem (width N, keeps the top N/M), DVTS has N/M groups per problem (width M, keeps
 its best one). Each step a group's kept beams are expanded into `width` children (spread evenly over the kept
-beams, or as `Group.widths` says per beam when an advance rule sets it; children of one parent are sampled with one request of n > 1, so the prefix is prefilled once). A step
-is the text up to `sampling.step_delimiter` or `step_max_tokens` tokens; a step cut by the token limit does not
-end the beam (the next step continues the text). A child is *finished* when the policy ends it (EOS or an empty
+beams, or per beam as `Group.widths` says when the advance rule sets it; children of one parent are sampled
+with one request of n > 1, so the prefix is prefilled once). A step is the text up to `sampling.step_delimiter`
+or `step_max_tokens` tokens; a step cut by the token limit does not end the beam (the next step continues the
+text). A child is *finished* when the policy ends it (EOS or an empty
 step), when it states a final answer (\\boxed{}, "####"), or when the solution reaches `sampling.max_tokens`
 (truncated, finish_reason "length"). The step number `max_steps` is sampled without the delimiter stop, up
 to `max_tokens`, so every beam reaches EOS or its token limit: no solution is cut at the step budget.
@@ -88,10 +88,17 @@ class Group:
 Advance = Callable[[Group, list[Beam]], None]
 
 
-def keep_top(group: Group, children: list[Beam]) -> None:
-    """Beam search: finished children are set aside; the top `keep` unfinished children survive."""
+def keep_top(group: Group, children: list[Beam], filter_duplicates: bool = False) -> None:
+    """Beam search: finished children are set aside; the top `keep` unfinished children survive. With
+    `filter_duplicates` (search-and-learn's option), unfinished children with the same text are merged first,
+    keeping one (identical texts score alike), so the kept beams are distinct partial solutions."""
     group.finished.extend(c for c in children if c.finished)
     live = sorted((c for c in children if not c.finished), key=lambda c: -c.rank)  # stable: first wins ties
+    if filter_duplicates:
+        first: dict[str, Beam] = {}
+        for c in live:
+            first.setdefault(c.text, c)  # the best-ranked of each text
+        live = list(first.values())  # in the ranking order: a dict keeps the order of first insertion
     group.active = live[: group.keep]
     group.done = not group.active or len(group.finished) >= group.cap
 
@@ -164,6 +171,12 @@ class TreeSearchConfig(StepSearchConfig):
                 f"n: invalid value {n!r}; {self.name} needs N to be a multiple of "
                 f"strategy.beam_width={self.beam_width}"
             )
+
+
+def check_lookahead(value: object) -> None:
+    """ConfigError naming `strategy.lookahead` unless `value` is an integer >= 0."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"strategy.lookahead: invalid value {value!r}; must be an integer >= 0")
 
 
 def tree_budget(config: StepSearchConfig, n: int, max_tokens: int, step_max_tokens: int) -> tuple[int, int]:
