@@ -90,7 +90,7 @@ def test_resample_follows_the_weights_multinomial_and_systematic():
 def test_finished_particles_keep_their_place_and_take_part_in_resampling():
     """The advance rule on hand-made particles: equal weights under systematic resampling copy every particle
     once, so the population keeps its order; finished particles are never extended, later bad ones drop out."""
-    rule = ResampleRule(4, [np.random.default_rng(0)], 1.0, "systematic")
+    rule = ResampleRule([np.random.default_rng(0)], 1.0, "systematic")
     group = Group(problem=0, width=4, keep=4, cap=4, active=[Beam(problem=0)])
     first = [Beam(0, f"s{i}", finish_reason="eos" if i in (0, 3) else None, rank=0.9) for i in range(4)]
     rule(group, first)
@@ -103,7 +103,7 @@ def test_finished_particles_keep_their_place_and_take_part_in_resampling():
     low = [Beam(0, b.text + "y", finish_reason="eos", rank=1e-6, origin=b.origin) for b in group.active]
     rule(group, low)  # all finished now: the final population is not resampled
     assert group.done and rule.extra(0)["resampling_steps"] == 2 and rule.extra(0)["ancestors"] == 4
-    rule = ResampleRule(4, [np.random.default_rng(0)], 1.0, "systematic")
+    rule = ResampleRule([np.random.default_rng(0)], 1.0, "systematic")
     group = Group(problem=0, width=4, keep=4, cap=4, active=[Beam(problem=0)])
     ranks = [0.999, 1e-6, 1e-6, 1e-6]  # a strong finished particle is copied, weak ones drop out
     rule(

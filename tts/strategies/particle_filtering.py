@@ -102,8 +102,8 @@ def problem_rng(seed: int, problem_id: str) -> np.random.Generator:
 class ResampleRule:
     """The advance rule: the group is one problem's population of N particles (finished ones included)."""
 
-    def __init__(self, n: int, rngs: list[np.random.Generator], temperature: float, method: str) -> None:
-        self.n, self.rngs, self.temperature, self.method = n, rngs, temperature, method
+    def __init__(self, rngs: list[np.random.Generator], temperature: float, method: str) -> None:
+        self.rngs, self.temperature, self.method = rngs, temperature, method
         self.population: dict[int, list[Beam]] = {}
         self.resamplings: dict[int, int] = {}
 
@@ -159,7 +159,7 @@ def run(
         resampling=resampling,
     )
     config.check(n)
-    rule = ResampleRule(n, [problem_rng(seed, p.id) for p in problems], softmax_temperature, resampling)
+    rule = ResampleRule([problem_rng(seed, p.id) for p in problems], softmax_temperature, resampling)
     results = search(
         problems,
         policy,
