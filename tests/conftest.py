@@ -14,7 +14,6 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
 pytest_plugins = [
-    "tests.fixtures.builtins",
     "tests.fixtures.paths",
     "tests.fixtures.models",
     "tests.fixtures.ray_cluster",
