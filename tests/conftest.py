@@ -13,4 +13,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the test suite may to
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
-pytest_plugins = ["tests.fixtures.paths", "tests.fixtures.models", "tests.fixtures.ray_cluster"]
+pytest_plugins = [
+    "tests.fixtures.builtins",
+    "tests.fixtures.paths",
+    "tests.fixtures.models",
+    "tests.fixtures.ray_cluster",
+]

@@ -252,10 +252,13 @@ def test_judge_chat_steps_format(tiny_policy_engine, tiny_policy_dir: Path):
     )
     out = judge.score([ScoreRequest(QUESTION, STEPS)])
     assert len(out[0].scores) == 3 and all(0.0 < x < 1.0 for x in out[0].scores)
-    # every step prefix is a prompt of its own: re-scoring reads cached prefixes, charged as uncached only
-    again = judge.score([ScoreRequest(QUESTION, STEPS)])[0]
-    assert again.tokens == out[0].tokens and 0 < again.cached_tokens <= again.tokens
-    assert again.computed_tokens == again.tokens - again.cached_tokens < out[0].tokens
+    # every step prefix is a prompt of its own: re-scoring reads cached prefixes (whole KV blocks, so a question
+    # of several blocks), charged as uncached only
+    long_question = " ".join(f"{i} + {i + 1}" for i in range(120))
+    first = judge.score([ScoreRequest(long_question, STEPS)])[0]
+    again = judge.score([ScoreRequest(long_question, STEPS)])[0]
+    assert again.tokens == first.tokens > 3 * 256 and 0 < again.cached_tokens <= again.tokens
+    assert again.computed_tokens == again.tokens - again.cached_tokens < first.tokens
 
 
 # ------------------------------------------------------------------------------------- embedded SmolLM2

@@ -38,7 +38,7 @@ def test_scaled_down_recipe_writes_every_model_with_a_card_and_falling_loss(zoo_
 def test_trained_folders_load_and_serve_in_vllm(zoo_out):
     from tts.data.chain import generate
     from tts.data.problem import Problem
-    from tts.engines.protocols import GenerationRequest, ScoreRequest
+    from tts.engines.protocols import Conversation, GenerationRequest, ScoreRequest
     from tts.engines.vllm_policy import VLLMPolicy
     from tts.engines.vllm_prm import VLLMPoolingPRM
     from tts.zoo.tokenizer import build_tokenizer
@@ -50,10 +50,10 @@ def test_trained_folders_load_and_serve_in_vllm(zoo_out):
     problems = generate([1, 3], 2, seed=0)
     policy = VLLMPolicy(str(out / "zoo-policy-s"), engine=tiny_settings())
     try:
-        assert policy.build_prompt("1+2") == "<|im_start|>user\n1+2<|im_end|>\n<|im_start|>assistant\n"
+        assert policy.render(Conversation("1+2")) == "<|im_start|>user\n1+2<|im_end|>\n<|im_start|>assistant\n"
         gens = policy.generate(
             [
-                GenerationRequest(prompt=policy.build_prompt(p.question), n=3, max_tokens=40, temperature=1.0)
+                GenerationRequest(prompt=policy.render(Conversation(p.question)), n=3, max_tokens=40, temperature=1.0)
                 for p in problems
             ]
         )

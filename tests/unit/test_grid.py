@@ -69,6 +69,8 @@ def test_range_and_glob_sweeps() -> None:
             "dvts",
             "lookahead",
             "majority_vote",
+            "particle_filtering",
+            "rebase",
             "weighted_best_of_n",
         ]
     )

@@ -8,6 +8,9 @@ a problem stops when no beam is left, when N beams have finished, or at max_step
 EOS). The answer comes from the final beams by `final_selection`: the best finished beam by aggregated score
 (argmax; the best unfinished one if none finished), a PRM-weighted or a majority vote over them. All beams
 of all problems advance in lockstep: one generate call and one PRM call per step (tts.strategies.tree).
+With `filter_duplicates` (search-and-learn's option, off by default) unfinished children with identical text
+are merged before pruning, keeping one, so the N/M kept beams are distinct partial solutions (the N children of
+the next step are then spread over the distinct ones).
 
 Budget: generations = N (step-level samples / steps).
 """
@@ -16,9 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from tts.data.problem import Problem
 from tts.engines.protocols import PolicyEngine, PRMScorer
+from tts.schemas import ConfigError
 from tts.strategies.base import SamplingSettings, StrategyResult
 from tts.strategies.entry import StrategyEntry, Traits
 from tts.strategies.tree import TreeSearchConfig, check_search_args, keep_top, search, tree_budget
@@ -29,6 +34,14 @@ NAME = "beam_search"
 @dataclass
 class BeamSearchConfig(TreeSearchConfig):
     name: str = NAME
+    filter_duplicates: bool = False  # merge identical partial solutions at a step, keeping one
+
+    def check(self, n: int) -> None:
+        super().check(n)
+        if not isinstance(self.filter_duplicates, bool):
+            raise ConfigError(
+                f"strategy.filter_duplicates: invalid value {self.filter_duplicates!r}; must be true or false"
+            )
 
 
 def run(
@@ -42,6 +55,7 @@ def run(
     beam_width: int = 4,
     max_steps: int = 40,
     final_selection: str = "argmax",
+    filter_duplicates: bool = False,
 ) -> list[StrategyResult]:
     """Beam search with N = n beams and beam width M = beam_width (n must be a multiple of M). `seed` is
     accepted for the strategy signature; sampling randomness is the engine's (seeded at engine start)."""
@@ -54,7 +68,7 @@ def run(
         width=n,
         keep=n // beam_width,
         cap=n,
-        advance=keep_top,
+        advance=partial(keep_top, filter_duplicates=filter_duplicates),
         sampling=sampling,
         max_steps=max_steps,
         final_selection=final_selection,

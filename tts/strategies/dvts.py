@@ -6,9 +6,10 @@ beam into M children, scores them with the PRM and keeps the best one. A subtree
 finished (EOS, a stated final answer, max_tokens) or at max_steps. Because subtrees never compete with each
 other, DVTS keeps N/M diverse solutions where beam search tends to collapse onto one prefix. The answer is the
 best finished subtree beam by aggregated score. All subtrees of all problems advance in lockstep: one generate
-call and one PRM call per step (tts.strategies.tree).
+call and one PRM call per step (tts.strategies.tree). With `lookahead` k > 0 each child is ranked by a greedy
+k-step rollout, as in lookahead search (Snell et al. 2024); k = 0 (the default) is plain DVTS.
 
-Budget: generations = N (step-level samples / mean steps per subtree).
+Budget: generations = N (step-level samples / mean steps per subtree), about N (k + 1) with lookahead.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from tts.data.problem import Problem
 from tts.engines.protocols import PolicyEngine, PRMScorer
 from tts.strategies.base import SamplingSettings, StrategyResult
 from tts.strategies.entry import StrategyEntry, Traits
-from tts.strategies.tree import TreeSearchConfig, check_search_args, keep_best, search, tree_budget
+from tts.strategies.tree import (
+    TreeSearchConfig,
+    check_lookahead,
+    check_search_args,
+    keep_best,
+    search,
+    tree_budget,
+)
 
 NAME = "dvts"
 
@@ -28,6 +36,14 @@ NAME = "dvts"
 @dataclass
 class DVTSConfig(TreeSearchConfig):
     name: str = NAME
+    lookahead: int = 0  # k: steps rolled out (at temperature 0) to rank a child; 0 = its own prefix
+
+    def rollout_steps(self) -> int:
+        return self.lookahead
+
+    def check(self, n: int) -> None:
+        super().check(n)
+        check_lookahead(self.lookahead)
 
 
 def run(
@@ -41,9 +57,10 @@ def run(
     beam_width: int = 4,
     max_steps: int = 40,
     final_selection: str = "argmax",
+    lookahead: int = 0,
 ) -> list[StrategyResult]:
     """DVTS with N = n and M = beam_width: n / beam_width subtrees of width beam_width."""
-    check_search_args(n, beam_width, max_steps)
+    check_search_args(n, beam_width, max_steps, lookahead)
     return search(
         problems,
         policy,
@@ -56,6 +73,7 @@ def run(
         sampling=sampling,
         max_steps=max_steps,
         final_selection=final_selection,
+        lookahead=lookahead,
         n=n,
     )
 

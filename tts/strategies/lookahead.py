@@ -17,10 +17,16 @@ from dataclasses import dataclass
 
 from tts.data.problem import Problem
 from tts.engines.protocols import PolicyEngine, PRMScorer
-from tts.schemas import ConfigError
 from tts.strategies.base import SamplingSettings, StrategyResult
 from tts.strategies.entry import StrategyEntry, Traits
-from tts.strategies.tree import TreeSearchConfig, check_search_args, keep_top, search, tree_budget
+from tts.strategies.tree import (
+    TreeSearchConfig,
+    check_lookahead,
+    check_search_args,
+    keep_top,
+    search,
+    tree_budget,
+)
 
 NAME = "lookahead"
 
@@ -35,10 +41,7 @@ class LookaheadConfig(TreeSearchConfig):
 
     def check(self, n: int) -> None:
         super().check(n)
-        if not isinstance(self.lookahead, int) or self.lookahead < 0:
-            raise ConfigError(
-                f"strategy.lookahead: invalid value {self.lookahead!r}; must be an integer >= 0"
-            )
+        check_lookahead(self.lookahead)
 
 
 def run(

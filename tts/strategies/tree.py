@@ -1,17 +1,19 @@
-"""The lockstep step-level tree search shared by beam search, DVTS and lookahead search.
+"""The lockstep step-level tree search shared by beam search, DVTS, lookahead search, particle filtering and
+REBASE.
 
-Why one engine: the three strategies differ only in how the children of a step are pruned (the `advance` rule)
-and in how a child is scored (its own prefix, or a greedy k-step rollout). Everything else is shared: every
-live beam of every problem is expanded with ONE `policy.generate` call per step (plus one per lookahead step)
-and every child is scored with ONE `prm.score` call per step, so a batch of problems costs as many engine calls
-as its longest search, not as its number of problems.
+Why one engine: the strategies differ only in how the children of a step are pruned (the `advance` rule: top-k,
+best-one, resampling, reward-balanced widths) and in how a child is scored (its own prefix, or a greedy k-step
+rollout). Everything else is shared: every live beam of every problem is expanded with ONE `policy.generate`
+call per step (plus one per lookahead step) and every child is scored with ONE `prm.score` call per step, so a
+batch of problems costs as many engine calls as its longest search, not as its number of problems.
 
 Vocabulary. A beam is a partial solution (the text generated so far). A *group* is the unit of selection: beam
 search has one group per problem (width N, keeps the top N/M), DVTS has N/M groups per problem (width M, keeps
 its best one). Each step a group's kept beams are expanded into `width` children (spread evenly over the kept
-beams; children of one parent are sampled with one request of n > 1, so the prefix is prefilled once). A step
-is the text up to `sampling.step_delimiter` or `step_max_tokens` tokens; a step cut by the token limit does not
-end the beam (the next step continues the text). A child is *finished* when the policy ends it (EOS or an empty
+beams, or per beam as `Group.widths` says when the advance rule sets it; children of one parent are sampled
+with one request of n > 1, so the prefix is prefilled once). A step is the text up to `sampling.step_delimiter`
+or `step_max_tokens` tokens; a step cut by the token limit does not end the beam (the next step continues the
+text). A child is *finished* when the policy ends it (EOS or an empty
 step), when it states a final answer (\\boxed{}, "####"), or when the solution reaches `sampling.max_tokens`
 (truncated, finish_reason "length"). The step number `max_steps` is sampled without the delimiter stop, up
 to `max_tokens`, so every beam reaches EOS or its token limit: no solution is cut at the step budget.
@@ -61,6 +63,7 @@ class Beam:
     finish_reason: str | None = None  # None while the beam can still grow
     step_scores: tuple[float, ...] = ()
     rank: float = 0.0  # ranking score: prefix aggregate, or the rollout's aggregate with lookahead
+    origin: int = -1  # index of its first-step ancestor, for rules that track lineage (-1: not tracked)
 
     @property
     def finished(self) -> bool:
@@ -79,15 +82,23 @@ class Group:
     finished: list[Beam] = field(default_factory=list)
     steps: int = 0
     done: bool = False
+    widths: list[int] | None = None  # children per active beam (None: `width` spread evenly)
 
 
 Advance = Callable[[Group, list[Beam]], None]
 
 
-def keep_top(group: Group, children: list[Beam]) -> None:
-    """Beam search: finished children are set aside; the top `keep` unfinished children survive."""
+def keep_top(group: Group, children: list[Beam], filter_duplicates: bool = False) -> None:
+    """Beam search: finished children are set aside; the top `keep` unfinished children survive. With
+    `filter_duplicates` (search-and-learn's option), unfinished children with the same text are merged first,
+    keeping one (identical texts score alike), so the kept beams are distinct partial solutions."""
     group.finished.extend(c for c in children if c.finished)
     live = sorted((c for c in children if not c.finished), key=lambda c: -c.rank)  # stable: first wins ties
+    if filter_duplicates:
+        first: dict[str, Beam] = {}
+        for c in live:
+            first.setdefault(c.text, c)  # the best-ranked of each text
+        live = list(first.values())  # in the ranking order: a dict keeps the order of first insertion
     group.active = live[: group.keep]
     group.done = not group.active or len(group.finished) >= group.cap
 
@@ -119,28 +130,20 @@ FINAL_SELECTIONS = ("argmax", "weighted", "majority")
 
 
 @dataclass
-class TreeSearchConfig(StrategyConfig):
-    """The knobs every step-level tree search has; each tree strategy's schema extends it."""
+class StepSearchConfig(StrategyConfig):
+    """The knobs every step-level search has (depth, final selection); each search strategy's schema extends it
+    (TreeSearchConfig adds the beam width; particle filtering and REBASE have none)."""
 
-    beam_width: int = 4  # M (beam search: keep N/M beams, expand each into M; DVTS: N/M subtrees of width M)
     max_steps: int = 40  # search-and-learn's and Liu et al.'s depth; the last step is sampled to EOS
     final_selection: str = "argmax"  # argmax | weighted | majority, over the final beams (FINAL_SELECTIONS)
 
     def check(self, n: int) -> None:
         super().check(n)
-        for fname in ("beam_width", "max_steps"):
-            value = getattr(self, fname)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"strategy.{fname}: invalid value {value!r}; must be a positive integer")
+        check_positive_int("max_steps", self.max_steps)
         if self.final_selection not in FINAL_SELECTIONS:
             raise ConfigError(
                 f"strategy.final_selection: invalid value {self.final_selection!r}; "
                 f"allowed: {', '.join(FINAL_SELECTIONS)}"
-            )
-        if n % self.beam_width != 0:
-            raise ConfigError(
-                f"n: invalid value {n!r}; {self.name} needs N to be a multiple of "
-                f"strategy.beam_width={self.beam_width}"
             )
 
     def rollout_steps(self) -> int:
@@ -148,7 +151,35 @@ class TreeSearchConfig(StrategyConfig):
         return 0
 
 
-def tree_budget(config: TreeSearchConfig, n: int, max_tokens: int, step_max_tokens: int) -> tuple[int, int]:
+def check_positive_int(fname: str, value: object) -> None:
+    """ConfigError naming `strategy.<fname>` unless `value` is a positive integer."""
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"strategy.{fname}: invalid value {value!r}; must be a positive integer")
+
+
+@dataclass
+class TreeSearchConfig(StepSearchConfig):
+    """The knobs of the beam-width tree searches (beam search, DVTS, lookahead)."""
+
+    beam_width: int = 4  # M (beam search: keep N/M beams, expand each into M; DVTS: N/M subtrees of width M)
+
+    def check(self, n: int) -> None:
+        super().check(n)
+        check_positive_int("beam_width", self.beam_width)
+        if n % self.beam_width != 0:
+            raise ConfigError(
+                f"n: invalid value {n!r}; {self.name} needs N to be a multiple of "
+                f"strategy.beam_width={self.beam_width}"
+            )
+
+
+def check_lookahead(value: object) -> None:
+    """ConfigError naming `strategy.lookahead` unless `value` is an integer >= 0."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"strategy.lookahead: invalid value {value!r}; must be an integer >= 0")
+
+
+def tree_budget(config: StepSearchConfig, n: int, max_tokens: int, step_max_tokens: int) -> tuple[int, int]:
     """At most n step samples per step (plus lookahead rollouts), max_steps steps of step_max_tokens each."""
     steps = config.max_steps * (1 + config.rollout_steps())
     return n * steps, n * steps * step_max_tokens
@@ -241,7 +272,12 @@ def _grow(beam: Beam, completion: Completion, sampling: SamplingSettings) -> Bea
     text = beam.text + completion.text
     if completion.finish_reason == "stop_string":
         text += sampling.step_delimiter
-    child = Beam(problem=beam.problem, text=text, tokens_out=beam.tokens_out + completion.tokens_out)
+    child = Beam(
+        problem=beam.problem,
+        text=text,
+        tokens_out=beam.tokens_out + completion.tokens_out,
+        origin=beam.origin,
+    )
     if completion.finish_reason == "eos" or not completion.text.strip():
         child.finish_reason = completion.finish_reason
     elif states_final_answer(completion.text):  # done, even if the step ran on past the answer
@@ -287,7 +323,8 @@ def search(
         batch, parents = _Batch(), []
         for g in live:
             g.steps += 1
-            for beam, count in zip(g.active, _spread(g.width, len(g.active)), strict=True):
+            widths = g.widths if g.widths is not None else _spread(g.width, len(g.active))
+            for beam, count in zip(g.active, widths, strict=True):
                 left = sampling.max_tokens - beam.tokens_out
                 budget = left if last else min(sampling.step_max_tokens, left)
                 for _ in range(count):

@@ -18,7 +18,8 @@ whitespace-separated words. Stop strings and `max_tokens` behave as in vLLM: the
 
 FakePRM scores a step "a op b = c" by checking the claim (near 1 when true, near 0 when false, with a little
 deterministic noise), the final "\\boxed{}" step by whether every earlier claim was true, other steps near 0.5.
-With `mode="hash"` every score is a deterministic pseudo-random number instead.
+With `mode="hash"` every score is a deterministic pseudo-random number instead. `PlantedPRM` gives the k-th
+request of every call planted scores, so a test knows exactly the weights a search sees.
 
 Both count calls, requests and tokens so that tests can assert lockstep batching and compute accounting.
 """
@@ -264,6 +265,30 @@ class FakePRM:
 
     def _judge(self, ok: bool, u: float) -> float:
         return 1.0 - self.noise * u if ok else self.noise * u
+
+
+class PlantedPRM(FakePRM):
+    """A FakePRM whose scores are planted by position: every step of the k-th request of a call scores
+    `scores[k % len(scores)]` (token counting and call counting as FakePRM's)."""
+
+    def __init__(self, scores: Sequence[float], *, seed: int = 0, prefix_cache: bool = False) -> None:
+        super().__init__(seed, prefix_cache=prefix_cache)
+        if not scores or not all(0.0 <= x <= 1.0 for x in scores):
+            raise ValueError(
+                f"scores: invalid value {scores!r}; must be a non-empty list of values in [0, 1]"
+            )
+        self.planted = tuple(float(x) for x in scores)
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[StepScores]:
+        out = super().score(requests)
+        return [
+            StepScores(
+                scores=(self.planted[k % len(self.planted)],) * len(r.scores),
+                tokens=r.tokens,
+                cached_tokens=r.cached_tokens,
+            )
+            for k, r in enumerate(out)
+        ]
 
 
 def _claim_true(m: re.Match[str]) -> bool:

@@ -6,7 +6,7 @@ byte-level alphabet (256 symbols) means ANY text tokenizes, so the PRM reads the
 and the policy can be shown anything. The specials are those vLLM already serves in the test fixtures:
 "<|im_end|>" is EOS, "<extra_0>" is the Qwen2.5-Math-PRM step separator read by the `qwen_math_prm` format.
 
-The text a policy is trained on is exactly what `VLLMPolicy.build_prompt` renders with the chat template, no
+The text a policy is trained on is exactly what `VLLMPolicy.render` renders with the chat template, no
 system prompt and prompt_template "{question}"; the PRM's is exactly `VLLMPoolingPRM.render` (imported from
 there, so the two cannot drift).
 """
