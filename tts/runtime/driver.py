@@ -337,9 +337,9 @@ class Driver:
             self.progress.stop()
             self.engine_pool.shutdown()
             if started_ray:
-                import ray
+                from tts.runtime.local_ray import shutdown
 
-                ray.shutdown()
+                shutdown()  # ray.shutdown(), and the local session's watchdog stands down
         p = self.progress
         summary.computed, summary.failed, summary.tokens = p.done, p.failed, p.tokens
         summary.engine_loads = self.engine_pool.actors_created

@@ -21,6 +21,9 @@ Why each setting (Ray 2.60, checked with `ss -ltnp` in tests/integration/test_lo
 - Token auth: `RAY_AUTH_MODE` is set to the cluster config's `auth_mode`; "token" works locally with this Ray
   (the token is written to ~/.ray/auth_token), "disabled" is for tests that start many short clusters. Ray
   reads the variable when it is imported: set before `import ray` (the driver imports it lazily), or exported.
+- A watchdog (tts/runtime/watchdog.py), started before `ray.init`: if the driver dies (`kill -9` included) it
+  ends every process of the session within seconds (Ray alone leaves its agents up for ~60-80 s) and removes
+  the private folder; `shutdown()` (ray.shutdown, then stop the watchdog) ends a session normally.
 """
 
 from __future__ import annotations
@@ -36,7 +39,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tts.runtime import watchdog
+
 log = logging.getLogger(__name__)
+_watchdog: watchdog.Watchdog | None = None  # the watchdog of the session init_local started
 
 LOOPBACK = "127.0.0.1"
 SOCKET_PATH_MAX = 107  # sun_path is 108 bytes with the terminating NUL
@@ -111,7 +117,32 @@ def init_local(
     os.environ["RAY_AUTH_MODE"] = auth_mode
     import ray
 
+    global _watchdog
     temp_dir = private_temp_dir()
-    with _keep_loopback():
-        ray.init(**local_init_kwargs(num_cpus, num_gpus, log_to_driver, temp_dir))
+    stop_watchdog()  # one session at a time: a previous one was shut down without `shutdown()`
+    _watchdog = watchdog.start(temp_dir)
+    if _watchdog is not None:
+        atexit.register(stop_watchdog)  # runs before Ray's own atexit shutdown: a normal exit is not a death
+    try:
+        with _keep_loopback():
+            ray.init(**local_init_kwargs(num_cpus, num_gpus, log_to_driver, temp_dir))
+    except BaseException:
+        stop_watchdog()
+        raise
     return temp_dir
+
+
+def stop_watchdog() -> None:
+    """Tell the session's watchdog that the session ended normally (it exits and touches nothing)."""
+    global _watchdog
+    if _watchdog is not None:
+        _watchdog.stop()
+        _watchdog = None
+
+
+def shutdown() -> None:
+    """`ray.shutdown()`, then stop the local session's watchdog (if `init_local` started one)."""
+    import ray
+
+    ray.shutdown()
+    stop_watchdog()
