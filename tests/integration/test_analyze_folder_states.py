@@ -39,3 +39,17 @@ def test_analyze_reports_failed_cells_beside_the_finished_ones(
     assert "2 cell(s) failed with:" in err and "poisoned request" in err
     report = (tmp_path / "mixed" / "report.md").read_text()
     assert "- cells: 2 of 4 cells finished, 2 failed" in report
+
+
+def test_a_rerun_with_a_changed_grid_says_which_finished_cells_it_does_not_cover(
+    ray_local: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Never a silent recompute: cells of an older grid or config stay, and the run says so."""
+    base = [f"results_dir={tmp_path}", "sweep.name=changed", "strategy=best_of_n", "prm=rule_arithmetic"]
+    base.append("dataset.per_level=2")
+    run_sweep(expand([*base, "n=1,2"]), builder=FakeEngineBuilder(), live=False)
+    capsys.readouterr()
+    second = run_sweep(expand([*base, "n=2,4"]), builder=FakeEngineBuilder(), live=False)
+    assert (second.computed, second.skipped) == (1, 1)
+    out = capsys.readouterr().out
+    assert "note: 1 finished cells" in out and "match no cell of this grid" in out and "1 unfinished" in out

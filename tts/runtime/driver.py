@@ -394,6 +394,16 @@ class Driver:
                 "but this run recomputes them under content-addressed ids",
                 flush=True,
             )
+        ours = {c.id for c in self.grid.cells}
+        other = sum(1 for eid, e in finished.items() if e.status == "ok" and eid not in ours)
+        todo = sum(1 for c in self.grid.cells if c.id not in done)
+        if other and todo:
+            print(
+                f"note: {other} finished cells of {self.store.root} match no cell of this grid (another grid, or "
+                "an older config or release whose fields differ, e.g. a strategy option added since): they stay and "
+                f"`tts analyze` reads them; this run computes the grid's {todo} unfinished cells",
+                flush=True,
+            )
 
     def _problems_for(self, cell: Cell) -> list[Any]:
         return self.problems.for_cell(self.cells.get(cell.id, cell), self.bins)
