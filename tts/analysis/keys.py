@@ -100,8 +100,15 @@ def configuration_ids(df: pd.DataFrame) -> pd.Series:
         text = json.dumps({k: v for k, v in items.items() if v is not None}, sort_keys=True, default=str)
         hashes.append(hashlib.sha1(text.encode()).hexdigest()[:16])
     out = pd.Series(np.asarray(hashes, dtype=object)[codes], index=df.index, name="config_id")
-    if "config_id" in df.columns:  # a mix of old and new rows: keep the ids that were written
-        out = df["config_id"].astype(object).where(df["config_id"].notna(), out).astype(str)
+    if "config_id" in df.columns:  # a mix of old and new rows: keep the ids that were written, and give an
+        # old row the written id of the new rows with the same config.* values (one configuration, not two)
+        written = df["config_id"].astype(object)
+        known = pd.Series(written.to_numpy(), index=codes).dropna()
+        by_code = (
+            known.groupby(level=0).agg(lambda v: v.mode().iloc[0]) if len(known) else pd.Series(dtype=object)
+        )
+        inherited = pd.Series(codes, index=df.index).map(by_code)
+        out = written.where(written.notna(), inherited.where(inherited.notna(), out)).astype(str)
     return out
 
 
