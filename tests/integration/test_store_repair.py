@@ -100,7 +100,7 @@ def test_a_corrupted_pool_is_rebuilt_as_a_new_version_and_only_its_cells_are_rec
     path = folder / old.file
     path.write_bytes(path.read_bytes()[:-100])
 
-    with caplog.at_level(logging.WARNING, logger="tts.runtime.driver"):
+    with caplog.at_level(logging.WARNING, logger="tts.runtime"):
         summary = run_sweep(grid, builder=FakeEngineBuilder(), live=False)
     assert (summary.computed, summary.skipped) == (len(derived), 29 - len(derived))
     warned = [

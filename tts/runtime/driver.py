@@ -38,6 +38,7 @@ from tts.runtime.plan import (
     search_works,
 )
 from tts.runtime.progress import Progress
+from tts.runtime.resume import resume_notes, stale_cells
 from tts.runtime.scheduler import Scheduler, Work
 from tts.store import SweepStore
 
@@ -279,8 +280,11 @@ class Driver:
         self._pools, bad_pools = store.verified("pool")
         for eid, why in {**corrupt, **bad_pools}.items():
             log.warning("result file of %s is unusable (%s): recomputing it", eid, why)
-        done = {eid for eid, e in finished.items() if e.status == "ok"} - self._stale(finished)
-        self._warn_legacy(finished, done)
+        done = {eid for eid, e in finished.items() if e.status == "ok"} - stale_cells(
+            finished, self._pools, set(self.cells)
+        )
+        for note in resume_notes(grid, store.root, finished, done):
+            print(note, flush=True)
         todo = [c for c in grid.cells if c.id not in done]
         skipped = len(grid.cells) - len(todo)
         summary = SweepSummary(
@@ -347,63 +351,6 @@ class Driver:
         summary.wall_s = time.monotonic() - started
         p.close(summary.line())
         return summary
-
-    def _stale(self, finished: dict[str, Any]) -> set[str]:
-        """Finished pool cells derived from another version of their pool than the manifest's current one (or
-        whose pool is gone: it is rebuilt): recomputed, so the folder never mixes two versions of one pool."""
-        stale = set()
-        for eid, e in finished.items():
-            pool_id = e.meta.get("pool_id")
-            if e.status != "ok" or eid not in self.cells or not pool_id:
-                continue
-            current = self._pools.get(pool_id)
-            recorded = e.meta.get("pool_sha256")
-            if current is None or (recorded and recorded != current.sha256):
-                now = (
-                    f"now {current.sha256[:12]}" if current else "which is missing or corrupt: rebuilding it"
-                )
-                log.warning(
-                    "cell %s was derived from pool %s version %s (%s): recomputing it from the current pool",
-                    eid,
-                    pool_id,
-                    (recorded or "?")[:12],
-                    now,
-                )
-                stale.add(eid)
-        return stale
-
-    def _warn_legacy(self, finished: dict[str, Any], done: set[str]) -> None:
-        """Cells finished before data files entered ids by content (results schema 1) cannot be matched to the
-        file as it is now: say so, keep their files (tts analyze still reads them) and recompute them."""
-        legacy = {
-            identity.stable_hash(e.config)
-            for e in finished.values()
-            if e.status == "ok" and "content" not in (e.config.get("dataset") or {})
-        }
-        stale = 0
-        for cell in self.grid.cells:
-            fields = identity.cell_fields(resolved(cell.config))
-            if cell.id in done or "content" not in fields["dataset"]:
-                continue
-            fields["dataset"].pop("content")
-            stale += identity.stable_hash(fields) in legacy
-        if stale:
-            print(
-                f"note: {stale} cells of {self.store.root} were computed from a local data file before data sets "
-                "were content-addressed (results schema 1): their files stay and `tts analyze` reads them, "
-                "but this run recomputes them under content-addressed ids",
-                flush=True,
-            )
-        ours = {c.id for c in self.grid.cells}
-        other = sum(1 for eid, e in finished.items() if e.status == "ok" and eid not in ours)
-        todo = sum(1 for c in self.grid.cells if c.id not in done)
-        if other and todo:
-            print(
-                f"note: {other} finished cells of {self.store.root} match no cell of this grid (another grid, or "
-                "an older config or release whose fields differ, e.g. a strategy option added since): they stay and "
-                f"`tts analyze` reads them; this run computes the grid's {todo} unfinished cells",
-                flush=True,
-            )
 
     def _problems_for(self, cell: Cell) -> list[Any]:
         return self.problems.for_cell(self.cells.get(cell.id, cell), self.bins)
