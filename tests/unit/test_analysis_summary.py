@@ -127,7 +127,7 @@ def test_plots_write_png_and_svg_with_okabe_ito(results: Path, tmp_path: Path) -
     } <= names
     assert all(p.stat().st_size > 1000 for p in paths)
     svg = (tmp_path / "accuracy_vs_budget__small__prm__synthmath.svg").read_text()
-    assert "#e69f00" in svg.lower() and "budget N (generations)" in svg
+    assert "#e69f00" in svg.lower() and "generations spent per problem (mean)" in svg
 
 
 def test_tts_analyze_writes_report_and_prints_table(

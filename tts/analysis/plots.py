@@ -62,8 +62,10 @@ def _bin_title(method: str, label: str) -> str:
 
 
 def accuracy_vs_budget(candidates: pd.DataFrame, out_dir: str | Path, *, method: str = "") -> list[Path]:
-    """Per (policy, PRM, dataset): accuracy vs budget N, one line per strategy (its best hyperparameters at
-    each N), one panel per bin, with a 95% normal band over rows."""
+    """Per (policy, PRM, dataset): accuracy vs the generations actually spent per problem (mean), one line per
+    strategy (its best hyperparameters at each N), one panel per bin, with a 95% normal band over rows. Spent,
+    not N: a strategy that stops early (adaptive majority) or pays for rollouts (lookahead) sits where its
+    cost is."""
     paths: list[Path] = []
     order = sorted(candidates["strategy"].unique())  # one colour per strategy across every figure
     for (policy, prm, dataset), grp in candidates.groupby(["policy", "prm", "dataset"], sort=True):
@@ -76,9 +78,10 @@ def accuracy_vs_budget(candidates: pd.DataFrame, out_dir: str | Path, *, method:
                 line = best[(best["bin"].astype(str) == label) & (best["strategy"] == strat)].sort_values("n")
                 if line.empty:
                     continue
+                spent = line["generations"] if "generations" in line.columns else line["n"]
                 color, marker = _style(strat, order)
                 ax.plot(
-                    line["n"],
+                    spent,
                     line["accuracy"],
                     marker=marker,
                     color=color,
@@ -87,7 +90,7 @@ def accuracy_vs_budget(candidates: pd.DataFrame, out_dir: str | Path, *, method:
                 )
                 se = line["se"].fillna(0).to_numpy() if "se" in line.columns else 0
                 ax.fill_between(
-                    line["n"],
+                    spent,
                     np.clip(line["accuracy"] - 1.96 * se, 0.0, 1.0),  # accuracy lives in [0, 1]
                     np.clip(line["accuracy"] + 1.96 * se, 0.0, 1.0),
                     color=color,
@@ -96,7 +99,7 @@ def accuracy_vs_budget(candidates: pd.DataFrame, out_dir: str | Path, *, method:
                 )
             ax.set_xscale("log", base=2)
             ax.set_title(_bin_title(method, label), fontsize=10)
-            ax.set_xlabel("budget N (generations)")
+            ax.set_xlabel("generations spent per problem (mean)")
             ax.grid(alpha=0.3)
         axes[0].set_ylabel("accuracy")
         handles, names = axes[0].get_legend_handles_labels()
