@@ -45,7 +45,7 @@ from tts.engines.protocols import PolicyEngine, PRMScorer
 from tts.schemas import ConfigError
 from tts.strategies.base import SamplingSettings, StrategyResult
 from tts.strategies.entry import StrategyEntry, Traits
-from tts.strategies.tree import Beam, Group, StepSearchConfig, search, tree_budget
+from tts.strategies.tree import Beam, Group, StepSearchConfig, one_tree_search, tree_budget
 
 NAME = "particle_filtering"
 RESAMPLING = ("multinomial", "systematic")
@@ -150,30 +150,14 @@ def run(
     resampling: str = "multinomial",
 ) -> list[StrategyResult]:
     """Particle filtering with N = n particles per problem; `seed` seeds the resampling."""
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n: invalid value {n!r}; must be a positive integer")
     config = ParticleFilteringConfig(
         max_steps=max_steps,
         final_selection=final_selection,
         softmax_temperature=softmax_temperature,
         resampling=resampling,
     )
-    config.check(n)
     rule = ResampleRule([problem_rng(seed, p.id) for p in problems], softmax_temperature, resampling)
-    results = search(
-        problems,
-        policy,
-        prm,
-        groups_per_problem=1,
-        width=n,
-        keep=n,
-        cap=n,
-        advance=rule,
-        sampling=sampling,
-        max_steps=max_steps,
-        final_selection=final_selection,
-        n=n,
-    )
+    results = one_tree_search(problems, policy, prm, n=n, config=config, advance=rule, sampling=sampling)
     for i, result in enumerate(results):
         result.extra.update(rule.extra(i))
     return results

@@ -35,7 +35,7 @@ from tts.engines.protocols import PolicyEngine, PRMScorer
 from tts.schemas import ConfigError
 from tts.strategies.base import SamplingSettings, StrategyResult
 from tts.strategies.entry import StrategyEntry, Traits
-from tts.strategies.tree import Beam, Group, StepSearchConfig, search, tree_budget
+from tts.strategies.tree import Beam, Group, StepSearchConfig, one_tree_search, tree_budget
 
 NAME = "rebase"
 
@@ -102,27 +102,11 @@ def run(
 ) -> list[StrategyResult]:
     """REBASE with a width budget of N = n per problem. `seed` is accepted for the strategy signature; the
     allocation is deterministic and sampling randomness is the engine's."""
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n: invalid value {n!r}; must be a positive integer")
     config = RebaseConfig(
         max_steps=max_steps, final_selection=final_selection, softmax_temperature=softmax_temperature
     )
-    config.check(n)
     rule = _Balance(n, softmax_temperature)
-    results = search(
-        problems,
-        policy,
-        prm,
-        groups_per_problem=1,
-        width=n,
-        keep=n,
-        cap=n,
-        advance=rule,
-        sampling=sampling,
-        max_steps=max_steps,
-        final_selection=final_selection,
-        n=n,
-    )
+    results = one_tree_search(problems, policy, prm, n=n, config=config, advance=rule, sampling=sampling)
     for i, result in enumerate(results):
         result.extra["widths"] = rule.widths.get(i, [])
     return results

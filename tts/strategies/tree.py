@@ -185,6 +185,37 @@ def tree_budget(config: StepSearchConfig, n: int, max_tokens: int, step_max_toke
     return n * steps, n * steps * step_max_tokens
 
 
+def one_tree_search(
+    problems: Sequence[Problem],
+    policy: PolicyEngine,
+    prm: PRMScorer,
+    *,
+    n: int,
+    config: StepSearchConfig,
+    advance: Advance,
+    sampling: SamplingSettings,
+) -> list[StrategyResult]:
+    """One tree of N = n nodes per problem, every node of it a frontier slot (particle filtering, REBASE): the
+    direct caller's n is checked, then the config, then the lockstep `search` runs with `advance`."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n: invalid value {n!r}; must be a positive integer")
+    config.check(n)
+    return search(
+        problems,
+        policy,
+        prm,
+        groups_per_problem=1,
+        width=n,
+        keep=n,
+        cap=n,
+        advance=advance,
+        sampling=sampling,
+        max_steps=config.max_steps,
+        final_selection=config.final_selection,
+        n=n,
+    )
+
+
 def check_search_args(n: int, beam_width: int, max_steps: int, lookahead: int = 0) -> None:
     """Clear errors for the search knobs (the config validator checks the same, this guards direct callers)."""
     for name, value in (("n", n), ("beam_width", beam_width), ("max_steps", max_steps)):
