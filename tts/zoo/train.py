@@ -88,6 +88,32 @@ def _optimizer(params: Any, spec: TrainSpec) -> tuple[Any, Any]:
     return opt, sched
 
 
+def _fit(
+    module: Any, train: TrainSpec, batch_loss: Callable[[int], Any], log: Callable[[str], None]
+) -> list[float]:
+    """The one optimisation loop of the zoo: AdamW with warmup + cosine, gradient clipping at 1.0, `batch_loss(step)`
+    giving each step's loss; returns the loss curve (mean per `_window` steps) and leaves `module` in eval mode."""
+    import torch
+
+    opt, sched = _optimizer(module.parameters(), train)
+    module.train()
+    curve, window, start = [], [], time.perf_counter()
+    for step in range(train.steps):
+        loss = batch_loss(step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        window.append(loss.item())
+        if len(window) == _window(train) or step == train.steps - 1:
+            curve.append(sum(window) / len(window))
+            window = []
+            log(f"  step {step + 1}/{train.steps} loss {curve[-1]:.4f} ({time.perf_counter() - start:.0f} s)")
+    module.eval()
+    return curve
+
+
 def _pad(rows: Sequence[list[int]], value: int) -> Any:
     import torch
 
@@ -117,29 +143,17 @@ def train_policy(
     eos, pad = tokenizer.convert_tokens_to_ids(EOS), tokenizer.convert_tokens_to_ids(PAD)
     prompts = tokenizer([policy_prompt(tokenizer, p.question) for p in problems], add_special_tokens=False)
     targets = tokenizer([solution(p) for p in problems], add_special_tokens=False)
-    opt, sched = _optimizer(model.parameters(), train)
-    model.train()
-    curve, window, start = [], [], time.perf_counter()
-    for step in range(train.steps):
+
+    def batch_loss(step: int) -> Any:
         rows, labels = [], []
         for i in range(step * train.batch, (step + 1) * train.batch):
             p, t = prompts["input_ids"][i], targets["input_ids"][i] + [eos]
             rows.append(p + t)
             labels.append([-100] * len(p) + t)
         ids, lab = _pad(rows, pad), _pad(labels, -100)
-        loss = model(input_ids=ids, attention_mask=(lab != -100) | (ids != pad), labels=lab).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        window.append(loss.item())
-        if len(window) == _window(train) or step == train.steps - 1:
-            curve.append(sum(window) / len(window))
-            window = []
-            log(f"  step {step + 1}/{train.steps} loss {curve[-1]:.4f} ({time.perf_counter() - start:.0f} s)")
-    model.eval()
-    return model, curve
+        return model(input_ids=ids, attention_mask=(lab != -100) | (ids != pad), labels=lab).loss
+
+    return model, _fit(model, train, batch_loss, log)
 
 
 # ------------------------------------------------------------------------------------------------ sampling
@@ -269,12 +283,11 @@ def train_prm(
             k.removeprefix("model."): v for k, v in init_from.state_dict().items() if k.startswith("model.")
         }
         prm.model.load_state_dict(body)
-    opt, sched = _optimizer(prm.parameters(), train)
     rng = random.Random(train.seed)
     order: list[int] = []
-    prm.train()
-    curve, window, start = [], [], time.perf_counter()
-    for step in range(train.steps):
+
+    def batch_loss(_step: int) -> Any:
+        nonlocal order
         if len(order) < train.batch:
             fresh = list(range(len(data)))
             rng.shuffle(fresh)
@@ -282,19 +295,9 @@ def train_prm(
         chosen, order = order[: train.batch], order[train.batch :]
         ids, mask, labels = _prm_batch(tokenizer, [data[i] for i in chosen])
         logits = prm(ids, mask)
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 2), labels.reshape(-1), ignore_index=-100)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(prm.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        window.append(loss.item())
-        if len(window) == _window(train) or step == train.steps - 1:
-            curve.append(sum(window) / len(window))
-            window = []
-            log(f"  step {step + 1}/{train.steps} loss {curve[-1]:.4f} ({time.perf_counter() - start:.0f} s)")
-    prm.eval()
-    return prm, curve
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, 2), labels.reshape(-1), ignore_index=-100)
+
+    return prm, _fit(prm, train, batch_loss, log)
 
 
 def prm_scores(
