@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tts.data.errors import DataSetError
-from tts.data.problem import Problem
+from tts.data.problem import Problem, generator_counts
 
 if TYPE_CHECKING:
     from tts.schemas import DatasetConfig
@@ -126,8 +126,5 @@ def generate(levels: list[int], per_level: int, seed: int = 0) -> list[Problem]:
 
 def load(cfg: DatasetConfig) -> list[Problem]:
     """The DATASETS loader: levels (default all), per_level (default 10) capped by limit, seed."""
-    levels = list(cfg.levels) if cfg.levels else sorted(LEVELS)
-    per_level = cfg.per_level or DEFAULT_PER_LEVEL
-    if cfg.limit is not None:
-        per_level = min(per_level, cfg.limit)
+    levels, per_level = generator_counts(cfg, LEVELS, DEFAULT_PER_LEVEL)
     return generate(levels, per_level, cfg.seed)

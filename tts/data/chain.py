@@ -37,7 +37,7 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tts.data.problem import Problem
+from tts.data.problem import Problem, generator_counts
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -172,8 +172,5 @@ def check_steps(problem: Problem, steps: Sequence[str]) -> list[bool]:
 
 def load(cfg: DatasetConfig) -> list[Problem]:
     """The DATASETS loader: levels (default all), per_level (default 50) capped by limit, seed, split."""
-    levels = list(cfg.levels) if cfg.levels else sorted(LEVELS)
-    per_level = cfg.per_level or DEFAULT_PER_LEVEL
-    if cfg.limit is not None:
-        per_level = min(per_level, cfg.limit)
+    levels, per_level = generator_counts(cfg, LEVELS, DEFAULT_PER_LEVEL)
     return generate(levels, per_level, cfg.seed, cfg.split)

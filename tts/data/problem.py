@@ -7,6 +7,7 @@ grader needs (unit tests of a code problem, the expression behind an arithmetic 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,3 +32,13 @@ class Problem:
     level: int | None = None
     kind: Literal["math", "code"] = "math"
     metadata: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+def generator_counts(cfg: Any, all_levels: Iterable[int], default_per_level: int) -> tuple[list[int], int]:
+    """(levels, problems per level) a generated set is asked for: `cfg.levels` (default: all of them) and
+    `cfg.per_level` (default: the set's own) capped by `cfg.limit`. One rule for every built-in generator."""
+    levels = list(cfg.levels) if cfg.levels else sorted(all_levels)
+    per_level = cfg.per_level or default_per_level
+    if cfg.limit is not None:
+        per_level = min(per_level, cfg.limit)
+    return levels, per_level
