@@ -55,3 +55,12 @@ def test_analyze_on_failed_cells_only_explains_and_exits_1(
     assert "no finished cells to analyze" in err and "2 failed" in err
     assert "2 cell(s) failed with: engine.num_gpus" in err and "Traceback" not in err
     assert not (root / "report.md").exists()
+
+
+def test_a_folder_of_sweeps_sums_its_sweeps(tmp_path: Path) -> None:
+    _folder(tmp_path / "a", {(0, 1): "ok", (1, 1): "failed"}, 3)
+    _folder(tmp_path / "b", {(0, 2): "ok"}, 1)
+    state = folder_state(tmp_path)
+    assert (state.expected, state.ok, state.failed, state.missing) == (4, 2, 1, 1)
+    (tmp_path / "b" / "sweep" / "sweep.yaml").unlink()
+    assert folder_state(tmp_path).expected is None  # one sweep does not say how many cells it has

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tts import identity
-from tts.store import SweepStore
+from tts.store import SweepStore, sweep_dirs
 
 _CELLS_LINE = re.compile(r"^cells:\s*(\d+)\s*$", re.MULTILINE)
 
@@ -74,32 +74,35 @@ def expected_cells(root: Path) -> int | None:
 
 
 def folder_state(root: str | Path) -> FolderState:
-    """Count the folder's cells by status from the manifest (sha256-checked) and sweep.yaml."""
-    root = Path(root)
-    store = SweepStore(root)
-    good, bad = store.verified("cell")
-    entries = {eid: e for (kind, eid), e in store.entries().items() if kind == "cell"}
+    """Count the cells by status from the manifests (each file sha256-checked) and sweep.yaml, for one sweep
+    folder or a folder of sweeps (tts.store.sweep_dirs). `expected` is None unless every sweep states it."""
+    ok = failed = corrupt = 0
+    expected: int | None = 0
     errors: Counter[str] = Counter()
     per_config: dict[str, list[bool]] = {}
-    for eid, entry in entries.items():
-        usable = eid in good and entry.status == "ok"
-        if eid in good and entry.status != "ok":
-            errors[_first_error(entry.meta)] += 1
-        if entry.config:
-            per_config.setdefault(identity.configuration_id(entry.config), []).append(usable)
+    for folder in sweep_dirs(root):
+        store = SweepStore(folder)
+        for (kind, _eid), entry in store.entries().items():
+            if kind != "cell":
+                continue
+            usable = store.problem(entry) is None
+            corrupt += not usable
+            ok += usable and entry.status == "ok"
+            if usable and entry.status != "ok":
+                failed += 1
+                errors[_first_error(entry.meta)] += 1
+            if entry.config:
+                per_config.setdefault(identity.configuration_id(entry.config), []).append(
+                    usable and entry.status == "ok"
+                )
+        stated = expected_cells(folder)
+        expected = None if expected is None or stated is None else expected + stated
     incomplete = {
         cid: f"{flags.count(False)} of {len(flags)} cells failed or corrupt"
         for cid, flags in per_config.items()
         if not all(flags)
     }
-    return FolderState(
-        expected=expected_cells(root),
-        ok=sum(1 for e in good.values() if e.status == "ok"),
-        failed=sum(1 for e in good.values() if e.status != "ok"),
-        corrupt=len(bad),
-        errors=errors.most_common(),
-        incomplete=incomplete,
-    )
+    return FolderState(expected, ok, failed, corrupt, errors.most_common(), incomplete)
 
 
 def _first_error(meta: dict) -> str:
