@@ -16,12 +16,16 @@ def _config(seed: int, n: int) -> dict:
     return {"seed": seed, "n": n, "strategy": {"name": "best_of_n"}, "engine": {"seed": 0}}
 
 
-def _folder(tmp_path: Path, statuses: dict[tuple[int, int], str], expected: int | None) -> Path:
-    root = tmp_path / "sweep"
+def _folder(
+    tmp_path: Path, statuses: dict[tuple[int, int], str], expected: int | None, name: str = "sweep"
+) -> Path:
+    root = tmp_path / name
     store = SweepStore(root)
     table = pa.table({"cell_id": ["x"], "status": ["ok"]})
     for (seed, n), status in statuses.items():
-        meta = {"error": "engine.num_gpus: 1 GPU asked for, none on this cluster"} if status == "failed" else {}
+        meta = (
+            {"error": "engine.num_gpus: 1 GPU asked for, none on this cluster"} if status == "failed" else {}
+        )
         store.write("cell", f"c{seed}{n}", table, status=status, config=_config(seed, n), meta=meta)
     if expected is not None:
         store.write_text("sweep.yaml", f"sweep:\n  name: s\nexpanded_axes: {{}}\ncells: {expected}\n")
@@ -58,9 +62,9 @@ def test_analyze_on_failed_cells_only_explains_and_exits_1(
 
 
 def test_a_folder_of_sweeps_sums_its_sweeps(tmp_path: Path) -> None:
-    _folder(tmp_path / "a", {(0, 1): "ok", (1, 1): "failed"}, 3)
-    _folder(tmp_path / "b", {(0, 2): "ok"}, 1)
+    _folder(tmp_path, {(0, 1): "ok", (1, 1): "failed"}, 3, name="a")
+    _folder(tmp_path, {(0, 2): "ok"}, 1, name="b")
     state = folder_state(tmp_path)
     assert (state.expected, state.ok, state.failed, state.missing) == (4, 2, 1, 1)
-    (tmp_path / "b" / "sweep" / "sweep.yaml").unlink()
+    (tmp_path / "b" / "sweep.yaml").unlink()
     assert folder_state(tmp_path).expected is None  # one sweep does not say how many cells it has
