@@ -29,6 +29,16 @@ overrides use Hydra's syntax: key=value sets a field, key=a,b,c / range(1,5) / g
 A rerun of the same command resumes: finished cells are never recomputed."""
 
 
+# Commands with parsers of their own: name -> (module:function, help). `main` hands them every argument, "-h"
+# included (argparse.REMAINDER in a subparser would drop a leading option).
+_FORWARDED = {
+    "analyze": ("tts.analysis.report:main", "analyse a results folder (tts.analysis.report)"),
+    "report": ("tts.analysis.report:main", "write the report of a results folder (tts.analysis.report)"),
+    "demo": ("tts.demo:main", "run one strategy on a few problems and show its search (tts.demo)"),
+    "zoo": ("tts.zoo.cli:main", "train the zoo's policies and PRMs: zoo train --out DIR (tts.zoo)"),
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tts",
@@ -49,12 +59,11 @@ def _parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="debug logging, and the engines' own (vLLM) logs"
     )
 
-    for name, what in (
-        ("analyze", "analyse a results folder"),
-        ("report", "write the report of a results folder"),
-    ):
-        a = sub.add_parser(name, help=f"{what} (tts.analysis.report)", add_help=False)
-        a.add_argument("args", nargs=argparse.REMAINDER, help="RESULTS_DIR and options (see --help)")
+    for name, (
+        _target,
+        what,
+    ) in _FORWARDED.items():  # listed here; `main` hands their arguments on as they are
+        sub.add_parser(name, help=what, add_help=False)
 
     ls = sub.add_parser("ls", help="list sweeps under a results folder, or the cells of one sweep")
     ls.add_argument(
@@ -73,23 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         "results_dir", help="a sweep folder results/<sweep>, or results/ to repair every sweep in it"
     )
 
-    d = sub.add_parser(
-        "demo", help="run one strategy on a few problems and show its search (tts.demo)", add_help=False
-    )
-    d.add_argument("args", nargs=argparse.REMAINDER)
-    z = sub.add_parser(
-        "zoo", help="train the zoo's policies and PRMs: zoo train --out DIR (tts.zoo)", add_help=False
-    )
-    z.add_argument("args", nargs=argparse.REMAINDER)
     return p
-
-
-_FORWARDED = {
-    "analyze": "tts.analysis.report:main",
-    "report": "tts.analysis.report:main",
-    "demo": "tts.demo:main",
-    "zoo": "tts.zoo.cli:main",
-}
 
 
 def _dispatch(target: str, argv: list[str]) -> int:
@@ -214,8 +207,8 @@ def cmd_repair(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in _FORWARDED:  # their own parsers (argparse.REMAINDER drops a leading "-h" / "--x")
-        return _dispatch(_FORWARDED[argv[0]], argv[1:])
+    if argv and argv[0] in _FORWARDED:
+        return _dispatch(_FORWARDED[argv[0]][0], argv[1:])
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
