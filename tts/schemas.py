@@ -78,6 +78,11 @@ class StrategyConfig:
                 f"strategy.temperature: invalid value {self.temperature!r}; must be >= 0 (0 = greedy)"
             )
 
+    def verifier_needed(self) -> bool:
+        """True when these values rank by verifier scores although the strategy's traits do not always (e.g. a
+        selection option): `prm=none` is then rejected as for a `needs_verifier` strategy."""
+        return False
+
     def params(self) -> dict[str, object]:
         """The strategy's own options as plain keywords for its `run` (every field but name/temperature)."""
         from dataclasses import asdict

@@ -12,7 +12,8 @@ Each step is wrong with probability `error_rate` (the claimed result is off by 1
 the wrong value, as a real model does). Everything is a pure function of (engine seed, prompt, partial solution,
 sample index j within the request), so results never depend on batching; at temperature 0 the sample index is
 ignored (greedy: all n samples agree). A request's conversation is rendered as "Question: ..." (plus any
-history turns), a solution marker and the partial solution; the fake reads the state (steps done, last claimed value) back from the partial text. Tokens are
+history turns), a solution marker and the partial solution; the fake reads the state (steps done, last claimed value) back from the partial text
+and solves the conversation's question only (history turns change the randomness, not the problem). Tokens are
 whitespace-separated words. Stop strings and `max_tokens` behave as in vLLM: the stop string is not returned,
 `finish_reason` is "stop_string" / "length" / "eos".
 
@@ -156,8 +157,14 @@ class FakePolicy:
         question, _, partial = rendered.partition(SOLUTION_MARKER)
         if not _:  # not one of our prompts: the whole prompt is the question
             question, partial = rendered, ""
+        salt = ""
+        if isinstance(req.prompt, Conversation) and req.prompt.history:
+            # earlier turns change the sample (a revision differs from the attempt it revises) but are not
+            # part of the question the fake solves
+            question, partial = f"Question: {req.prompt.question}", req.prompt.partial
+            salt = self.render(Conversation("", req.prompt.history))
         sample = j if req.temperature > 0 else -1
-        text = self._continue(question, partial, sample, delimiter="\n\n")
+        text = self._continue(question, partial, sample, delimiter="\n\n", salt=salt)
         reason: FinishReason = "eos"
         cuts = [(text.find(s), s) for s in req.stop if s and s in text]
         if cuts:
@@ -170,9 +177,11 @@ class FakePolicy:
             text=text, tokens_out=len(words), finish_reason=reason, cumulative_logprob=-float(len(words))
         )
 
-    def _continue(self, question: str, partial: str, sample: int, delimiter: str) -> str:
-        """The rest of the solution after `partial`: remaining steps joined by the delimiter, then the answer."""
+    def _continue(self, question: str, partial: str, sample: int, delimiter: str, salt: str = "") -> str:
+        """The rest of the solution after `partial`: remaining steps joined by the delimiter, then the answer.
+        `salt` (the rendered history) enters the randomness only."""
         operands, ops = _parse_question(question)
+        question += salt
         if "boxed" in partial or "answer is" in partial:
             return ""
         done = len(_CLAIMED_VALUE.findall(partial))

@@ -1,0 +1,271 @@
+"""Sequential revisions mixed with parallel sampling (Snell et al. 2024, §6 "Refining the proposal
+distribution"): P parallel chains, each making L = N / P attempts, where attempt i of a chain sees the last k
+earlier attempts of that chain in the conversation, each followed by a revision instruction, and writes a
+revised solution.
+
+Why a ratio: Snell's finding is that the compute-optimal split of a fixed budget N between sequential revisions
+(L) and parallel chains (P) depends on difficulty: easy problems want mostly revisions, hard ones a mix. So
+`parallel` is swept with N fixed and the analysis reads the sequential/parallel ratio L/P of every cell
+(tts.analysis.revisions). P = N is plain parallel sampling; P = 1 is one chain of N attempts.
+
+The conversation of attempt i (i = 1..L) of a chain, as the policy engine renders it (tts.engines.protocols):
+
+    user: <question>   (then, for each of the last min(k, i-1) attempts a of the chain, oldest first:)
+    assistant: <a>     user: <instruction>
+
+(`revision_history` builds those turns; the zoo's revision-capable policy is trained on exactly them.) With
+k >= L - 1 each round's prompt extends the previous round's, so the engine's prefix cache serves it; a window
+k < L - 1 drops the oldest attempt and the prompt is prefilled anew from there.
+
+Final answer, over ALL P x L attempts (every attempt is a candidate; `extra["chains"]` says which chain and
+attempt each is): `weighted` (PRM-weighted vote, Snell's best-of-N weighted; the default), `argmax` (the best
+PRM score), or `majority` (the most common answer across all chains and attempts, no verifier; Snell's
+sequential majority). Attempts are scored by the PRM only when the selection reads scores.
+
+Lockstep: one generate call per round for every chain of every problem (round 1 is one request of n = P per
+problem, the chains' shared first prompt) and, when scoring, one PRM call per round for the new attempts.
+Budget: generations = P x L = N exactly; tokens as the engine reported them (prompt, cached, generated).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tts.data.problem import Problem
+from tts.engines.aggregation import aggregate
+from tts.engines.protocols import (
+    Conversation,
+    GenerationRequest,
+    Message,
+    PolicyEngine,
+    PRMScorer,
+    ScoreRequest,
+)
+from tts.grading import extract_answer
+from tts.schemas import ConfigError, StrategyConfig
+from tts.strategies.base import Candidate, SamplingSettings, StrategyResult
+from tts.strategies.entry import StrategyEntry, Traits
+from tts.strategies.steps import split_steps
+from tts.strategies.tree import check_positive_int
+from tts.strategies.voting import answer_groups, best_choice, majority_choice, weighted_choice
+
+NAME = "sequential_revision"
+FINAL_SELECTIONS = ("weighted", "argmax", "majority")
+# The user turn after each earlier attempt. Short on purpose: the zoo's policies read one token per character.
+INSTRUCTION = "Check each step of your solution, fix any mistake and write the corrected solution."
+HISTORY = 4  # Snell's revision model sees up to four earlier attempts
+
+
+@dataclass
+class SequentialRevisionConfig(StrategyConfig):
+    name: str = NAME
+    parallel: int = 1  # P chains; each makes n / P attempts (the sequential length L)
+    history: int = HISTORY  # k: earlier attempts of its chain that an attempt sees (0: independent samples)
+    instruction: str = INSTRUCTION
+    final_selection: str = "weighted"  # weighted | argmax | majority, over all P x L attempts
+
+    def check(self, n: int) -> None:
+        super().check(n)
+        check_positive_int("parallel", self.parallel)
+        if n % self.parallel:
+            raise ConfigError(
+                f"strategy.parallel: invalid value {self.parallel!r}; n={n} must be a multiple of it "
+                f"(each of the {self.parallel} chains makes n / parallel attempts); choose a divisor of n"
+            )
+        if isinstance(self.history, bool) or not isinstance(self.history, int) or self.history < 0:
+            raise ConfigError(f"strategy.history: invalid value {self.history!r}; must be an integer >= 0")
+        if not isinstance(self.instruction, str) or not self.instruction.strip():
+            raise ConfigError(
+                f"strategy.instruction: invalid value {self.instruction!r}; give the revision request's text"
+            )
+        if self.final_selection not in FINAL_SELECTIONS:
+            raise ConfigError(
+                f"strategy.final_selection: invalid value {self.final_selection!r}; "
+                f"allowed: {', '.join(FINAL_SELECTIONS)}"
+            )
+
+    def verifier_needed(self) -> bool:
+        return self.final_selection != "majority"
+
+
+def revision_history(attempts: Sequence[str], history: int, instruction: str) -> tuple[Message, ...]:
+    """The turns after the question for the next attempt: the last `history` attempts, oldest first, each
+    followed by the revision instruction."""
+    kept = list(attempts)[-history:] if history > 0 else []
+    return tuple(m for a in kept for m in (Message("assistant", a), Message("user", instruction)))
+
+
+def sequential_ratio(n: int, parallel: int) -> float:
+    """Snell's sequential/parallel ratio L / P of a cell (L = n / P attempts per chain)."""
+    return (n / parallel) / parallel
+
+
+@dataclass
+class _Chain:
+    problem: int
+    attempts: list[Candidate]
+
+
+def run(
+    problems: Sequence[Problem],
+    policy: PolicyEngine,
+    prm: PRMScorer,
+    *,
+    n: int,
+    sampling: SamplingSettings,
+    seed: int,
+    parallel: int = 1,
+    history: int = HISTORY,
+    instruction: str = INSTRUCTION,
+    final_selection: str = "weighted",
+) -> list[StrategyResult]:
+    """P = parallel chains of n / P attempts per problem, all advancing in lockstep. `seed` is accepted for the
+    strategy signature; sampling randomness is the engine's."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n: invalid value {n!r}; must be a positive integer")
+    SequentialRevisionConfig(
+        parallel=parallel, history=history, instruction=instruction, final_selection=final_selection
+    ).check(n)
+    rounds = n // parallel
+    score = final_selection != "majority"
+    chains = [_Chain(i, []) for i in range(len(problems)) for _ in range(parallel)]
+    tokens_in = [0] * len(problems)
+    tokens_cached = [0] * len(problems)
+    prm_tokens = [0] * len(problems)
+    calls = 0
+    for r in range(rounds):
+        if r == 0:  # the chains of a problem share their first prompt: one request of n = P
+            requests = [_request(Conversation(p.question), parallel, sampling) for p in problems]
+            owners = [[c for c in chains if c.problem == i] for i in range(len(problems))]
+        else:
+            requests = [
+                _request(
+                    Conversation(
+                        problems[c.problem].question,
+                        revision_history([a.text for a in c.attempts], history, instruction),
+                    ),
+                    1,
+                    sampling,
+                )
+                for c in chains
+            ]
+            owners = [[c] for c in chains]
+        generations = policy.generate(requests)
+        calls += 1
+        if len(generations) != len(requests):
+            raise RuntimeError(f"policy returned {len(generations)} generations for {len(requests)} requests")
+        new: list[tuple[_Chain, Candidate]] = []
+        for gen, group in zip(generations, owners, strict=True):
+            problem = group[0].problem
+            tokens_in[problem] += gen.prompt_tokens
+            tokens_cached[problem] += gen.cached_prompt_tokens
+            for chain, done in zip(group, gen.completions, strict=True):
+                text = done.text
+                new.append(
+                    (
+                        chain,
+                        Candidate(
+                            text=text,
+                            steps=split_steps(text, sampling.step_delimiter) if text.strip() else (),
+                            step_scores=(),
+                            score=0.0,
+                            answer=extract_answer(text).answer,
+                            finish_reason=done.finish_reason,
+                            tokens_out=done.tokens_out,
+                        ),
+                    )
+                )
+        if score:
+            _score(new, problems, prm, prm_tokens, sampling)
+        for chain, candidate in new:
+            chain.attempts.append(candidate)
+    results = []
+    for i, problem in enumerate(problems):
+        mine = [c for c in chains if c.problem == i]
+        candidates = [a for c in mine for a in c.attempts]
+        where = [[k, j] for k, c in enumerate(mine) for j in range(len(c.attempts))]
+        chosen = _choose(candidates, final_selection)
+        best = candidates[chosen]
+        results.append(
+            StrategyResult(
+                problem_id=problem.id,
+                answer=best.answer,
+                text=best.text,
+                generations=len(candidates),
+                tokens_in=tokens_in[i],
+                tokens_out=sum(c.tokens_out for c in candidates),
+                tokens_cached=tokens_cached[i],
+                prm_tokens=prm_tokens[i],
+                truncated=best.finish_reason == "length",
+                fallback_extraction=extract_answer(best.text).fallback,
+                candidates=tuple(candidates),
+                extra={
+                    "chosen": chosen,
+                    "chains": where,
+                    "parallel": parallel,
+                    "attempts_per_chain": rounds,
+                    "generate_calls": calls,
+                    "final_selection": final_selection,
+                },
+            )
+        )
+    return results
+
+
+def _request(conversation: Conversation, n: int, sampling: SamplingSettings) -> GenerationRequest:
+    return GenerationRequest(
+        conversation,
+        n=n,
+        max_tokens=sampling.max_tokens,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+    )
+
+
+def _score(
+    new: list[tuple[_Chain, Candidate]],
+    problems: Sequence[Problem],
+    prm: PRMScorer,
+    prm_tokens: list[int],
+    sampling: SamplingSettings,
+) -> None:
+    """ONE PRM call for this round's attempts (an attempt without steps scores 0 and costs nothing)."""
+    todo = [k for k, (_, c) in enumerate(new) if c.steps]
+    results = prm.score([ScoreRequest(problems[new[k][0].problem].question, new[k][1].steps) for k in todo])
+    if len(results) != len(todo):
+        raise RuntimeError(f"PRM returned {len(results)} score lists for {len(todo)} requests")
+    for k, scores in zip(todo, results, strict=True):
+        chain, c = new[k]
+        prm_tokens[chain.problem] += scores.computed_tokens
+        step_scores = tuple(scores.scores)
+        new[k] = (
+            chain,
+            Candidate(
+                c.text,
+                c.steps,
+                step_scores,
+                aggregate(step_scores, sampling.aggregation),
+                c.answer,
+                c.finish_reason,
+                c.tokens_out,
+            ),
+        )
+
+
+def _choose(candidates: Sequence[Candidate], final_selection: str) -> int:
+    """Index of the answering attempt (FINAL_SELECTIONS); with no answer at all, the best-scored / first one."""
+    scores = [c.score for c in candidates]
+    if final_selection == "argmax":
+        return best_choice(scores)
+    groups = answer_groups([c.answer for c in candidates])
+    chosen = majority_choice(groups) if final_selection == "majority" else weighted_choice(groups, scores)
+    return best_choice(scores) if chosen is None else chosen
+
+
+ENTRY = StrategyEntry(
+    name=NAME,
+    schema=SequentialRevisionConfig,
+    run=run,
+    traits=Traits(sequential=True),
+)
