@@ -254,6 +254,20 @@ def validate(cfg: DictConfig | TTSConfig) -> TTSConfig:
         raise _fail("policy.step_delimiter", p.step_delimiter, 'must be non-empty, e.g. "\\n\\n"')
     if p.params is not None and p.params <= 0:
         raise _fail("policy.params", p.params, "must be positive, or null to read it from the model config")
+    if p.top_k is not None and (isinstance(p.top_k, bool) or p.top_k < 1):
+        raise _fail("policy.top_k", p.top_k, "must be a positive integer, or null for no top-k cut")
+    if not 0 <= p.min_p <= 1:
+        raise _fail("policy.min_p", p.min_p, "must be in [0, 1] (0 = off)")
+    for fname in ("thinking_start", "thinking_end"):
+        if getattr(p, fname) == "":
+            raise _fail(f"policy.{fname}", "", "give the marker (e.g. </think>), or null")
+    if entry.traits.thinking and p.thinking_end is None:
+        raise _fail(
+            "policy.thinking_end",
+            None,
+            f"strategy {name} controls a thinking model's thinking; choose a thinking policy "
+            "(e.g. policy=qwen3_1_7b_thinking) or set policy.thinking_end to its end marker",
+        )
 
     r = obj.prm
     if r.aggregation not in AGGREGATIONS:
@@ -327,6 +341,10 @@ def sampling_settings(cfg: TTSConfig) -> Any:
         step_delimiter=p.step_delimiter,
         step_max_tokens=p.step_max_tokens,
         aggregation=cfg.prm.aggregation,
+        top_k=p.top_k,
+        min_p=p.min_p,
+        thinking_start=p.thinking_start,
+        thinking_end=p.thinking_end,
     )
 
 

@@ -22,6 +22,14 @@ versions and override order. The projections, with the fields each keeps:
                     settings (policy_key); the PRM's fields minus aggregation (prm_id) plus engine settings.
 
 `configuration_id` of results written before it existed is recomputed from the stored config (tts.store).
+
+Fields added later: a config field added after results schema 4 with a neutral default (the behaviour from
+before it existed) is listed in NEUTRAL_LATE_FIELDS and enters every projection only when set to another value.
+A configuration that leaves it at its default keeps the ids it had before the field existed, so the cells and
+pools a results folder already holds are found and not recomputed; one that sets it gets new ids, as for any
+field. The SamplingSettings entry of the same name (top_k, min_p, the thinking markers: policy fields passed per
+request) follows the same rule in the pool and generation keys. A field without a neutral default changes ids
+and needs a results schema bump instead.
 """
 
 from __future__ import annotations
@@ -44,7 +52,26 @@ ENGINE_RESOURCE_FIELDS = (
     "tensor_parallel_size",
 )
 # Policy fields that are per-request sampling knobs (they enter ids as the sampling settings).
-POLICY_SAMPLING_FIELDS = ("name", "temperature", "top_p", "max_tokens", "step_delimiter", "step_max_tokens")
+POLICY_SAMPLING_FIELDS = (
+    "name",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "step_delimiter",
+    "step_max_tokens",
+    "top_k",
+    "min_p",
+    "thinking_start",
+    "thinking_end",
+)
+# Fields added after results schema 4, with their neutral defaults: left out of every projection at that value
+# (see "Fields added later" above). (dotted path in the resolved config, default).
+NEUTRAL_LATE_FIELDS: tuple[tuple[str, Any], ...] = (
+    ("policy.top_k", None),
+    ("policy.min_p", 0.0),
+    ("policy.thinking_start", None),
+    ("policy.thinking_end", None),
+)
 # Fields that are repeats of one configuration.
 SEED_FIELDS = ("seed", "engine.seed")
 # Where a data set's content hash sits in the projections (absent when the loader has none).
@@ -57,9 +84,26 @@ def stable_hash(obj: Any, length: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+def without_neutral_fields(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of a resolved config without the NEUTRAL_LATE_FIELDS that hold their default."""
+    data = copy.deepcopy(dict(config))
+    for path, default in NEUTRAL_LATE_FIELDS:
+        group, _, key = path.partition(".")
+        node = data.get(group)
+        if isinstance(node, dict) and key in node and node[key] == default:
+            del node[key]
+    return data
+
+
+def _sampling(sampling: Mapping[str, Any]) -> dict[str, Any]:
+    """Sampling settings without the entries that mirror a NEUTRAL_LATE_FIELDS policy field at its default."""
+    neutral = {path.removeprefix("policy."): default for path, default in NEUTRAL_LATE_FIELDS}
+    return {k: v for k, v in sampling.items() if not (k in neutral and v == neutral[k])}
+
+
 def cell_fields(config: Mapping[str, Any], data_hash: str | None = None) -> dict[str, Any]:
     """The cell id's projection of a resolved config."""
-    data = copy.deepcopy(dict(config))
+    data = without_neutral_fields(config)
     for key in SWEEP_LEVEL_FIELDS:
         data.pop(key, None)
     for key in ENGINE_RESOURCE_FIELDS:
@@ -93,7 +137,8 @@ def dataset_key(config: Mapping[str, Any]) -> str:
 
 
 def _policy_model_fields(config: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config["policy"].items() if k not in POLICY_SAMPLING_FIELDS}
+    policy = without_neutral_fields({"policy": config["policy"]})["policy"]
+    return {k: v for k, v in policy.items() if k not in POLICY_SAMPLING_FIELDS}
 
 
 def _engine_settings(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -125,7 +170,7 @@ def pool_group_key(config: Mapping[str, Any], sampling: Mapping[str, Any]) -> st
             _policy_model_fields(config),
             prm_id(config),
             dataset_key(config),
-            dict(sampling),
+            _sampling(sampling),
             config["seed"],
             config["engine"],
         ]
@@ -135,7 +180,7 @@ def pool_group_key(config: Mapping[str, Any], sampling: Mapping[str, Any]) -> st
 def generation_group_key(config: Mapping[str, Any], sampling: Mapping[str, Any]) -> str:
     """Pools with the same key share one generation (whatever their PRM)."""
     return stable_hash(
-        [_policy_model_fields(config), dataset_key(config), dict(sampling), config["seed"], config["engine"]]
+        [_policy_model_fields(config), dataset_key(config), _sampling(sampling), config["seed"], config["engine"]]
     )
 
 
@@ -153,4 +198,4 @@ def generation_key(
     config: Mapping[str, Any], sampling: Mapping[str, Any], problem_ids: Sequence[str], n_max: int
 ) -> str:
     """The engine actor caches one generation under this key and serves it to every PRM's pool."""
-    return stable_hash([policy_key(config), list(problem_ids), n_max, dict(sampling), config["seed"]])
+    return stable_hash([policy_key(config), list(problem_ids), n_max, _sampling(sampling), config["seed"]])

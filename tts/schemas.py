@@ -41,6 +41,17 @@ class PolicyConfig:
     max_tokens: int = 256
     step_delimiter: str = "\n\n"
     step_max_tokens: int = 96
+    # Added after results schema 4 with neutral defaults: at their defaults they leave every id unchanged
+    # (tts.identity.NEUTRAL_LATE_FIELDS). top_k / min_p are per-request sampling knobs like temperature.
+    top_k: int | None = None  # sample among the k most likely tokens; None = no cut (vLLM's default)
+    min_p: float = 0.0  # drop tokens below min_p x the most likely token's probability; 0 = off
+    # Thinking models (DeepSeek-R1 distills, Qwen3 in thinking mode), read by strategies that control the
+    # thinking (budget forcing). thinking_end: the marker that closes the thinking ("</think>"); None = not a
+    # thinking model. thinking_start: the text that opens it, written at the start of the assistant turn (Qwen3:
+    # "<think>\n"); None when the chat template's generation prompt opens it already (R1 distills end theirs
+    # with "<think>\n").
+    thinking_start: str | None = None
+    thinking_end: str | None = None
 
 
 @dataclass

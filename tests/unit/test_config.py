@@ -32,6 +32,8 @@ def test_every_config_option_composes_and_validates(group: str, option: str) -> 
     overrides = [f"{group}={option}"]
     if group == "strategy" and option in ("beam_search", "dvts", "lookahead"):
         overrides.append("n=8")
+    if group == "strategy" and option == "budget_forcing":
+        overrides += ["policy=qwen3_1_7b_thinking", "prm=none"]  # it needs a thinking policy
     if group == "dataset" and option in ("local", "code_jsonl"):
         overrides.append(f"dataset.path={SHARED / 'data' / 'math500.jsonl'}")  # the YAML leaves it null
     if group == "prm" and option == "none":

@@ -28,6 +28,8 @@ SEARCH = ("beam_search", "dvts", "lookahead")
 def run(name, policy, prm, n=8, problems=PROBLEMS, sampling=SAMPLING, **params):
     if name in SEARCH:
         params = {"beam_width": 2, "max_steps": 8, **params}
+    if STRATEGIES.get(name).traits.thinking:  # planted markers: the fake writes "=" in every step
+        sampling = replace(sampling, thinking_start="<think>\n", thinking_end="=")
     return STRATEGIES.get(name).run(problems, policy, prm, n=n, sampling=sampling, seed=0, **params)
 
 

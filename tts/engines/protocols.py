@@ -58,6 +58,8 @@ class GenerationRequest:
 
     stop: strings that end a continuation (e.g. the step delimiter "\\n\\n"); the stop string is NOT included
     in the returned text, and `finish_reason == "stop_string"` says one was hit.
+    top_k: sample among the k most likely tokens (None: no cut); min_p: drop tokens below min_p x the most likely
+    token's probability (0: off).
     """
 
     prompt: Conversation | str
@@ -66,6 +68,8 @@ class GenerationRequest:
     temperature: float = 0.8
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
+    top_k: int | None = None
+    min_p: float = 0.0
 
 
 @dataclass(frozen=True)

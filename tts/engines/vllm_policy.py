@@ -158,8 +158,15 @@ class VLLMPolicy:
 
     # --------------------------------------------------------------------------------------- generation
     def sampling_params(self, req: GenerationRequest) -> Any:
+        """vLLM's SamplingParams for a request; top_k / min_p only when set (vLLM's "off" value of top_k
+        differs across versions: -1, then 0)."""
         from vllm import SamplingParams
 
+        knobs: dict[str, Any] = {}
+        if req.top_k is not None:
+            knobs["top_k"] = req.top_k
+        if req.min_p:
+            knobs["min_p"] = req.min_p
         return SamplingParams(
             n=1 if req.temperature == 0 else req.n,  # vLLM refuses n > 1 when greedy; see generate()
             max_tokens=req.max_tokens,
@@ -167,6 +174,7 @@ class VLLMPolicy:
             top_p=req.top_p,
             stop=list(req.stop) or None,
             logprobs=0 if self.logprobs else None,
+            **knobs,
         )
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:

@@ -27,6 +27,10 @@ class SamplingSettings:
     step_delimiter: str = "\n\n"
     step_max_tokens: int = 96  # for one step (search strategies)
     aggregation: str = "last"  # how per-step PRM scores become a solution score
+    top_k: int | None = None  # None = no top-k cut
+    min_p: float = 0.0  # 0 = off
+    thinking_start: str | None = None  # thinking models: what opens the thinking (None: the template does)
+    thinking_end: str | None = None  # thinking models: the marker that closes it (None: not a thinking model)
 
 
 @dataclass(frozen=True)

@@ -33,12 +33,15 @@ class Traits:
     needs_verifier: it ranks by PRM scores, so `prm=none` is rejected and its pool is scored.
     tree: step-level search over partial solutions (N is a multiple of the beam width).
     sequential: later generations see earlier ones (conversations with history).
+    thinking: it controls a thinking model's thinking, so the policy must name its end marker
+      (`policy.thinking_end`; a policy without one is rejected).
     """
 
     pool_based: bool = False
     needs_verifier: bool = False
     tree: bool = False
     sequential: bool = False
+    thinking: bool = False
 
 
 def whole_solution_budget(

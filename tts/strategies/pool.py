@@ -126,6 +126,8 @@ def build_pool(
             max_tokens=sampling.max_tokens,
             temperature=sampling.temperature,
             top_p=sampling.top_p,
+            top_k=sampling.top_k,
+            min_p=sampling.min_p,
         )
         for p in problems
     ]

@@ -274,6 +274,8 @@ class _Batch:
                 temperature=temperature,
                 top_p=sampling.top_p,
                 stop=() if to_eos else (sampling.step_delimiter,),
+                top_k=sampling.top_k,
+                min_p=sampling.min_p,
             )
             for r in self.requests
         ]
