@@ -180,7 +180,13 @@ def pool_group_key(config: Mapping[str, Any], sampling: Mapping[str, Any]) -> st
 def generation_group_key(config: Mapping[str, Any], sampling: Mapping[str, Any]) -> str:
     """Pools with the same key share one generation (whatever their PRM)."""
     return stable_hash(
-        [_policy_model_fields(config), dataset_key(config), _sampling(sampling), config["seed"], config["engine"]]
+        [
+            _policy_model_fields(config),
+            dataset_key(config),
+            _sampling(sampling),
+            config["seed"],
+            config["engine"],
+        ]
     )
 
 

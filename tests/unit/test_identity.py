@@ -103,3 +103,46 @@ def test_sweeping_a_sweep_level_field_is_rejected(axis: str) -> None:
 
     with pytest.raises(ConfigError, match=r"sweep-level setting"):
         expand([axis])
+
+
+# Ids of the default cell above as written under results schema 4, before policy.top_k / min_p /
+# thinking_start / thinking_end existed: a change that alters them makes stored results recompute.
+SCHEMA_4_IDS = ("1048ac95c3154eb8", "183afe69fe79f55a", "9287cdbfa7722f5c", "2b97f1ab9e766472")
+LATE = [path.removeprefix("policy.") for path, _ in identity.NEUTRAL_LATE_FIELDS]
+
+
+def _ids(cell: Cell) -> tuple[str, str, str, str]:
+    return cell.id, cell.config_id, pool_group_key(cell.config), generation_key(cell.config)
+
+
+def test_fields_added_at_their_neutral_default_leave_every_id_unchanged() -> None:
+    cell = _one()
+    assert _ids(cell) == SCHEMA_4_IDS
+    new = resolved(cell.config)
+    old = json.loads(json.dumps(new))
+    for key in LATE:
+        assert key in old["policy"]
+        del old["policy"][key]  # a config from before the fields existed
+    assert identity.cell_id(old) == identity.cell_id(new) == cell.id
+    assert identity.configuration_id(old) == identity.configuration_id(new) == cell.config_id
+    assert identity.policy_key(old) == identity.policy_key(new)
+    sampling = {"temperature": 0.8, "top_p": 1.0, "max_tokens": 256, "step_delimiter": "\n\n"}
+    with_defaults = {**sampling, "top_k": None, "min_p": 0.0, "thinking_start": None, "thinking_end": None}
+    assert identity.pool_id(old, sampling, ["a"], 4, True) == identity.pool_id(
+        new, with_defaults, ["a"], 4, True
+    )
+    assert identity.generation_key(old, sampling, ["a"], 4) == identity.generation_key(
+        new, with_defaults, ["a"], 4
+    )
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["policy.top_k=20", "policy.min_p=0.05", "policy.thinking_end='</think>'", "policy.thinking_start=x"],
+)
+def test_setting_an_added_field_changes_the_ids_but_not_the_engine(override: str) -> None:
+    base = _one()
+    changed = _one(override)
+    assert all(a != b for a, b in zip(_ids(changed), _ids(base), strict=True)), override
+    # per-request knobs: the same engine serves both
+    assert identity.policy_key(resolved(changed.config)) == identity.policy_key(resolved(base.config))
