@@ -38,6 +38,9 @@ DESCRIPTIVE: tuple[str, ...] = (
     "aggregation",
     "temperature",
 )
+# A sequential strategy's split of N into parallel chains (Snell's P; N / P attempts per chain): the one
+# strategy field the analysis reads by name, as a convention any sequential strategy can follow.
+PARALLEL_FIELD = STRATEGY_PREFIX + "parallel"
 # Per-problem compute measures, averaged over problems in the tables.
 COMPUTE_COLUMNS: tuple[str, ...] = (
     "generations",
@@ -49,6 +52,8 @@ COMPUTE_COLUMNS: tuple[str, ...] = (
     "flops_prm",
     "flops",
 )
+# Longest text value shown in a hyperparameter label (longer ones are cut; config_id still tells them apart).
+LABEL_TEXT = 24
 # A bin label covering every problem of a (policy, dataset).
 ALL_BIN = "all"
 
@@ -133,6 +138,8 @@ def hyperparams_label(row: dict) -> str:
         if val is None:
             continue
         name = short.get(col, col.removeprefix(STRATEGY_PREFIX))
+        if isinstance(val, str) and len(val) > LABEL_TEXT:  # e.g. a revision instruction: config_id tells apart
+            val = val[: LABEL_TEXT - 3] + "..."
         parts.append(f"{name}={val:g}" if isinstance(val, float) else f"{name}={val}")
     return ", ".join(parts)
 

@@ -286,6 +286,42 @@ def adaptive_allocation(curves: pd.DataFrame, out_dir: str | Path, *, method: st
     return paths
 
 
+def revision_ratio(table: pd.DataFrame, out_dir: str | Path, *, method: str = "") -> list[Path]:
+    """Snell et al. Fig. 7 (right): accuracy vs the sequential/parallel ratio L / P at a fixed budget N, one line
+    per difficulty bin, error bars = the table's bootstrap CI; one figure per (policy, PRM, dataset, N,
+    setting). `table`: tts.analysis.revisions.ratio_tables()[0]."""
+    paths: list[Path] = []
+    if table.empty:
+        return paths
+    keys = ["policy", "prm", "dataset", "n", "setting"]
+    for (policy, prm, dataset, n, setting), grp in table.groupby(keys, sort=True):
+        bins = _bins(grp)
+        fig = Figure(figsize=(5.2, 3.6), layout="constrained")
+        ax = fig.subplots()
+        for label in bins:
+            line = grp[grp["bin"].astype(str) == label].sort_values("ratio")
+            color, marker = _style(label, bins)
+            err = np.vstack([line["accuracy"] - line["ci_low"], line["ci_high"] - line["accuracy"]])
+            ax.errorbar(
+                line["ratio"],
+                line["accuracy"],
+                yerr=np.clip(err, 0, None),
+                marker=marker,
+                color=color,
+                capsize=3,
+                lw=1.6,
+                label=_bin_title(method, label),
+            )
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("sequential / parallel ratio (L / P)")
+        ax.set_ylabel("accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.set_title(f"{policy} with {prm} on {dataset}, N = {n:g}\n{setting}", fontsize=9)
+        paths += _save(fig, Path(out_dir), _slug("revision_ratio", policy, prm, dataset, f"n{n:g}", setting))
+    return paths
+
+
 def all_plots(
     candidates: pd.DataFrame, flops_table: pd.DataFrame, out_dir: str | Path, *, method: str = ""
 ) -> list[Path]:

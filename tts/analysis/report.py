@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from tts.analysis.io import NoResultsError
 from tts.analysis.keys import ALL_BIN
+from tts.analysis.text import columns_for, markdown, plain, with_ci_text
 
 if TYPE_CHECKING:
     pass
@@ -59,92 +59,6 @@ CROSS_COLS = {
     "flops_ratio": "FLOPs ratio small/large",
     "fold_note": "fold",
 }
-
-
-def _fmt(value: object, col: str) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "-"
-    if isinstance(value, str):
-        return value
-    if col.startswith("gain"):
-        return f"{round(float(value), 3) + 0.0:+.3f}"  # + 0.0: no "-0.000"
-    if "flops" in col and col != "flops_ratio":
-        return f"{value:.2e}"
-    if col == "flops_ratio":
-        return f"{value:.3g}x"
-    if isinstance(value, float | np.floating):
-        return f"{value:.3f}" if not float(value).is_integer() or "accuracy" in col else f"{int(value)}"
-    return str(value)
-
-
-def _ci(a: float, lo: float, hi: float, *, sign: bool = False) -> str:
-    if a is None or np.isnan(a):
-        return "-"
-    f = (lambda v: f"{round(float(v), 3) + 0.0:+.3f}") if sign else (lambda v: f"{v:.3f}")
-    return f"{f(a)} [{f(lo)}, {f(hi)}]" if not np.isnan(lo) else f(a)
-
-
-def with_ci_text(df: pd.DataFrame, min_fold: int) -> pd.DataFrame:
-    """Text columns: held-out and in-sample accuracy with CIs, each baseline's gain, the fold note."""
-    out = df.copy()
-    if out.empty:
-        return out
-    out["acc_ci"] = [_ci(*v) for v in zip(out["accuracy"], out["ci_low"], out["ci_high"], strict=True)]
-    if "in_sample_low" in out.columns:
-        out["in_ci"] = [
-            _ci(*v) for v in zip(out["in_sample"], out["in_sample_low"], out["in_sample_high"], strict=True)
-        ]
-    if "gap" in out.columns:
-        out["gap_ci"] = [
-            _ci(*v, sign=True) for v in zip(out["gap"], out["gap_low"], out["gap_high"], strict=True)
-        ]
-    for label in gain_labels(out):
-        out[f"gain_ci:{label}"] = [
-            _ci(*v, sign=True)
-            for v in zip(
-                out[f"gain:{label}"], out[f"gain_low:{label}"], out[f"gain_high:{label}"], strict=True
-            )
-        ]
-    out["fold_note"] = [
-        "ok" if ok else f"too small to select on ({n} < {min_fold} problems a fold)"
-        for ok, n in zip(out["fold_ok"], out["fold_problems"], strict=True)
-    ]
-    return out
-
-
-def gain_labels(df: pd.DataFrame) -> list[str]:
-    return [c.removeprefix("gain:") for c in df.columns if c.startswith("gain:")]
-
-
-def columns_for(df: pd.DataFrame, spec: dict[str, str | None]) -> dict[str, str]:
-    """`spec` with its GAINS placeholder expanded into the frame's baseline gain columns."""
-    cols: dict[str, str] = {}
-    for k, v in spec.items():
-        if k == "GAINS":
-            cols |= {f"gain_ci:{g}": f"vs {g} (held-out) [CI]" for g in gain_labels(df)}
-        elif v is not None:
-            cols[k] = v
-    return cols
-
-
-def markdown(df: pd.DataFrame, columns: dict[str, str]) -> str:
-    """A GitHub-markdown table of `columns` (source name -> header)."""
-    cols = [c for c in columns if c in df.columns]
-    lines = ["| " + " | ".join(columns[c] for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for rec in df[cols].itertuples(index=False):
-        lines.append("| " + " | ".join(_fmt(v, c) for v, c in zip(rec, cols, strict=True)) + " |")
-    return "\n".join(lines)
-
-
-def plain(df: pd.DataFrame, columns: dict[str, str]) -> str:
-    """A fixed-width text table for the terminal."""
-    cols = [c for c in columns if c in df.columns]
-    cells = [[columns[c] for c in cols]] + [
-        [_fmt(v, c) for v, c in zip(r, cols, strict=True)] for r in df[cols].itertuples(index=False)
-    ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join(fmt.format(*row) for row in cells)
 
 
 def compute_table(candidates: pd.DataFrame) -> pd.DataFrame:
@@ -222,6 +136,7 @@ def write_report(results_dir: Path, parts: dict, meta: dict) -> Path:
         if len(cross)
         else "_Only one policy size (or no N=1 cell) in this sweep._",
         "",
+        *parts["revisions"],
         f"## Difficulty-adaptive allocation (Snell et al.), by {parts['adaptive_method']} bins",
         "",
         *[f"- {line}" for line in parts["lines"]],
@@ -345,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tts.analysis import plots as plotting
     from tts.analysis.completeness import folder_state
     from tts.analysis.difficulty import bin_counts, bin_warnings
+    from tts.analysis.revisions import ratio_tables, report_lines
     from tts.analysis.settings import load_analysis_config
     from tts.analysis.summary import build_summary, load_summary
     from tts.analysis.tables import candidates, compute_optimal_tables
@@ -373,9 +289,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for w in warnings:
         print(f"tts analyze: warning: {w}", file=sys.stderr)
     adaptive_method, curves, lines, raw_curves = _adaptive(root, data, cfg, methods)
+    ratios, ratio_winners = ratio_tables(cands, data, cfg)
     paths: list[Path] = []
     if not args.no_plots:
         paths = plotting.all_plots(cands, tables.flops, root / "plots", method=data.method)
+        paths += plotting.revision_ratio(ratios, root / "plots", method=data.method)
         paths += plotting.adaptive_allocation(raw_curves, root / "plots", method=adaptive_method)
         paths += _coverage(root, data.method)
     small = pd.concat(
@@ -403,6 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "lines": lines,
         "adaptive_method": adaptive_method,
         "state": state,
+        "revisions": report_lines(ratios, ratio_winners, cfg.ci),
     }
     report = write_report(root, parts, meta)
     print(

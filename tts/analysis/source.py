@@ -22,7 +22,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tts.analysis.keys import ALL_BIN, COMPUTE_COLUMNS, DESCRIPTIVE, configuration_ids, hyperparams
+from tts.analysis.keys import (
+    ALL_BIN,
+    COMPUTE_COLUMNS,
+    DESCRIPTIVE,
+    PARALLEL_FIELD,
+    configuration_ids,
+    hyperparams,
+)
 
 Y_EXPR = "expected_correct if not null, else correct"
 
@@ -89,15 +96,17 @@ def stats_from_rows(rows: pd.DataFrame, bins: pd.DataFrame | None) -> tuple[pd.D
 
 
 def configurations(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per config_id: the DESCRIPTIVE columns, `hyperparams` and `pool` (any row has
-    `expected_correct`: the configuration is derived from a sample pool). Rows must carry config_id."""
+    """One row per config_id: the DESCRIPTIVE columns, `hyperparams`, `pool` (any row has
+    `expected_correct`: the configuration is derived from a sample pool) and `parallel` (PARALLEL_FIELD). Rows must carry config_id."""
     df = rows.assign(hyperparams=hyperparams(rows))
     pool = df["expected_correct"].notna() if "expected_correct" in df.columns else pd.Series(False, df.index)
     df = df.assign(pool=pool.groupby(df["config_id"]).transform("any"))
     for k in DESCRIPTIVE:
         if k not in df.columns:
             df = df.assign(**{k: None})
-    cols = ["config_id", *DESCRIPTIVE, "hyperparams", "pool"]
+    # a sequential strategy's parallel chains (tts.analysis.revisions); absent for every other strategy
+    df = df.assign(parallel=df[PARALLEL_FIELD] if PARALLEL_FIELD in df.columns else np.nan)
+    cols = ["config_id", *DESCRIPTIVE, "hyperparams", "pool", "parallel"]
     return df[cols].drop_duplicates("config_id").sort_values("config_id").reset_index(drop=True)
 
 

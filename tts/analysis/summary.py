@@ -44,7 +44,7 @@ from tts.analysis.keys import ALL_BIN, COMPUTE_COLUMNS, DESCRIPTIVE, configurati
 from tts.analysis.source import AnalysisData, configurations
 
 SUMMARY_DIR = "summary"
-VERSION = 3
+VERSION = 4  # 4: configs carry `parallel` (tts.analysis.revisions)
 METHOD_PREFERENCE = ("oracle_quantile", "dataset_level", "absolute", "predicted")
 _Y = "COALESCE(CAST(expected_correct AS DOUBLE), CAST(correct AS DOUBLE))"
 _SUMS = ["y_sum", "y_sq", "rows", *[f"{m}_sum" for m in COMPUTE_COLUMNS]]

@@ -85,7 +85,7 @@ def fold_frame(bins: pd.DataFrame, folds: int) -> pd.DataFrame:
     return b.assign(bin=b["bin"].astype(str), fold=assign_folds(b, folds))
 
 
-def _groups(
+def config_groups(
     s: pd.DataFrame, data: AnalysisData, cfg: AnalysisConfig, order: list[str]
 ) -> Iterator[tuple[tuple, pd.DataFrame, Group, Sums]]:
     """Per (policy, PRM, dataset, bin): its candidates in preference order, their per-problem matrix (problems
@@ -155,7 +155,7 @@ def _row(
     return row
 
 
-def _sort(df: pd.DataFrame, extra: list[str]) -> pd.DataFrame:
+def sort_rows(df: pd.DataFrame, extra: list[str]) -> pd.DataFrame:
     if df.empty:
         return df
     key = bin_sort_key(df["bin"].astype(str)).rename("_bin")
@@ -169,19 +169,19 @@ def generation_matched(s: pd.DataFrame, data: AnalysisData, cfg: AnalysisConfig)
     values), among those whose mean actual generations (charged) per problem are <= B."""
     budgets = np.sort(s["n"].dropna().unique().astype(float)) if len(s) else np.array([])
     rows = []
-    for key, cand, group, sums in _groups(s, data, cfg, ["generations_charged", "flops_charged"]):
+    for key, cand, group, sums in config_groups(s, data, cfg, ["generations_charged", "flops_charged"]):
         gens = cand["generations_charged"].to_numpy(float)
         for b in budgets:
             row = _row(key, cand, group, sums, gens <= b * (1 + 1e-9), cfg)
             if row is not None:
                 rows.append(row | {"budget": b})
-    return _sort(pd.DataFrame(rows), ["budget"])
+    return sort_rows(pd.DataFrame(rows), ["budget"])
 
 
 def flops_matched(s: pd.DataFrame, data: AnalysisData, cfg: AnalysisConfig) -> pd.DataFrame:
     """Held-out best configuration within each FLOPs budget (a log2 grid, `grid_step` octaves apart)."""
     rows = []
-    for key, cand, group, sums in _groups(s, data, cfg, ["flops_charged"]):
+    for key, cand, group, sums in config_groups(s, data, cfg, ["flops_charged"]):
         f = np.maximum(cand["flops_charged"].to_numpy(float), 1.0)
         lo = math.floor(math.log2(f.min()) / cfg.grid_step)
         hi = math.ceil(math.log2(f.max()) / cfg.grid_step)
@@ -189,7 +189,7 @@ def flops_matched(s: pd.DataFrame, data: AnalysisData, cfg: AnalysisConfig) -> p
             row = _row(key, cand, group, sums, f <= b * (1 + 1e-12), cfg)
             if row is not None:
                 rows.append(row | {"flops_budget": b})
-    return _sort(pd.DataFrame(rows), ["flops_budget"])
+    return sort_rows(pd.DataFrame(rows), ["flops_budget"])
 
 
 def _first_match(tolerance: float):
