@@ -32,7 +32,8 @@ class Traits:
     pool_based: every budget N <= N_max is derived from one shared pool of N_max samples (select + estimate).
     needs_verifier: it ranks by PRM scores, so `prm=none` is rejected and its pool is scored.
     tree: step-level search over partial solutions (N is a multiple of the beam width).
-    sequential: later generations see earlier ones (conversations with history).
+    sequential: later generations see earlier ones (conversations with history); a `parallel` schema field, when
+      present, is the number of parallel chains (the analysis shows the sequential/parallel ratio from it).
     thinking: it controls a thinking model's thinking, so the policy must name its end marker
       (`policy.thinking_end`; a policy without one is rejected).
     """

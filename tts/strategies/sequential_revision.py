@@ -17,8 +17,9 @@ The conversation of attempt i (i = 1..L) of a chain, as the policy engine render
 k >= L - 1 each round's prompt extends the previous round's, so the engine's prefix cache serves it; a window
 k < L - 1 drops the oldest attempt and the prompt is prefilled anew from there.
 
-Final answer, over ALL P x L attempts (every attempt is a candidate; `extra["chains"]` says which chain and
-attempt each is): `weighted` (PRM-weighted vote, Snell's best-of-N weighted; the default), `argmax` (the best
+Final answer, over ALL P x L attempts (every attempt is a candidate, listed chain by chain and in attempt order,
+so candidate i is attempt i % L of chain i // L, in the stored candidate_* columns too; `extra["chains"]` says
+the same per candidate): `weighted` (PRM-weighted vote, Snell's best-of-N weighted; the default), `argmax` (the best
 PRM score), or `majority` (the most common answer across all chains and attempts, no verifier; Snell's
 sequential majority). Attempts are scored by the PRM only when the selection reads scores.
 
