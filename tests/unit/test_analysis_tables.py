@@ -186,3 +186,24 @@ def test_bootstrap_ci_covers_the_truth_at_the_stated_rate() -> None:
     assert 0.85 <= covered / 200 <= 0.95
     with pytest.raises(ValueError, match="ci"):
         bootstrap_ci(np.ones(3), ci=1.5)
+
+
+def test_tokens_matched_is_the_best_within_each_generated_tokens_budget() -> None:
+    """A long single chain (1 generation, 400 tokens) against short samples (8 x 50 = 400 tokens): matched on
+    generated tokens they compete at 512, not before; generation-matched would put the chain at budget 1."""
+    from tts.analysis.tables import tokens_matched
+
+    table = [
+        ("p", 1e8, "budget_forcing", 1, 0.70, 1e10),
+        ("p", 1e8, "majority_vote", 8, 0.60, 1e10),
+        ("p", 1e8, "majority_vote", 1, 0.30, 1e9),
+    ]
+    rows = pd.concat([_cell(*row) for row in table], ignore_index=True)
+    rows["tokens_out"] = np.select(
+        [rows["strategy"] == "budget_forcing", rows["n"] == 8], [400.0, 400.0], default=50.0
+    )
+    data = from_rows(rows)
+    tok = tokens_matched(candidates(data, charge=False), data, CFG).set_index("tokens_budget")
+    assert tok.loc[64.0, "strategy"] == "majority_vote" and tok.loc[64.0, "n"] == 1
+    assert tok.loc[512.0, "strategy"] == "budget_forcing" and tok.loc[512.0, "tokens_out"] == 400
+    assert tok.loc[512.0, "accuracy"] == pytest.approx(0.70)

@@ -138,7 +138,9 @@ def hyperparams_label(row: dict) -> str:
         if val is None:
             continue
         name = short.get(col, col.removeprefix(STRATEGY_PREFIX))
-        if isinstance(val, str) and len(val) > LABEL_TEXT:  # e.g. a revision instruction: config_id tells apart
+        if (
+            isinstance(val, str) and len(val) > LABEL_TEXT
+        ):  # e.g. a revision instruction: config_id tells apart
             val = val[: LABEL_TEXT - 3] + "..."
         parts.append(f"{name}={val:g}" if isinstance(val, float) else f"{name}={val}")
     return ", ".join(parts)

@@ -130,6 +130,7 @@ def write_report(results_dir: Path, parts: dict, meta: dict) -> Path:
         "",
         markdown(flo, columns_for(flo, WINNER_COLS)) if len(flo) else "_No rows._",
         "",
+        *_tokens_section(tables.tokens, parts["thinking"], m),
         "## Small policy + test-time compute vs a larger policy's single sample (all problems)",
         "",
         markdown(cross, CROSS_COLS)
@@ -170,6 +171,23 @@ def write_report(results_dir: Path, parts: dict, meta: dict) -> Path:
     path = results_dir / "report.md"
     path.write_text("\n".join(out) + "\n")
     return path
+
+
+def _tokens_section(table: pd.DataFrame, thinking: bool, min_fold: int) -> list[str]:
+    """Generated-tokens-matched winners, shown when the sweep has a thinking-budget strategy (its budget axis)."""
+    if not thinking:
+        return []
+    t = with_ci_text(table, min_fold)
+    cols = {"tokens_budget": "generated tokens budget", "tokens_out": "generated tokens used"}
+    cols |= {k: v for k, v in columns_for(t, WINNER_COLS).items() if k not in ("budget", "flops_budget")}
+    return [
+        "## Generated-tokens-matched: best configuration within each budget of generated tokens per problem",
+        "",
+        "Thinking budgets (one long chain) against parallel samples at the same generated tokens.",
+        "",
+        markdown(t, cols) if len(t) else "_No rows._",
+        "",
+    ]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -264,6 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tts.analysis.settings import load_analysis_config
     from tts.analysis.summary import build_summary, load_summary
     from tts.analysis.tables import candidates, compute_optimal_tables
+    from tts.strategies import STRATEGIES
 
     state = folder_state(root)
     if state.ok == 0 and (state.failed or state.corrupt or state.missing):
@@ -322,6 +341,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "adaptive_method": adaptive_method,
         "state": state,
         "revisions": report_lines(ratios, ratio_winners, cfg.ci),
+        "thinking": any(
+            n in STRATEGIES and STRATEGIES.get(n).traits.thinking for n in cands["strategy"].dropna().unique()
+        ),
     }
     report = write_report(root, parts, meta)
     print(

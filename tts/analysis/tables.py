@@ -11,6 +11,7 @@ every fold chose it too. Budgets are what rows actually spent, never the nominal
                       gain over each baseline of the analysis config (that strategy's best configuration within
                       the same budget, also chosen held-out), with a CI over problems.
   flops_matched       the same over budgets on a log2 grid of FLOPs per problem: the compute-optimal frontier.
+  tokens_matched      the same over generated tokens per problem (thinking budgets vs parallel samples).
   cross_size          Liu et al.'s Table 5: each larger policy's single-sample accuracy against the smallest
                       policy + cheapest configuration that matches it, chosen on one fold, checked on the other.
 
@@ -34,7 +35,16 @@ from tts.analysis.settings import AnalysisConfig
 from tts.analysis.source import AnalysisData, bin_sort_key, with_means
 
 GROUP = ["policy", "prm", "dataset", "bin"]
-WINNER = ["config_id", *DESCRIPTIVE, "hyperparams", "generations", "generations_charged", "flops", "tokens"]
+WINNER = [
+    "config_id",
+    *DESCRIPTIVE,
+    "hyperparams",
+    "generations",
+    "generations_charged",
+    "flops",
+    "tokens",
+    "tokens_out",
+]
 
 
 @dataclass
@@ -42,6 +52,7 @@ class Tables:
     generation: pd.DataFrame
     flops: pd.DataFrame
     cross_size: pd.DataFrame
+    tokens: pd.DataFrame
     method: str
     ci: float
 
@@ -180,16 +191,28 @@ def generation_matched(s: pd.DataFrame, data: AnalysisData, cfg: AnalysisConfig)
 
 def flops_matched(s: pd.DataFrame, data: AnalysisData, cfg: AnalysisConfig) -> pd.DataFrame:
     """Held-out best configuration within each FLOPs budget (a log2 grid, `grid_step` octaves apart)."""
+    return _log_budget_matched(s, data, cfg, "flops_charged", "flops_budget")
+
+
+def tokens_matched(s: pd.DataFrame, data: AnalysisData, cfg: AnalysisConfig) -> pd.DataFrame:
+    """Held-out best configuration within each budget of generated tokens per problem (the same log2 grid):
+    the budget axis of thinking models, where one long chain and several short samples cost alike."""
+    return _log_budget_matched(s, data, cfg, "tokens_out", "tokens_budget")
+
+
+def _log_budget_matched(
+    s: pd.DataFrame, data: AnalysisData, cfg: AnalysisConfig, measure: str, name: str
+) -> pd.DataFrame:
     rows = []
-    for key, cand, group, sums in config_groups(s, data, cfg, ["flops_charged"]):
-        f = np.maximum(cand["flops_charged"].to_numpy(float), 1.0)
+    for key, cand, group, sums in config_groups(s, data, cfg, [measure]):
+        f = np.maximum(cand[measure].fillna(0).to_numpy(float), 1.0)
         lo = math.floor(math.log2(f.min()) / cfg.grid_step)
         hi = math.ceil(math.log2(f.max()) / cfg.grid_step)
         for b in 2.0 ** (np.arange(lo, hi + 1) * cfg.grid_step):
             row = _row(key, cand, group, sums, f <= b * (1 + 1e-12), cfg)
             if row is not None:
-                rows.append(row | {"flops_budget": b})
-    return sort_rows(pd.DataFrame(rows), ["flops_budget"])
+                rows.append(row | {name: b})
+    return sort_rows(pd.DataFrame(rows), [name])
 
 
 def _first_match(tolerance: float):
@@ -280,6 +303,7 @@ def compute_optimal_tables(data: AnalysisData, cfg: AnalysisConfig | None = None
         generation=generation_matched(s, data, cfg),
         flops=flops_matched(s, data, cfg),
         cross_size=cross_size(s, data, cfg),
+        tokens=tokens_matched(s, data, cfg),
         method=data.method,
         ci=cfg.ci,
     )
