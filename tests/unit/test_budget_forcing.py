@@ -188,3 +188,28 @@ def test_the_s1_preset_expands_and_its_dry_run_costs_come_from_the_budget(capsys
             assert s.thinking_tokens + s.answer_max_tokens < cell.config.engine.max_model_len
     print_dry_run(grid)
     assert "56 cells" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["budget_forcing", "majority_vote", "beam_search"])
+def test_top_k_and_min_p_reach_every_request(name: str) -> None:
+    policy = FakePolicy(error_rate=0.0, record=True)
+    sampling = SamplingSettings(temperature=0.6, top_k=20, min_p=0.05, thinking_end="=", step_max_tokens=16)
+    params = {"beam_width": 2, "max_steps": 4} if name == "beam_search" else {}
+    STRATEGIES.get(name).run(ONE, policy, FakePRM(), n=2, sampling=sampling, seed=0, **params)
+    requests = [q for call in policy.history for q in call]
+    assert requests and all((q.top_k, q.min_p) == (20, 0.05) for q in requests)
+
+
+def test_vllm_sampling_params_get_top_k_and_min_p_only_when_set() -> None:
+    pytest.importorskip("vllm")
+    from types import SimpleNamespace
+
+    from tts.engines.protocols import GenerationRequest
+    from tts.engines.vllm_policy import VLLMPolicy
+
+    engine = SimpleNamespace(logprobs=False)
+    plain = VLLMPolicy.sampling_params(engine, GenerationRequest("x", temperature=0.6))
+    knobs = VLLMPolicy.sampling_params(engine, GenerationRequest("x", temperature=0.6, top_k=20, min_p=0.05))
+    default = type(plain)()
+    assert (plain.top_k, plain.min_p) == (default.top_k, default.min_p)  # the version's own "off"
+    assert (knobs.top_k, knobs.min_p) == (20, 0.05)
