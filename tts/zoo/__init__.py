@@ -11,8 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 WEIGHTS = Path(__file__).parent / "weights"
-POLICY_NAMES = ("zoo-policy-s", "zoo-policy-m", "zoo-policy-l")
+POLICY_NAMES = ("zoo-policy-s", "zoo-policy-m", "zoo-policy-l")  # the size ladder, each trained from scratch
+REVISION_POLICY = "zoo-policy-r"  # zoo-policy-m fine-tuned to revise its own attempts (tts.zoo.revision)
 PRM_NAMES = ("zoo-prm-s", "zoo-prm-l")
+ZOO_NAMES = (*POLICY_NAMES, REVISION_POLICY, *PRM_NAMES)  # every shipped model
 
 
 def weights_dir(name: str) -> Path:

@@ -42,4 +42,51 @@ def write(folder: Path, name: str, data: dict[str, Any], eval_config: dict[str, 
             lines.append(
                 f"| {level} | {int(row['problems'])} | " + " | ".join(f"{row[c]:.3f}" for c in cols) + " |"
             )
+    if "revision_eval" in data:
+        lines += _revision_lines(data, eval_config)
     (folder / "MODEL_CARD.md").write_text("\n".join(lines) + "\n")
+
+
+def _revision_lines(data: dict[str, Any], eval_config: dict[str, Any]) -> list[str]:
+    """The revision curve of each measured model, per level, with the paired gains and what they say."""
+    table = data["revision_eval"]
+    first = next(iter(table.values()))
+    models = [k for k in first if isinstance(first[k], dict)]
+    attempts = sorted(k for k in first[models[0]] if k.startswith("attempt_"))
+    maj = [k for k in first[models[0]] if k.startswith("majority@")]
+    lines = [
+        f"- Body initialised from {data['init_from']}; longest training conversation "
+        f"{data['longest_train_tokens']} tokens; history k = {data['history']}; instruction: "
+        f'"{data["instruction"]}"',
+        "",
+        f"Revision chains on held-out test-split chain problems (seed 1), {first['chains']} chains a problem at "
+        f"T={eval_config['temperature']}: attempt j sees the j - 1 earlier attempts of its chain (attempt 1 is an "
+        "independent sample, so its accuracy is pass@1). Gain: attempt "
+        f"{len(attempts)} - attempt 1, paired over problems, +- 1.96 standard errors; sequential - parallel: "
+        f"majority over a chain's {len(attempts)} attempts minus majority over {len(attempts)} independent "
+        'samples. A verdict other than "no effect" needs the 95% CI to exclude 0.',
+    ]
+    for model in models:
+        lines += [
+            "",
+            f"**{model}**",
+            "",
+            "| level | problems | "
+            + " | ".join(a.replace("_", " ") for a in attempts + maj)
+            + " | gain | revisions | sequential - parallel | sequential |",
+            "|---" * (len(attempts) + len(maj) + 6) + "|",
+        ]
+        for level, row in table.items():
+            r = row[model]
+            cells = [f"{r[c]:.3f}" for c in attempts + maj]
+            cells += [
+                f"{r['revision_gain']:+.3f} +- {1.96 * r['revision_gain_se']:.3f}",
+                r["revision_verdict"],
+            ]
+            if "sequential_verdict" in r:
+                se = 1.96 * r["sequential_minus_parallel_se"]
+                cells += [f"{r['sequential_minus_parallel']:+.3f} +- {se:.3f}", r["sequential_verdict"]]
+            else:
+                cells += ["", ""]
+            lines.append(f"| {level} | {row['problems']} | " + " | ".join(cells) + " |")
+    return lines

@@ -5,7 +5,10 @@ chain problems) and two PRMs in the Qwen2.5-Math-PRM layout trained on exact ste
 samples: `zoo-prm-l` (a larger body initialised from zoo-policy-l, samples of all three policies, longer) and
 `zoo-prm-s` (a small body from zoo-policy-s, samples of zoo-policy-s only, short): the weaker verifier. Every
 number here is a count (steps, problems, samples), never a time budget, so a run is reproducible from its seed.
-`scale` multiplies every count (the tests train at scale ~0.02).
+`scale` multiplies every count (the tests train at scale ~0.02). Last, `zoo-policy-r` (tts.zoo.revision): the
+revision-capable policy, fine-tuned from the freshly trained zoo-policy-m on revision conversations of its own
+samples; `ZooConfig.only = ("zoo-policy-r",)` with `init_dir` trains only it from an existing zoo-policy-m folder
+(`tts zoo train --only zoo-policy-r --from tts/zoo/weights --out tts/zoo/weights`), leaving the others untouched.
 
 Measurement, on held-out test-split problems (seed 1, disjoint from the sweeps' seed-0 problems only by seed,
 and from all training problems by the split rule of tts.data.chain): per level, greedy pass@1, and over
@@ -70,6 +73,8 @@ class ZooConfig:
     temperature: float = 0.8
     seed: int = 0
     threads: int = 2
+    only: tuple[str, ...] = ()  # train only these (only the revision policy can be trained alone)
+    init_dir: Path | None = None  # with `only`: the folder holding the zoo-policy-m it starts from
     log: list[str] = field(default_factory=list)
 
 
@@ -183,13 +188,11 @@ def best_of(prm: Any, tokenizer: Any, problems: list[Any], texts: list[list[str]
 
 
 def train_zoo(out: Path, cfg: ZooConfig | None = None) -> dict[str, Any]:
-    """Train the whole zoo into `out/<name>/` and write each model's card; returns the cards."""
+    """Train the whole zoo into `out/<name>/` and write each model's card (with `cfg.only`, just those models,
+    from `cfg.init_dir`); returns the cards."""
     import torch
 
-    from tts.data.chain import LEVELS, generate
     from tts.zoo import cards
-    from tts.zoo.tokenizer import build_tokenizer
-    from tts.zoo.train import auroc, label_samples, prm_scores, sample, train_prm, train_problems
 
     cfg = cfg or ZooConfig()
     torch.set_num_threads(cfg.threads)
@@ -203,6 +206,62 @@ def train_zoo(out: Path, cfg: ZooConfig | None = None) -> dict[str, Any]:
         logfile.flush()
 
     total_start = time.perf_counter()
+    card_data = _train_alone(out, cfg, log) if cfg.only else _train_all(out, cfg, log)
+    total = round(time.perf_counter() - total_start, 1)
+    for name, data in card_data.items():
+        if not cfg.only:
+            data["zoo_total_seconds"] = total
+        data["zoo_scale"] = cfg.scale
+        cards.write(out / name, name, data, eval_config=asdict(cfg) | {"log": None, "init_dir": None})
+    log(f"{', '.join(card_data)} trained in {total:.0f} s")
+    return card_data
+
+
+def _eval_problems(cfg: ZooConfig) -> list[Any]:
+    from tts.data.chain import LEVELS, generate
+
+    return generate(sorted(LEVELS), _scaled(cfg.eval_per_level, cfg.scale, 4), seed=1, split="test")
+
+
+def _revision_stage(init: Any, out: Path, cfg: ZooConfig, log: Any) -> dict[str, Any]:
+    """Train, save and measure zoo-policy-r from `init` (zoo-policy-m); returns its card fields."""
+    from tts.zoo import revision
+    from tts.zoo.tokenizer import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    model, card = revision.stage(
+        init,
+        tokenizer,
+        revision.RECIPE,
+        _eval_problems(cfg),
+        scale=cfg.scale,
+        temperature=cfg.temperature,
+        seed=cfg.seed,
+        log=log,
+    )
+    save_policy(model, tokenizer, out / revision.NAME)
+    return card
+
+
+def _train_alone(out: Path, cfg: ZooConfig, log: Any) -> dict[str, Any]:
+    from tts.zoo import revision
+
+    if set(cfg.only) != {revision.NAME} or cfg.init_dir is None:
+        raise ValueError(
+            f"only: {list(cfg.only)!r}; only {revision.NAME!r} can be trained alone, and it needs the folder "
+            f"holding its {revision.RECIPE.init_from} (--from DIR, e.g. tts/zoo/weights)"
+        )
+    init = _load_policy(cfg.init_dir / revision.RECIPE.init_from)
+    card = _revision_stage(init, out, cfg, log)
+    card["trained_alone_from"] = f"{revision.RECIPE.init_from} of {cfg.init_dir}"
+    return {revision.NAME: card}
+
+
+def _train_all(out: Path, cfg: ZooConfig, log: Any) -> dict[str, Any]:
+    from tts.zoo import revision
+    from tts.zoo.tokenizer import build_tokenizer
+    from tts.zoo.train import auroc, label_samples, prm_scores, sample, train_prm, train_problems
+
     tokenizer = build_tokenizer()
     card_data: dict[str, Any] = {}
     jobs = []
@@ -277,7 +336,7 @@ def train_zoo(out: Path, cfg: ZooConfig | None = None) -> dict[str, Any]:
         }
 
     # measurement on held-out problems
-    eval_problems = generate(sorted(LEVELS), _scaled(cfg.eval_per_level, cfg.scale, 4), seed=1, split="test")
+    eval_problems = _eval_problems(cfg)
     held_out: list[Any] = []
     for name, model in policies.items():
         start = time.perf_counter()
@@ -297,10 +356,6 @@ def train_zoo(out: Path, cfg: ZooConfig | None = None) -> dict[str, Any]:
         card_data[prm_name]["heldout_auroc"] = None if math.isnan(value) else round(value, 4)
         card_data[prm_name]["heldout_steps"] = {"good": sum(flat_y), "bad": len(flat_y) - sum(flat_y)}
         log(f"{prm_name}: held-out step AUROC {value:.4f}")
-    total = round(time.perf_counter() - total_start, 1)
-    for name, data in card_data.items():
-        data["zoo_total_seconds"] = total
-        data["zoo_scale"] = cfg.scale
-        cards.write(out / name, name, data, eval_config=asdict(cfg) | {"log": None})
-    log(f"zoo trained in {total:.0f} s")
+    # last, so that the models above train and measure exactly as without it
+    card_data[revision.NAME] = _revision_stage(policies[revision.RECIPE.init_from], out, cfg, log)
     return card_data

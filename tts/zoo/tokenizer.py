@@ -51,11 +51,13 @@ def build_tokenizer(out_dir: Path | None = None) -> Any:
     return fast
 
 
-def policy_prompt(tokenizer: Any, question: str) -> str:
-    """The policy's prompt text (as VLLMPolicy renders it: chat template, no system prompt, bare question)."""
-    return tokenizer.apply_chat_template(
-        [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False
-    )
+def policy_prompt(tokenizer: Any, question: str, history: Sequence[Any] = ()) -> str:
+    """The policy's prompt text, as VLLMPolicy renders it: chat template, no system prompt, the bare question as
+    the first user turn, then `history` (turns with `.role` and `.content`, e.g. the revision turns of
+    tts.strategies.sequential_revision.revision_history), then the generation prompt."""
+    messages = [{"role": "user", "content": question}]
+    messages += [{"role": m.role, "content": m.content} for m in history]
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
 def prm_text(tokenizer: Any, question: str, steps: Sequence[str]) -> str:

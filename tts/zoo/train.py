@@ -167,20 +167,52 @@ def sample(
     batch: int = 256,
 ) -> list[list[str]]:
     """`n` completions per problem (temperature 0: greedy, one completion repeated), as text without EOS."""
+    copies = 1 if temperature == 0 else n
+    prompts = [policy_prompt(tokenizer, p.question) for p in problems for _ in range(copies)]
+    texts = complete(model, tokenizer, prompts, temperature, seed=seed, batch=batch)
+    grouped = [texts[j * copies : (j + 1) * copies] for j in range(len(problems))]
+    return [g * n if copies == 1 else g for g in grouped]
+
+
+def sample_conversations(
+    model: Any,
+    tokenizer: Any,
+    conversations: Sequence[tuple[str, Sequence[Any]]],
+    temperature: float,
+    seed: int = 0,
+    max_batch_tokens: int = 32768,
+) -> list[str]:
+    """One completion per (question, history) conversation (history: turns with `.role` and `.content`),
+    rendered by `policy_prompt` as the policy engine renders it. Batched by length (longest prompt first, at
+    most `max_batch_tokens` prompt + new tokens a batch); the result is in the order of `conversations`."""
+    prompts = [policy_prompt(tokenizer, q, h) for q, h in conversations]
+    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+    order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
+    texts: list[str] = [""] * len(prompts)
+    start = 0
+    while start < len(order):
+        width = lengths[order[start]] + MAX_NEW_TOKENS
+        chunk = order[start : start + max(1, min(256, max_batch_tokens // width))]
+        done = complete(model, tokenizer, [prompts[j] for j in chunk], temperature, seed=seed + start)
+        for j, text in zip(chunk, done, strict=True):
+            texts[j] = text
+        start += len(chunk)
+    return texts
+
+
+def complete(
+    model: Any, tokenizer: Any, prompts: Sequence[str], temperature: float, seed: int = 0, batch: int = 256
+) -> list[str]:
+    """One completion per prompt text (HF `generate`, left-padded batches of `batch`), as text without EOS."""
     import torch
 
     torch.manual_seed(seed)
     tokenizer.padding_side = "left"
     eos, pad = tokenizer.convert_tokens_to_ids(EOS), tokenizer.convert_tokens_to_ids(PAD)
-    copies = 1 if temperature == 0 else n
-    flat = [p for p in problems for _ in range(copies)]
     texts: list[str] = []
-    for i in range(0, len(flat), batch):
+    for i in range(0, len(prompts), batch):
         enc = tokenizer(
-            [policy_prompt(tokenizer, p.question) for p in flat[i : i + batch]],
-            add_special_tokens=False,
-            padding=True,
-            return_tensors="pt",
+            list(prompts[i : i + batch]), add_special_tokens=False, padding=True, return_tensors="pt"
         )
         with torch.no_grad():
             out = model.generate(
@@ -195,8 +227,7 @@ def sample(
             )
         new = out[:, enc["input_ids"].shape[1] :]
         texts += tokenizer.batch_decode(new, skip_special_tokens=True)
-    grouped = [texts[j * copies : (j + 1) * copies] for j in range(len(problems))]
-    return [g * n if copies == 1 else g for g in grouped]
+    return texts
 
 
 def is_correct(problem: Problem, text: str) -> bool:
