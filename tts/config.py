@@ -235,8 +235,10 @@ def validate(cfg: DictConfig | TTSConfig) -> TTSConfig:
     s.check(obj.n)
     if (entry.traits.needs_verifier or s.verifier_needed()) and obj.prm.kind == "none":
         raise _fail(
-            "prm", obj.prm.name, f"strategy {name} ranks by verifier scores; choose a PRM other than none"
-            + ("" if entry.traits.needs_verifier else " (or a selection that reads no scores)")
+            "prm",
+            obj.prm.name,
+            f"strategy {name} ranks by verifier scores; choose a PRM other than none"
+            + ("" if entry.traits.needs_verifier else " (or a selection that reads no scores)"),
         )
 
     p = obj.policy

@@ -67,7 +67,13 @@ def run(
     for _ in range(n):
         requests = [
             GenerationRequest(
-                c, n=1, max_tokens=sampling.max_tokens, temperature=sampling.temperature, top_p=sampling.top_p
+                c,
+                n=1,
+                max_tokens=sampling.max_tokens,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                top_k=sampling.top_k,
+                min_p=sampling.min_p,
             )
             for c in conversations
         ]

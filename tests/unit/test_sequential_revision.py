@@ -130,3 +130,13 @@ def test_entry_is_sequential_and_needs_a_verifier_only_to_rank() -> None:
     assert entry.traits.sequential and not entry.traits.pool_based and not entry.traits.tree
     assert SequentialRevisionConfig().verifier_needed()
     assert not SequentialRevisionConfig(final_selection="majority").verifier_needed()
+
+
+def test_sampling_knobs_reach_every_request(problems) -> None:
+    policy = FakePolicy(seed=0, record=True)
+    sampling = SamplingSettings(temperature=0.6, top_p=0.95, top_k=20, min_p=0.05, max_tokens=32)
+    run(problems, policy, FakePRM(), n=4, sampling=sampling, seed=0, parallel=2)
+    asked = [r for call in policy.history for r in call]
+    assert {(r.temperature, r.top_p, r.top_k, r.min_p, r.max_tokens) for r in asked} == {
+        (0.6, 0.95, 20, 0.05, 32)
+    }

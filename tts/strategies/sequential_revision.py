@@ -221,6 +221,8 @@ def _request(conversation: Conversation, n: int, sampling: SamplingSettings) -> 
         max_tokens=sampling.max_tokens,
         temperature=sampling.temperature,
         top_p=sampling.top_p,
+        top_k=sampling.top_k,
+        min_p=sampling.min_p,
     )
 
 
