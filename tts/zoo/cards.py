@@ -66,6 +66,18 @@ def _revision_lines(data: dict[str, Any], eval_config: dict[str, Any]) -> list[s
         f"majority over a chain's {len(attempts)} attempts minus majority over {len(attempts)} independent "
         'samples. A verdict other than "no effect" needs the 95% CI to exclude 0.',
     ]
+    pooled = table.get("all", first)
+    lines += ["", "What it shows (attempt 1 = pass@1 of independent samples):", ""]
+    for model in models:
+        said = "; ".join(
+            f"level {level}: {row[model]['revision_verdict']} ({row[model]['revision_gain']:+.2f})"
+            for level, row in table.items()
+            if level != "all"
+        )
+        lines.append(
+            f"- {model}: pass@1 {pooled[model]['attempt_1']:.3f}, attempt {len(attempts)} "
+            f"{pooled[model][attempts[-1]]:.3f} over {pooled['problems']} problems; do revisions help? {said}"
+        )
     for model in models:
         lines += [
             "",

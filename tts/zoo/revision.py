@@ -52,8 +52,8 @@ ATTEMPTS = 4  # attempts per chain measured: the revision curve's x axis
 @dataclass(frozen=True)
 class RevisionRecipe:
     init_from: str = "zoo-policy-m"  # the policy whose weights it starts from and whose samples it revises
-    train: TrainSpec = TrainSpec(steps=500, batch=24, lr=2e-3, warmup=30, seed=14)  # batch: revision rows
-    plain_rows: int = 4  # plain single-turn rows per step, besides the `batch` revision rows
+    train: TrainSpec = TrainSpec(steps=400, batch=16, lr=1e-3, warmup=30, seed=14)  # batch: revision rows
+    plain_rows: int = 16  # plain single-turn rows per step, besides the `batch` revision rows
     problems: int = 800  # train-split problems sampled
     samples: int = HISTORY  # samples of `init_from` a problem: the pool its earlier attempts come from
     eval_chains: int = 4  # chains per held-out problem
