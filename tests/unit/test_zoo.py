@@ -177,10 +177,10 @@ def test_shipped_zoo_models_resolve_to_package_folders_without_download():
     from pathlib import Path
 
     from tts.engines.embedded import EmbeddedModelError, resolve_model
-    from tts.zoo import POLICY_NAMES, PRM_NAMES, weights_dir
+    from tts.zoo import ZOO_NAMES, weights_dir
 
     total = 0
-    for name in (*POLICY_NAMES, *PRM_NAMES):
+    for name in ZOO_NAMES:
         folder = Path(resolve_model(f"embedded:{name}"))
         assert folder == weights_dir(name) and (folder / "tokenizer.json").is_file()
         cfg = json.loads((folder / "config.json").read_text())
