@@ -5,6 +5,9 @@ world, never a tuned number:
   strongest separated) and falls with level
   (level 1 vs level 5, CIs separated, every policy);
 - pass@k (the unbiased estimator over 8 samples) rises with k, strictly from k = 1 to 8 on the pooled problems;
+- zoo-policy-r (zoo-policy-m fine-tuned to revise) answers a bare question as well as zoo-policy-m (pooled
+  pass@1 CIs overlap): the single-turn rows of its training kept its first attempts; its revisions are measured
+  in its card and served in tests/integration/test_zoo_revision_vllm.py;
 - each shipped PRM's step AUROC on held-out problems' steps stays above its model card's figure minus
   AUROC_MARGIN (a regression check of the shipped weights; sampling noise on ~2,000 steps is about +-0.02).
 
@@ -23,14 +26,14 @@ pytestmark = pytest.mark.integration
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tts.zoo import POLICY_NAMES, PRM_NAMES, weights_dir  # noqa: E402
+from tts.zoo import POLICY_NAMES, PRM_NAMES, REVISION_POLICY, ZOO_NAMES, weights_dir  # noqa: E402
 
 AUROC_MARGIN = 0.05
 PER_LEVEL = 15
 SAMPLES = 8
 LEVELS = (1, 2, 3, 4, 5, 6)  # all of them, as the model cards measured AUROC
 
-if not all((weights_dir(n) / "card.json").is_file() for n in (*POLICY_NAMES, *PRM_NAMES)):
+if not all((weights_dir(n) / "card.json").is_file() for n in ZOO_NAMES):
     pytest.skip("the zoo weights are not shipped in this checkout", allow_module_level=True)
 
 
@@ -62,7 +65,7 @@ def measured():
     tok = build_tokenizer()
     problems = generate(list(LEVELS), PER_LEVEL, seed=7, split="test")
     out = {}
-    for name in POLICY_NAMES:
+    for name in (*POLICY_NAMES, REVISION_POLICY):
         model = Qwen2ForCausalLM.from_pretrained(weights_dir(name), dtype=torch.float32).eval()
         texts = sample(model, tok, problems, SAMPLES, 0.8, seed=0)
         flags = [[is_correct(p, t) for t in group] for p, group in zip(problems, texts, strict=True)]
@@ -113,6 +116,13 @@ def test_pass_at_k_rises_with_k(measured):
         ]
         assert all(a <= b + 1e-12 for a, b in zip(curve, curve[1:], strict=False)), (name, curve)
         assert curve[-1] > curve[0], (name, curve)
+
+
+def test_the_revision_policy_answers_a_bare_question_as_well_as_the_policy_it_started_from(measured):
+    _, out = measured
+    stats = {n: _ci([sum(f) / len(f) for f in out[n]["flags"]]) for n in ("zoo-policy-m", REVISION_POLICY)}
+    (_, m_low, m_high), (_, r_low, r_high) = stats["zoo-policy-m"], stats[REVISION_POLICY]
+    assert r_high >= m_low and m_high >= r_low, stats
 
 
 @pytest.mark.parametrize("prm_name", PRM_NAMES)
