@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tts.data.problem import Problem
-from tts.engines.protocols import Conversation, GenerationRequest, Message, PolicyEngine, PRMScorer
+from tts.engines.protocols import Conversation, Message, PolicyEngine, PRMScorer
 from tts.grading import extract_answer
 from tts.schemas import ConfigError, StrategyConfig
 from tts.strategies import STRATEGIES
@@ -65,18 +65,7 @@ def run(
     tokens_in = [0] * len(problems)
     tokens_cached = [0] * len(problems)
     for _ in range(n):
-        requests = [
-            GenerationRequest(
-                c,
-                n=1,
-                max_tokens=sampling.max_tokens,
-                temperature=sampling.temperature,
-                top_p=sampling.top_p,
-                top_k=sampling.top_k,
-                min_p=sampling.min_p,
-            )
-            for c in conversations
-        ]
+        requests = [sampling.request(c) for c in conversations]
         for i, gen in enumerate(policy.generate(requests)):
             done = gen.completions[0]
             tokens_in[i] += gen.prompt_tokens

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tts.engines.protocols import Conversation, GenerationRequest
+
 
 @dataclass(frozen=True)
 class SamplingSettings:
@@ -31,6 +33,29 @@ class SamplingSettings:
     min_p: float = 0.0  # 0 = off
     thinking_start: str | None = None  # thinking models: what opens the thinking (None: the template does)
     thinking_end: str | None = None  # thinking models: the marker that closes it (None: not a thinking model)
+
+    def request(
+        self,
+        prompt: Conversation | str,
+        *,
+        n: int = 1,
+        max_tokens: int | None = None,
+        stop: tuple[str, ...] = (),
+        temperature: float | None = None,
+    ) -> GenerationRequest:
+        """A generate request with these sampling knobs (temperature, top_p, top_k, min_p): the one place a
+        strategy turns its settings into a request, so a new knob reaches every strategy. max_tokens defaults
+        to a whole solution's; temperature may be overridden (greedy rollouts)."""
+        return GenerationRequest(
+            prompt,
+            n=n,
+            max_tokens=self.max_tokens if max_tokens is None else max_tokens,
+            temperature=self.temperature if temperature is None else temperature,
+            top_p=self.top_p,
+            stop=stop,
+            top_k=self.top_k,
+            min_p=self.min_p,
+        )
 
 
 @dataclass(frozen=True)

@@ -145,15 +145,8 @@ def run(
             partial, max_tokens, stop = thinking + end + answer_prefix, answer_max_tokens, ()
         else:
             partial, max_tokens, stop = thinking, thinking_tokens - chain.thinking_tokens, (end,)
-        return GenerationRequest(
-            Conversation(problems[chain.problem].question, partial=partial),
-            n=1,
-            max_tokens=max_tokens,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            stop=stop,
-            top_k=sampling.top_k,
-            min_p=sampling.min_p,
+        return sampling.request(
+            Conversation(problems[chain.problem].question, partial=partial), max_tokens=max_tokens, stop=stop
         )
 
     while live := [c for c in chains if c.answer is None]:

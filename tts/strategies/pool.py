@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 
 from tts.data.problem import Problem
 from tts.engines.aggregation import aggregate
-from tts.engines.protocols import Conversation, GenerationRequest, PolicyEngine, PRMScorer, ScoreRequest
+from tts.engines.protocols import Conversation, PolicyEngine, PRMScorer, ScoreRequest
 from tts.grading import Extraction, extract_answer
 from tts.strategies.base import Candidate, SamplingSettings, StrategyResult
 from tts.strategies.estimators import (
@@ -119,18 +119,7 @@ def build_pool(
     if not problems:
         return []
     greedy = sampling.temperature == 0  # one completion repeated: sampled once, scored once, charged once
-    requests = [
-        GenerationRequest(
-            prompt=Conversation(p.question),
-            n=1 if greedy else n_max,
-            max_tokens=sampling.max_tokens,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            top_k=sampling.top_k,
-            min_p=sampling.min_p,
-        )
-        for p in problems
-    ]
+    requests = [sampling.request(Conversation(p.question), n=1 if greedy else n_max) for p in problems]
     generations = policy.generate(requests)
     if len(generations) != len(problems):
         raise RuntimeError(f"policy returned {len(generations)} generations for {len(problems)} requests")

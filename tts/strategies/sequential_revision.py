@@ -37,7 +37,6 @@ from tts.data.problem import Problem
 from tts.engines.aggregation import aggregate
 from tts.engines.protocols import (
     Conversation,
-    GenerationRequest,
     Message,
     PolicyEngine,
     PRMScorer,
@@ -137,17 +136,15 @@ def run(
     calls = 0
     for r in range(rounds):
         if r == 0:  # the chains of a problem share their first prompt: one request of n = P
-            requests = [_request(Conversation(p.question), parallel, sampling) for p in problems]
+            requests = [sampling.request(Conversation(p.question), n=parallel) for p in problems]
             owners = [[c for c in chains if c.problem == i] for i in range(len(problems))]
         else:
             requests = [
-                _request(
+                sampling.request(
                     Conversation(
                         problems[c.problem].question,
                         revision_history([a.text for a in c.attempts], history, instruction),
-                    ),
-                    1,
-                    sampling,
+                    )
                 )
                 for c in chains
             ]
@@ -212,18 +209,6 @@ def run(
             )
         )
     return results
-
-
-def _request(conversation: Conversation, n: int, sampling: SamplingSettings) -> GenerationRequest:
-    return GenerationRequest(
-        conversation,
-        n=n,
-        max_tokens=sampling.max_tokens,
-        temperature=sampling.temperature,
-        top_p=sampling.top_p,
-        top_k=sampling.top_k,
-        min_p=sampling.min_p,
-    )
 
 
 def _score(

@@ -41,7 +41,6 @@ from tts.engines.protocols import (
     Completion,
     Conversation,
     Generation,
-    GenerationRequest,
     PolicyEngine,
     PRMScorer,
     ScoreRequest,
@@ -267,15 +266,12 @@ class _Batch:
     ) -> list[Completion]:
         """to_eos: no step delimiter stop (the search's last step completes the solution)."""
         reqs = [
-            GenerationRequest(
-                prompt=r.prompt,
+            sampling.request(
+                r.prompt,
                 n=r.n,
                 max_tokens=r.max_tokens,
                 temperature=temperature,
-                top_p=sampling.top_p,
                 stop=() if to_eos else (sampling.step_delimiter,),
-                top_k=sampling.top_k,
-                min_p=sampling.min_p,
             )
             for r in self.requests
         ]
