@@ -128,21 +128,17 @@ def report_lines(table: pd.DataFrame, winners: pd.DataFrame, ci: float) -> list[
     ]
     if table.empty:
         return out + ["_No sequential configurations in this sweep._", ""]
-    w = winners.assign(
-        acc_ci=[
-            ci_text(*v) for v in zip(winners["accuracy"], winners["ci_low"], winners["ci_high"], strict=True)
-        ],
-        gain_ci=[
-            ci_text(*v, sign=True)
-            for v in zip(winners["gain"], winners["gain_low"], winners["gain_high"], strict=True)
-        ],
-        split=[f"{p:g} x {a:g}" for p, a in zip(winners["parallel"], winners["attempts"], strict=True)],
-    )
-    t = table.assign(
-        acc_ci=[ci_text(*v) for v in zip(table["accuracy"], table["ci_low"], table["ci_high"], strict=True)],
-        split=[f"{p:g} x {a:g}" for p, a in zip(table["parallel"], table["attempts"], strict=True)],
-        pick=np.where(table["chosen"], "held-out pick", ""),
-    )
+
+    def texts(df: pd.DataFrame) -> pd.DataFrame:
+        acc = zip(df["accuracy"], df["ci_low"], df["ci_high"], strict=True)
+        return df.assign(
+            acc_ci=[ci_text(*v) for v in acc],
+            split=[f"{p:g} x {a:g}" for p, a in zip(df["parallel"], df["attempts"], strict=True)],
+        )
+
+    gain = zip(winners["gain"], winners["gain_low"], winners["gain_high"], strict=True)
+    w = texts(winners).assign(gain_ci=[ci_text(*v, sign=True) for v in gain])
+    t = texts(table).assign(pick=np.where(table["chosen"], "held-out pick", ""))
     out += [
         "N generations split into P parallel chains of L = N / P attempts, each attempt seeing the earlier ones "
         "of its chain; ratio = L / P (sequential/parallel). The ratio is chosen held-out per bin and N (on other "
