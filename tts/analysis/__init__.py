@@ -9,7 +9,7 @@ Modules (read in this order):
   difficulty  binning cost and bin warnings (the bin rules themselves: tts.difficulty)
   summary     the materialised per-problem / per-bin summary (DuckDB)
   source      AnalysisData: what tables and plots read, from the summary or in-memory rows
-  bootstrap   seeded resampling weights over problems
+  bootstrap   seeded two-level resampling weights: problems, then the seeds of each drawn problem
   selection   held-out selection of a winner, CIs that redo the selection
   tables      generation-matched, FLOPs-matched and cross-size compute-optimal tables
   adaptive    Snell et al.'s difficulty-adaptive allocation and its "X/Y less compute" line

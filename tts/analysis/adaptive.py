@@ -8,9 +8,10 @@ inflated; here, for each budget B and each (policy, PRM, dataset):
     problems of the other folds is highest; every problem is scored by the choice made without it;
   - each baseline of the analysis config (adaptive_baselines: label -> strategy) gets the same treatment but
     one configuration for all bins (its best hyperparameters, chosen held-out);
-  - bootstrap replicates (problems resampled within bins) redo every choice: CIs of each curve and of the
-    "matches <baseline> at N=X with Y generations (X/Y less compute)" ratio, X the baseline's largest budget
-    and Y the smallest budget at which the adaptive curve reaches the baseline's accuracy at X.
+  - bootstrap replicates (problems resampled within bins, then each drawn problem's seeds) redo every
+    choice: CIs of each curve and of the "matches <baseline> at N=X with Y generations (X/Y less compute)"
+    ratio, X the baseline's largest budget and Y the smallest budget at which the adaptive curve reaches the
+    baseline's accuracy at X.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from tts.analysis.keys import ALL_BIN
-from tts.analysis.selection import Choice, Group, Sums, argmax_chooser, choose, interval, weights
+from tts.analysis.selection import Choice, Group, Sums, argmax_chooser, choose, interval
 from tts.analysis.settings import AnalysisConfig
 from tts.analysis.source import AnalysisData
 from tts.analysis.tables import fold_frame
@@ -75,8 +76,8 @@ def allocation(data: AnalysisData, s: pd.DataFrame, cfg: AnalysisConfig) -> pd.D
         if not has.any():
             continue
         strata = probs["stratum"].to_numpy()[has]
-        group = Group(group.config_ids, group.y[has], group.c[has], group.fold[has], group.strata[has])
-        w = weights(group.strata, cfg.replicates, cfg.seed, f"adaptive|{policy}|{dataset}")
+        group = group.keep(has)
+        w = group.weights(cfg.replicates, cfg.seed, f"adaptive|{policy}|{dataset}")
         per_bin = [Sums.of(group, w, cfg.folds, rows=strata == b) for b in np.unique(strata)]
         total = Sums.of(group, w, cfg.folds)
         gens = cand["gens"].to_numpy(float)

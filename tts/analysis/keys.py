@@ -24,6 +24,8 @@ CONFIG_PREFIX = "config."
 # Flattened config fields that do not make a configuration: the seed (repeats) and sweep-level settings.
 NOT_IDENTITY = ("config.seed",)
 NOT_IDENTITY_PREFIXES = ("config.cluster.", "config.sweep.", "config.results_dir", "config.progress")
+# A row's seed, the unit the bootstrap resamples within a problem: the cell column, else the flattened field.
+SEED_COLUMNS = ("seed", "config.seed")
 STRATEGY_PREFIX = "config.strategy."
 # Descriptive cell columns carried beside config_id into the tables (constant within a configuration).
 DESCRIPTIVE: tuple[str, ...] = (
@@ -65,6 +67,15 @@ def identity_columns(columns: list[str] | pd.Index) -> list[str]:
         for c in columns
         if c.startswith(CONFIG_PREFIX) and c not in NOT_IDENTITY and not c.startswith(NOT_IDENTITY_PREFIXES)
     )
+
+
+def row_seeds(df: pd.DataFrame) -> pd.Series:
+    """The seed of every row: the first of SEED_COLUMNS that holds a value, else 0 (rows of one seed)."""
+    out = pd.Series(np.nan, index=df.index)
+    for col in SEED_COLUMNS:
+        if col in df.columns:
+            out = out.fillna(pd.to_numeric(df[col], errors="coerce"))
+    return out.fillna(0).astype("int64").rename("seed")
 
 
 def _plain(value: object) -> object:

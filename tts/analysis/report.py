@@ -80,6 +80,16 @@ def compute_table(candidates: pd.DataFrame) -> pd.DataFrame:
     return c.sort_values(["policy", "prm", "strategy", "hyperparams", "n"])[cols].drop_duplicates()
 
 
+def seed_counts(stats: pd.DataFrame) -> str:
+    """Seeds per configuration (all problems): "3 (every configuration)" or "1 (4 configurations), 3 (8)"."""
+    if "seeds" not in stats.columns:
+        return "-"
+    per = stats.loc[stats["bin"] == ALL_BIN].drop_duplicates("config_id")["seeds"].value_counts().sort_index()
+    if len(per) == 1:
+        return f"{int(per.index[0])} (every configuration)"
+    return ", ".join(f"{int(k)} ({v} configuration{'s' if v > 1 else ''})" for k, v in per.items())
+
+
 def write_report(results_dir: Path, parts: dict, meta: dict) -> Path:
     """report.md: how every number was made, bin counts and warnings, the three tables (held-out beside
     in-sample), the adaptive allocation and its "X/Y less compute" line, compute accounting, plots."""
@@ -102,16 +112,17 @@ def write_report(results_dir: Path, parts: dict, meta: dict) -> Path:
         f"- results: `{results_dir}` ({meta['rows']:,} result rows, {meta['configs']} configurations, one per "
         "`config_id`: every config field but the seed)",
         f"- difficulty method: **{tables.method}** (available: {', '.join(meta['methods'])}; `--method`); "
-        "problems per bin: " + meta["bin_sizes"],
+        f"problems per bin: {meta['bin_sizes']}; seeds per configuration: {meta.get('seeds', '-')}",
         "- cells: " + "; ".join(parts["state"].lines()),
         *(["- bins to read with care:", *warn] if warn else []),
         "- accuracy: mean over problems x seeds of `expected_correct` (pool-based) else `correct`.",
         f"- **held-out**: problems split into {cfg.folds} folds (stable hash of the id, stratified by bin); the "
         "winner is chosen on the other folds and scored on each fold, so every problem is scored by a choice made "
         "without it. **in-sample (oracle)**: chosen and scored on the same problems (biased upward). "
-        f"[CI] = {pct}% percentile bootstrap over problems ({cfg.replicates} replicates, seed {cfg.seed}) "
-        "that redoes the choice in every resample. Gains are held-out accuracy minus the baseline strategy's "
-        "best configuration within the same budget, also chosen held-out.",
+        f"[CI] = {pct}% percentile bootstrap over problems and, within each drawn problem, its seeds "
+        f"({cfg.replicates} replicates, seed {cfg.seed}) that redoes the choice in every resample. Gains are "
+        "held-out accuracy minus the baseline strategy's best configuration within the same budget, also chosen "
+        "held-out.",
         *small,
         "- budgets are what rows spent: generation budget B admits configurations whose mean actual generations "
         "per problem are <= B; FLOPs = 2 x non-embedding policy params x (uncached prefill + generated tokens) + "
@@ -322,6 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sweep": root.name,
         "rows": int(data.stats.loc[data.stats["bin"] == ALL_BIN, "rows"].sum()),
         "configs": int(data.stats["config_id"].nunique()),
+        "seeds": seed_counts(data.stats),
         "methods": methods,
         "charged": cfg.charges(data.method),
         "bin_sizes": "; ".join(

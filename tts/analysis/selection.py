@@ -10,12 +10,14 @@ problems it did not choose on (Snell et al. 2024 select on held-out data). Here:
              accuracy over all problems, each scored by a configuration chosen without it (for 2 folds: choose
              on one, score on the other, both directions pooled).
   in-sample  the "oracle" figure: chosen and scored on all problems (what the tables used to report).
-  CIs        percentile bootstrap over problems (stratified by bin): every replicate redoes the choice, so the
-             interval includes the selection's own noise.
+  CIs        percentile bootstrap over problems (stratified by bin) and, within each drawn problem, over its
+             seeds (tts.analysis.bootstrap): every replicate redoes the choice, so the interval includes the
+             selection's own noise. A problem's seeds share its fold.
 
-Everything is a matrix product: with W (replicates x problems) resampling counts (row 0 = the data itself),
-per-fold sums are (W * fold mask) @ y for all configurations at once, and each candidate set is an argmax over
-its columns. Ties go to the earlier column: callers order columns by preference (cheapest first).
+Everything is a matrix product: with W (replicates x units) resampling counts (row 0 = the data itself; a unit
+is one (problem, seed)), per-fold sums are (W * fold mask) @ y for all configurations at once, and each candidate
+set is an argmax over its columns. Ties go to the earlier column: callers order columns by preference (cheapest
+first).
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-from tts.analysis.bootstrap import resample_weights
+from tts.analysis.bootstrap import resample_seeds, resample_weights
 
 
 def assign_folds(problems: pd.DataFrame, folds: int, *, strata: str | None = "bin") -> pd.Series:
@@ -44,58 +47,107 @@ def assign_folds(problems: pd.DataFrame, folds: int, *, strata: str | None = "bi
 
 @dataclass
 class Group:
-    """One group's per-problem matrix: y / c (problems x configs) sums of correctness and row counts (0 = the
-    configuration lacks the problem), the fold and stratum of each problem, and the configuration ids in
-    column order (the preference order for ties)."""
+    """One group's matrix over units (one (problem, seed) each): unit_y / unit_c (units x configs) sums of
+    correctness and row counts (0 = the configuration lacks the unit), `problem` the problem index of each unit
+    (ordered by problem; every problem has one at least), the fold and stratum of each problem, and the
+    configuration ids in column order (the preference order for ties). `y` / `c`: per-problem sums."""
 
     config_ids: np.ndarray
-    y: np.ndarray
-    c: np.ndarray
+    unit_y: np.ndarray
+    unit_c: np.ndarray
+    problem: np.ndarray
     fold: np.ndarray
     strata: np.ndarray
 
+    @cached_property
+    def y(self) -> np.ndarray:
+        return self._per_problem(self.unit_y)
+
+    @cached_property
+    def c(self) -> np.ndarray:
+        return self._per_problem(self.unit_c)
+
+    def _per_problem(self, units: np.ndarray) -> np.ndarray:
+        """Sums over each problem's units (contiguous: units are ordered by problem)."""
+        return np.add.reduceat(units, np.flatnonzero(np.diff(self.problem, prepend=-1)), axis=0)
+
+    def keep(self, problems: np.ndarray) -> Group:
+        """The group on the problems of a boolean mask (with all their units)."""
+        units = problems[self.problem]
+        renumber = np.cumsum(problems) - 1
+        return Group(
+            self.config_ids,
+            self.unit_y[units],
+            self.unit_c[units],
+            renumber[self.problem[units]],
+            self.fold[problems],
+            self.strata[problems],
+        )
+
+    def weights(self, replicates: int, seed: int, key: str) -> np.ndarray:
+        """(1 + replicates) x units resampling counts of this group (`weights`)."""
+        return weights(self.strata, replicates, seed, key, problem=self.problem)
+
     @classmethod
     def build(cls, values: pd.DataFrame, problems: pd.DataFrame, config_ids: Sequence[str]) -> Group:
-        """values: (config_id, problem_id, y_sum, rows); problems: (problem_id, fold, stratum) of the group."""
+        """values: (config_id, problem_id, y_sum, rows[, seed]); without a seed column a problem is one unit.
+        problems: (problem_id, fold, stratum) of the group."""
         pids = pd.Index(problems["problem_id"])
         cids = pd.Index(list(config_ids))
         v = values[values["config_id"].isin(cids) & values["problem_id"].isin(pids)]
         r, k = pids.get_indexer(v["problem_id"]), cids.get_indexer(v["config_id"])
-        y, c = np.zeros((len(pids), len(cids))), np.zeros((len(pids), len(cids)))
-        np.add.at(y, (r, k), v["y_sum"].to_numpy(float))
-        np.add.at(c, (r, k), v["rows"].to_numpy(float))
+        seeds = v["seed"].to_numpy() if "seed" in v.columns else np.zeros(len(v), dtype=np.int64)
+        absent = np.setdiff1d(np.arange(len(pids)), r)  # problems no configuration has: one empty unit each
+        fill = np.full(len(absent), seeds[0] if len(seeds) else 0, dtype=seeds.dtype)
+        pairs = pd.DataFrame({"p": np.concatenate([r, absent]), "s": np.concatenate([seeds, fill])})
+        units = pairs.drop_duplicates().sort_values(["p", "s"], kind="stable")
+        u = pd.MultiIndex.from_frame(units).get_indexer(pd.MultiIndex.from_frame(pairs.iloc[: len(r)]))
+        y, c = np.zeros((len(units), len(cids))), np.zeros((len(units), len(cids)))
+        np.add.at(y, (u, k), v["y_sum"].to_numpy(float))
+        np.add.at(c, (u, k), v["rows"].to_numpy(float))
         return cls(
             np.asarray(cids),
             y,
             c,
+            units["p"].to_numpy(np.int64),
             problems["fold"].to_numpy(int),
             pd.factorize(problems["stratum"])[0],
         )
 
 
-def weights(strata: np.ndarray, replicates: int, seed: int, key: str) -> np.ndarray:
-    """(1 + replicates) x problems resampling counts, row 0 all ones (the data); the rest resample within each
-    stratum (a bin keeps its size), seeded by (seed, key, stratum)."""
+def weights(
+    strata: np.ndarray, replicates: int, seed: int, key: str, problem: np.ndarray | None = None
+) -> np.ndarray:
+    """(1 + replicates) x units resampling counts, row 0 all ones (the data). Problems (their `strata`) are
+    resampled within each stratum (a bin keeps its size), seeded by (seed, key, stratum); then each drawn
+    problem's seeds (`problem`: the problem index of each unit; default one unit per problem, whose counts
+    these are), seeded by (seed, key + "|seeds")."""
     w = np.ones((replicates + 1, len(strata)), dtype=np.float32)
     for s in np.unique(strata):
         idx = np.flatnonzero(strata == s)
         w[1:, idx] = resample_weights(len(idx), replicates, seed, f"{key}|{s}")
-    return w
+    if problem is None:
+        return w
+    out = np.ones((replicates + 1, len(problem)), dtype=np.float32)
+    out[1:] = resample_seeds(w[1:], problem, seed, f"{key}|seeds")
+    return out
 
 
 @dataclass
 class Sums:
-    """Per-fold sums over problems for every replicate: Y, C of shape (folds, 1 + replicates, configs)."""
+    """Per-fold sums over units for every replicate: Y, C of shape (folds, 1 + replicates, configs)."""
 
     Y: np.ndarray
     C: np.ndarray
 
     @classmethod
     def of(cls, group: Group, w: np.ndarray, folds: int, rows: np.ndarray | None = None) -> Sums:
-        """Sums over the problems `rows` (a boolean mask; default all) of each fold."""
+        """Sums over the problems `rows` (a boolean mask over problems; default all) of each fold; w: unit
+        weights (`Group.weights`)."""
         sel = np.ones(len(group.fold), bool) if rows is None else rows
-        Y = np.stack([w[:, sel & (group.fold == f)] @ group.y[sel & (group.fold == f)] for f in range(folds)])
-        C = np.stack([w[:, sel & (group.fold == f)] @ group.c[sel & (group.fold == f)] for f in range(folds)])
+        masks = [(sel & (group.fold == f))[group.problem] for f in range(folds)]
+        Y = np.stack([w[:, m] @ group.unit_y[m] for m in masks])
+        C = np.stack([w[:, m] @ group.unit_c[m] for m in masks])
         return cls(Y.astype(np.float64), C.astype(np.float64))
 
     def __add__(self, other: Sums) -> Sums:

@@ -6,10 +6,12 @@ notebooks). Each produces an `AnalysisData`:
 
   stats     one row per (configuration, bin) of ONE difficulty method: config_id (tts.analysis.keys), the
             DESCRIPTIVE columns, hyperparams (label), pool (rows carry `expected_correct`: pool-based), bin,
-            rows (problem x seed rows), problems, y_sum / y_sq (sums of correctness, `expected_correct` when
-            present), and `<measure>_sum` for every COMPUTE_COLUMNS measure. Bin ALL_BIN covers every problem.
+            rows (problem x seed rows), problems, seeds (distinct seeds), y_sum / y_sq (sums of correctness,
+            `expected_correct` when present), and `<measure>_sum` for every COMPUTE_COLUMNS measure. Bin ALL_BIN
+            covers every problem.
   bins      (policy, problem_id, bin) of that method: the problem sets that folds and the bootstrap split.
-  values    config ids (None = all) -> per-problem (config_id, problem_id, y_sum, rows) for the selection.
+  values    config ids (None = all) -> per (problem, seed) (config_id, problem_id, seed, y_sum, rows) for the
+            selection and its two-level bootstrap (tts.analysis.bootstrap).
   binning   optional (policy, bin, binning_samples, binning_tokens, binning_prm_tokens) means per problem:
             what assigning the bins cost, charged when the analysis config says so.
 """
@@ -29,6 +31,7 @@ from tts.analysis.keys import (
     PARALLEL_FIELD,
     configuration_ids,
     hyperparams,
+    row_seeds,
 )
 
 Y_EXPR = "expected_correct if not null, else correct"
@@ -76,12 +79,12 @@ def stats_from_rows(rows: pd.DataFrame, bins: pd.DataFrame | None) -> tuple[pd.D
     """(stats, per-problem values) from in-memory cell rows and a one-method bins frame (None = ALL_BIN only).
     Rows with status != "ok" are left out."""
     df = rows[rows["status"] == "ok"] if "status" in rows.columns else rows
-    df = df.assign(y=row_y(df), config_id=configuration_ids(df))
+    df = df.assign(y=row_y(df), config_id=configuration_ids(df), seed=row_seeds(df))
     df = df.assign(y2=df["y"] ** 2)
     cfg = configurations(df)
     agg = {"y_sum": ("y", "sum"), "y_sq": ("y2", "sum"), "rows": ("y", "size")}
     agg |= {f"{m}_sum": (m, "sum") for m in COMPUTE_COLUMNS if m in df.columns}
-    values = df.groupby(["config_id", "problem_id"], sort=True).agg(**agg).reset_index()
+    values = df.groupby(["config_id", "problem_id", "seed"], sort=True).agg(**agg).reset_index()
     for m in COMPUTE_COLUMNS:
         if f"{m}_sum" not in values.columns:
             values[f"{m}_sum"] = 0.0
@@ -111,14 +114,16 @@ def configurations(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def aggregate_values(values: pd.DataFrame, cfg: pd.DataFrame) -> pd.DataFrame:
-    """Per-problem values (with a `bin` column) -> per (config, bin) stats, plus the ALL_BIN rows."""
+    """Per (problem, seed) values (with a `bin` column) -> per (config, bin) stats, plus the ALL_BIN rows."""
     sums = ["y_sum", "y_sq", "rows", *[f"{m}_sum" for m in COMPUTE_COLUMNS]]
-    per_bin = values.groupby(["config_id", "bin"], sort=True)
-    stats = per_bin[sums].sum().join(per_bin.size().rename("problems")).reset_index()
+
+    def per(keys: list[str]) -> pd.DataFrame:
+        g = values.groupby(keys, sort=True)
+        return g[sums].sum().join(g.agg(problems=("problem_id", "nunique"), seeds=("seed", "nunique")))
+
+    stats = per(["config_id", "bin"]).reset_index()
     if not (stats["bin"] == ALL_BIN).all():
-        whole = values.groupby("config_id", sort=True)
-        total = whole[sums].sum().join(whole.size().rename("problems")).reset_index().assign(bin=ALL_BIN)
-        stats = pd.concat([stats, total], ignore_index=True)
+        stats = pd.concat([stats, per(["config_id"]).reset_index().assign(bin=ALL_BIN)], ignore_index=True)
     return stats.merge(cfg, on="config_id", how="left")
 
 
@@ -142,6 +147,6 @@ def from_rows(
 
     def fetch(ids: Sequence[str] | None = None) -> pd.DataFrame:
         keep = values if ids is None else values[values["config_id"].isin(list(ids))]
-        return keep[["config_id", "problem_id", "y_sum", "rows"]]
+        return keep[["config_id", "problem_id", "seed", "y_sum", "rows"]]
 
     return AnalysisData(stats=stats, bins=bins, values=fetch, method=method or "none")

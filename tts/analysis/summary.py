@@ -14,9 +14,9 @@ scan would have to compute the same per-problem table each time).
 
 `build_summary` materialises, once per set of result files (fingerprinted), under <results>/summary/:
   configs.parquet   config_id + the DESCRIPTIVE columns, hyperparams, pool (tts.analysis.source.configurations)
-  problems.parquet  per (config, problem): y_sum, y_sq, rows, and sums of every compute measure; sorted by
-                    config_id, so fetching a few configurations' problems reads a few row groups
-  stats.parquet     per (config, method, bin): the same sums over the bin's problems, and `problems`
+  problems.parquet  per (config, problem, seed): y_sum, y_sq, rows, and sums of every compute measure; sorted
+                    by config_id, so fetching a few configurations' problems reads a few row groups
+  stats.parquet     per (config, method, bin): the same sums over the bin's problems, `problems` and `seeds`
   binning.parquet   per (policy, method, bin): mean samples / tokens / PRM tokens spent assigning bins
 `load_summary` turns these into an AnalysisData (tts.analysis.source) in well under a second.
 """
@@ -40,11 +40,18 @@ from tts.analysis.io import (
     results_stamp,
     sweep_settings,
 )
-from tts.analysis.keys import ALL_BIN, COMPUTE_COLUMNS, DESCRIPTIVE, configuration_ids
+from tts.analysis.keys import (
+    ALL_BIN,
+    COMPUTE_COLUMNS,
+    DESCRIPTIVE,
+    SEED_COLUMNS,
+    configuration_ids,
+    row_seeds,
+)
 from tts.analysis.source import AnalysisData, configurations
 
 SUMMARY_DIR = "summary"
-VERSION = 4  # 4: configs carry `parallel` (tts.analysis.revisions)
+VERSION = 5  # 4: configs carry `parallel` (tts.analysis.revisions); 5: problem values per seed
 METHOD_PREFERENCE = ("oracle_quantile", "dataset_level", "absolute", "predicted")
 _Y = "COALESCE(CAST(expected_correct AS DOUBLE), CAST(correct AS DOUBLE))"
 _SUMS = ["y_sum", "y_sq", "rows", *[f"{m}_sum" for m in COMPUTE_COLUMNS]]
@@ -97,18 +104,19 @@ def _summary_dir(results_dir: str | Path) -> Path:
 
 
 def _configs(con: duckdb.DuckDBPyConnection, files: Sequence[str]) -> pd.DataFrame:
-    """cell_id -> config_id and the configuration's descriptive columns (one group per cell: they are constant
-    within a cell file). Identity follows tts.analysis.keys.configuration_ids: the written config_id, else a
-    hash of the flattened config.* columns minus the seed and sweep-level fields."""
+    """cell_id -> config_id, seed and the configuration's descriptive columns (one group per cell: they are
+    constant within a cell file). Identity follows tts.analysis.keys.configuration_ids: the written config_id,
+    else a hash of the flattened config.* columns minus the seed and sweep-level fields."""
     scan = _scan(files, union=True)
     names = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
-    wanted = [c for c in names if c in DESCRIPTIVE or c.startswith("config.") or c == "config_id"]
+    wanted = [c for c in names if c in (*DESCRIPTIVE, *SEED_COLUMNS, "config_id") or c.startswith("config.")]
     picks = ", ".join(f'any_value("{c}") AS "{c}"' for c in wanted)
     pool = "bool_or(expected_correct IS NOT NULL)" if "expected_correct" in names else "false"
     cells = con.sql(f"SELECT cell_id, {picks}, {pool} AS _pool FROM {scan} GROUP BY cell_id").df()
     cells["config_id"] = configuration_ids(cells)
+    cells["seed"] = row_seeds(cells)
     cells["expected_correct"] = np.where(cells.pop("_pool").astype(bool), 1.0, np.nan)
-    return cells[["cell_id", "config_id"]].merge(configurations(cells), on="config_id", how="left")
+    return cells[["cell_id", "config_id", "seed"]].merge(configurations(cells), on="config_id", how="left")
 
 
 def build_summary(results_dir: str | Path, *, force: bool = False, threads: int | None = None) -> Path:
@@ -125,31 +133,32 @@ def build_summary(results_dir: str | Path, *, force: bool = False, threads: int 
     out.mkdir(parents=True, exist_ok=True)
     con = connect(threads)
     cells = _configs(con, files)
-    con.register("cellmap", cells[["cell_id", "config_id"]])
+    con.register("cellmap", cells[["cell_id", "config_id", "seed"]])
     _run(
         con,
         lambda u: (
-            f"""CREATE TEMP TABLE pv AS SELECT c.config_id, r.problem_id, {_sum_sql("r.")}
+            f"""CREATE TEMP TABLE pv AS SELECT c.config_id, r.problem_id, c.seed, {_sum_sql("r.")}
         FROM {_scan(files, union=u)} r JOIN cellmap c USING (cell_id) WHERE r.status = 'ok'
-        GROUP BY c.config_id, r.problem_id"""
+        GROUP BY c.config_id, r.problem_id, c.seed"""
         ),
         fetch=False,
     )
     tmp = out / ".problems.parquet.tmp"
     con.execute(
-        f"COPY (SELECT * FROM pv ORDER BY config_id, problem_id) TO '{tmp}' "
+        f"COPY (SELECT * FROM pv ORDER BY config_id, problem_id, seed) TO '{tmp}' "
         "(FORMAT parquet, ROW_GROUP_SIZE 32768)"
     )
     tmp.replace(out / "problems.parquet")
-    cfg = cells.drop(columns=["cell_id"]).drop_duplicates("config_id").sort_values("config_id")
+    cfg = cells.drop(columns=["cell_id", "seed"]).drop_duplicates("config_id").sort_values("config_id")
     con.register("cfg", cfg)
     diff = difficulty[["policy", "problem_id", "method", "bin"]].astype({"bin": str})
     con.register("diff", diff)
     sums = ", ".join(f"sum(pv.{c}) AS {c}" for c in _SUMS)
-    per_bin = con.sql(f"""SELECT pv.config_id, d.method, d.bin, {sums}, count(*) AS problems
+    counts = "count(DISTINCT pv.problem_id) AS problems, count(DISTINCT pv.seed) AS seeds"
+    per_bin = con.sql(f"""SELECT pv.config_id, d.method, d.bin, {sums}, {counts}
         FROM pv JOIN cfg USING (config_id) JOIN diff d ON d.policy = cfg.policy AND d.problem_id = pv.problem_id
         GROUP BY pv.config_id, d.method, d.bin""").df()
-    whole = con.sql(f"SELECT config_id, {sums}, count(*) AS problems FROM pv GROUP BY config_id").df()
+    whole = con.sql(f"SELECT config_id, {sums}, {counts} FROM pv GROUP BY config_id").df()
     methods = sorted(diff["method"].unique()) or ["none"]
     stats = pd.concat([per_bin, *[whole.assign(method=m, bin=ALL_BIN) for m in methods]], ignore_index=True)
     _write(cfg, out / "configs.parquet")
@@ -232,7 +241,7 @@ def _bins(results_dir: str | Path, method: str, out: Path) -> pd.DataFrame:
 
 
 def _problem_values(path: Path, ids: Sequence[str] | None) -> pd.DataFrame:
-    cols = ["config_id", "problem_id", "y_sum", "rows"]
+    cols = ["config_id", "problem_id", "seed", "y_sum", "rows"]
     filters = None if ids is None else [("config_id", "in", [str(i) for i in ids])]
     if ids is not None and not len(filters[0][2]):
         return pd.DataFrame(columns=cols)

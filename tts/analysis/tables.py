@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from tts.analysis.keys import ALL_BIN, DESCRIPTIVE
-from tts.analysis.selection import Group, Sums, assign_folds, choose, fold_sizes, interval, weights
+from tts.analysis.selection import Group, Sums, assign_folds, choose, fold_sizes, interval
 from tts.analysis.settings import AnalysisConfig
 from tts.analysis.source import AnalysisData, bin_sort_key, with_means
 
@@ -100,7 +100,7 @@ def config_groups(
     s: pd.DataFrame, data: AnalysisData, cfg: AnalysisConfig, order: list[str]
 ) -> Iterator[tuple[tuple, pd.DataFrame, Group, Sums]]:
     """Per (policy, PRM, dataset, bin): its candidates in preference order, their per-problem matrix (problems
-    of the bin that any candidate has) and per-fold bootstrap sums."""
+    of the bin that any candidate has, with their seeds) and per-fold bootstrap sums (problems, then seeds)."""
     folds = fold_frame(data.bins, cfg.folds)
     values = data.values(None)
     for key, cand in s.groupby(GROUP, sort=True, dropna=False):
@@ -113,8 +113,8 @@ def config_groups(
         has = group.c.sum(1) > 0
         if not has.any():
             continue
-        group = Group(group.config_ids, group.y[has], group.c[has], group.fold[has], group.strata[has])
-        w = weights(group.strata, cfg.replicates, cfg.seed, f"{policy}|{dataset}|{bin_}")
+        group = group.keep(has)
+        w = group.weights(cfg.replicates, cfg.seed, f"{policy}|{dataset}|{bin_}")
         yield key, cand, group, Sums.of(group, w, cfg.folds)
 
 
@@ -241,7 +241,7 @@ def cross_size(s: pd.DataFrame, data: AnalysisData, cfg: AnalysisConfig) -> pd.D
         probs = pd.DataFrame({"policy": "*", "problem_id": pd.unique(v["problem_id"])})
         probs = probs.assign(fold=assign_folds(probs, cfg.folds, strata=None), stratum=ALL_BIN)
         group = Group.build(v, probs, cand["config_id"])
-        sums = Sums.of(group, weights(group.strata, cfg.replicates, cfg.seed, f"cross|{dataset}"), cfg.folds)
+        sums = Sums.of(group, group.weights(cfg.replicates, cfg.seed, f"cross|{dataset}"), cfg.folds)
         params = cand["policy_params"].to_numpy(float)
         single = (cand["n"] == 1) & (cand["generations"] <= 1 + 1e-9)
         for j in np.flatnonzero(single.to_numpy()):
