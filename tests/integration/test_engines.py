@@ -287,7 +287,9 @@ def test_embedded_smollm2_is_a_loadable_safetensors_folder(smollm2_dir: Path):
     with safe_open(str(smollm2_dir / "model.safetensors"), "pt") as f:
         shapes = {k: math.prod(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
     embedding = sum(v for k, v in shapes.items() if k.endswith(("embed_tokens.weight", "lm_head.weight")))
-    assert param_count_from_config(config, embeddings=True) == sum(shapes.values())  # ~134.5M, tied stored once
+    assert param_count_from_config(config, embeddings=True) == sum(
+        shapes.values()
+    )  # ~134.5M, tied stored once
     assert param_count(smollm2_dir) == sum(shapes.values()) - embedding  # ~106.2M non-embedding
 
 

@@ -89,6 +89,8 @@ def test_tts_analyze_on_a_real_sweeps_results(
 
     assert main(["analyze", str(smoke_results)]) == 0
     out = capsys.readouterr().out
-    assert "Compute-optimal configurations" in out and "beam_search" in (smoke_results / "report.md").read_text()
+    assert (
+        "Compute-optimal configurations" in out and "beam_search" in (smoke_results / "report.md").read_text()
+    )
     pngs = sorted((smoke_results / "plots").glob("*.png"))
     assert len(pngs) >= 3 and len(list((smoke_results / "plots").glob("*.svg"))) == len(pngs)

@@ -50,10 +50,14 @@ def test_trained_folders_load_and_serve_in_vllm(zoo_out):
     problems = generate([1, 3], 2, seed=0)
     policy = VLLMPolicy(str(out / "zoo-policy-s"), engine=tiny_settings())
     try:
-        assert policy.render(Conversation("1+2")) == "<|im_start|>user\n1+2<|im_end|>\n<|im_start|>assistant\n"
+        assert (
+            policy.render(Conversation("1+2")) == "<|im_start|>user\n1+2<|im_end|>\n<|im_start|>assistant\n"
+        )
         gens = policy.generate(
             [
-                GenerationRequest(prompt=policy.render(Conversation(p.question)), n=3, max_tokens=40, temperature=1.0)
+                GenerationRequest(
+                    prompt=policy.render(Conversation(p.question)), n=3, max_tokens=40, temperature=1.0
+                )
                 for p in problems
             ]
         )

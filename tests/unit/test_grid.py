@@ -93,4 +93,6 @@ def test_smoke_preset_is_the_zoo_with_three_bins_of_45_problems() -> None:
     assert {c.config.prm.model for c in cells} == {"embedded:zoo-prm-l"}
     assert {c.strategy for c in cells} == {"majority_vote", "best_of_n", "weighted_best_of_n", "beam_search"}
     assert max(c.n for c in cells) == 16
-    assert all(tuple(c.config.dataset.levels) == (1, 3, 5) and c.config.dataset.per_level == 45 for c in cells)
+    assert all(
+        tuple(c.config.dataset.levels) == (1, 3, 5) and c.config.dataset.per_level == 45 for c in cells
+    )
