@@ -48,10 +48,9 @@ from tts.strategies.base import Candidate, SamplingSettings, StrategyResult
 from tts.strategies.entry import StrategyEntry, Traits
 from tts.strategies.steps import split_steps
 from tts.strategies.tree import check_positive_int
-from tts.strategies.voting import answer_groups, best_choice, majority_choice, weighted_choice
+from tts.strategies.voting import FINAL_SELECTIONS, final_choice
 
 NAME = "sequential_revision"
-FINAL_SELECTIONS = ("weighted", "argmax", "majority")
 # The user turn after each earlier attempt. Short on purpose: the zoo's policies read one token per character.
 INSTRUCTION = "Check each step of your solution, fix any mistake and write the corrected solution."
 HISTORY = 4  # Snell's revision model sees up to four earlier attempts
@@ -183,7 +182,7 @@ def run(
         mine = [c for c in chains if c.problem == i]
         candidates = [a for c in mine for a in c.attempts]
         where = [[k, j] for k, c in enumerate(mine) for j in range(len(c.attempts))]
-        chosen = _choose(candidates, final_selection)
+        chosen = final_choice([c.answer for c in candidates], [c.score for c in candidates], final_selection)
         best = candidates[chosen]
         results.append(
             StrategyResult(
@@ -239,16 +238,6 @@ def _score(
                 c.tokens_out,
             ),
         )
-
-
-def _choose(candidates: Sequence[Candidate], final_selection: str) -> int:
-    """Index of the answering attempt (FINAL_SELECTIONS); with no answer at all, the best-scored / first one."""
-    scores = [c.score for c in candidates]
-    if final_selection == "argmax":
-        return best_choice(scores)
-    groups = answer_groups([c.answer for c in candidates])
-    chosen = majority_choice(groups) if final_selection == "majority" else weighted_choice(groups, scores)
-    return best_choice(scores) if chosen is None else chosen
 
 
 ENTRY = StrategyEntry(

@@ -49,7 +49,7 @@ from tts.grading import extract_answer
 from tts.schemas import ConfigError, StrategyConfig
 from tts.strategies.base import Candidate, SamplingSettings, StrategyResult
 from tts.strategies.steps import split_steps, states_final_answer
-from tts.strategies.voting import answer_groups, majority_choice, weighted_choice
+from tts.strategies.voting import FINAL_SELECTIONS, final_choice
 
 
 @dataclass
@@ -125,7 +125,6 @@ class _Usage:
 #   argmax    the beam with the best aggregated PRM score
 #   weighted  PRM-weighted vote over equivalent final answers (its best-scored beam)
 #   majority  the most common final answer (ties: the class seen first among the score-ordered beams)
-FINAL_SELECTIONS = ("argmax", "weighted", "majority")
 
 
 @dataclass
@@ -442,18 +441,6 @@ def _candidate(beam: Beam, sampling: SamplingSettings) -> tuple[Candidate, bool]
     return candidate, extraction.fallback
 
 
-def _final_choice(candidates: Sequence[Candidate], final_selection: str) -> int:
-    """Index of the answering candidate among the score-ordered final beams (FINAL_SELECTIONS)."""
-    if final_selection == "argmax" or not candidates:
-        return 0
-    groups = answer_groups([c.answer for c in candidates])
-    if final_selection == "majority":
-        chosen = majority_choice(groups)
-    else:
-        chosen = weighted_choice(groups, [c.score for c in candidates])
-    return 0 if chosen is None else chosen
-
-
 def _result(
     index: int,
     problem: Problem,
@@ -467,7 +454,11 @@ def _result(
     beams = [b for g in mine for b in g.finished] or [b for g in mine for b in g.active]
     pairs = sorted((_candidate(b, sampling) for b in beams), key=lambda cf: -cf[0].score)[:n]
     steps = sum(g.steps for g in mine) / len(mine)
-    chosen = _final_choice([c for c, _ in pairs], final_selection)
+    chosen = (
+        final_choice([c.answer for c, _ in pairs], [c.score for c, _ in pairs], final_selection)
+        if pairs
+        else 0
+    )
     best, fallback = pairs[chosen] if pairs else (None, False)
     return StrategyResult(
         problem_id=problem.id,

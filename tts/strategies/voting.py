@@ -88,3 +88,23 @@ def best_choice(weights: Sequence[float]) -> int:
     if not weights:
         raise ValueError("weights: empty; best-of-N needs at least one sample")
     return max(range(len(weights)), key=lambda i: (weights[i], -i))
+
+
+FINAL_SELECTIONS = ("argmax", "weighted", "majority")  # how a search or revision chain's answer is picked
+
+
+def final_choice(answers: Sequence[str | None], scores: Sequence[float], selection: str) -> int:
+    """Index of the answer `selection` (FINAL_SELECTIONS) picks among a cell's final candidates: the best score
+    (argmax), the PRM-weighted vote, or the majority; a vote with no answer at all falls back to the best score.
+
+    The one rule for tree search, sequential revision and the analysis re-selecting from stored candidates
+    (tts.analysis.reselect), so a re-selected answer is the one the strategy would have returned."""
+    if selection not in FINAL_SELECTIONS:
+        raise ValueError(
+            f"final_selection: invalid value {selection!r}; choose one of {', '.join(FINAL_SELECTIONS)}"
+        )
+    if selection == "argmax":
+        return best_choice(scores)
+    groups = answer_groups(answers)
+    chosen = majority_choice(groups) if selection == "majority" else weighted_choice(groups, scores)
+    return best_choice(scores) if chosen is None else chosen
