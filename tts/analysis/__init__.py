@@ -12,6 +12,9 @@ Modules (read in this order):
   bootstrap   seeded two-level resampling weights: problems, then the seeds of each drawn problem
   selection   held-out selection of a winner, CIs that redo the selection
   tables      generation-matched, FLOPs-matched and cross-size compute-optimal tables
+  revisions   accuracy vs the sequential / parallel ratio (sequential revision), chosen held-out
+  reselect    a search cell's answer re-picked from its stored candidates under another final selection
+  text        formatting shared by the report's tables
   adaptive    Snell et al.'s difficulty-adaptive allocation and its "X/Y less compute" line
   plots       accuracy vs budget, the frontier, small + search vs large, adaptive allocation
   coverage    pass@k coverage curves (repeated sampling)
