@@ -143,7 +143,7 @@ def report_lines(table: pd.DataFrame, winners: pd.DataFrame, ci: float) -> list[
         "N generations split into P parallel chains of L = N / P attempts, each attempt seeing the earlier ones "
         "of its chain; ratio = L / P (sequential/parallel). The ratio is chosen held-out per bin and N (on other "
         f"folds, as every winner here); its gain is over P = N (all parallel) in the same setting. [CI] = {pct}% "
-        "bootstrap over problems.",
+        "bootstrap over problems and, within each drawn problem, its seeds.",
         "",
         markdown(
             w,
