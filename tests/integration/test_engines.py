@@ -203,6 +203,24 @@ def test_step_tag_prm_matches_reference(step_tag_prm, tiny_policy_dir: Path):
     assert list(out[0].scores) == pytest.approx(ref, abs=1e-3)
 
 
+def test_step_tag_prm_incremental_equals_full(step_tag_prm):
+    """Re-scored prefixes (tree search) read the prefix cache; the scores equal full rescoring
+    (tests/integration/test_prm_incremental_vllm.py checks the Qwen format in depth)."""
+    prm = step_tag_prm
+    steps = tuple(f"{i} + 1 = {i + 1}." for i in range(1, 41))  # ~110 tokens a 10 steps: whole KV blocks
+    reqs = [ScoreRequest(QUESTION, steps[:k]) for k in (20, 30, 40)]
+    incremental = [prm.score([r])[0] for r in reqs]
+    prm.incremental = False
+    try:
+        full = prm.score(reqs)
+    finally:
+        prm.incremental = True
+    for inc, ref in zip(incremental, full, strict=True):
+        assert list(inc.scores) == pytest.approx(list(ref.scores), abs=1e-4)
+        assert inc.tokens == ref.tokens and ref.cached_tokens == 0
+    assert all(s.cached_tokens >= 128 for s in incremental[1:])
+
+
 def _judge_cfg(model: str, **kw):
     from tts.config import PRMConfig
 

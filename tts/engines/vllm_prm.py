@@ -19,6 +19,19 @@ outputs, batched and prefix-cached like generation. `score` sends every candidat
     the vocabulary. Limitation: the tag, " +" and " -" must each be one token in the PRM's vocabulary
     (checked at start-up), as they are for Math-Shepherd.
 
+Incremental scoring (tree search re-scores every beam's prefix each step): both formats are served with
+token-wise "ALL" pooling (one output row per token; the step rows are picked here), and the requests READ vLLM's
+prefix cache (`PoolingParams(skip_reading_prefix_cache=False)`; vLLM 0.32 defaults token-wise tasks to
+skipping it). A request that hits the cache gets rows only for the tokens it computed, so the scores of the
+steps inside the cached prefix come from the scores this engine computed before (tts.engines.step_memo, keyed
+by the exact tokens up to each tag: a causal PRM's step score depends on nothing after its tag). Measured on
+vLLM 0.32 CPU against transformers: the suffix rows of a cache hit match a full forward pass to 1e-6. A step
+with no remembered score is re-scored in full with the cache unread. StepScores.cached_tokens is what the
+prefix cache served, so `computed_tokens` is exactly what was computed. "STEP" pooling (the default of
+Qwen2ForProcessRewardModel) cannot read the cache: vLLM 0.32 crashes the engine on a hit (it indexes the
+suffix's rows with the whole prompt's tag positions), and `incremental=False` scores every text in full.
+Hits are whole KV blocks (vLLM's block_size: 128 tokens on CPU by default, 16 on GPU).
+
 Not served here: PRMs whose head is neither of these, e.g. Skywork-o1-Open-PRM (a custom `v_head` value head,
 architecture Qwen2ForPrmModel, which vLLM does not register; it needs a vLLM model plugin), and chat-turn PRMs
 such as RLHFlow/Llama3.1-8B-PRM-Deepseek-Data, which are next-token judges: use `kind: judge` with
@@ -35,6 +48,7 @@ from typing import Any
 
 from tts.engines.embedded import resolve_model
 from tts.engines.protocols import ScoreRequest, StepScores
+from tts.engines.step_memo import StepMemo
 from tts.engines.vllm_common import (
     EngineSettings,
     accepts_kwarg,
@@ -90,6 +104,7 @@ class VLLMPoolingPRM:
         params: int | None = None,
         engine: EngineSettings | None = None,
         llm: Any = None,
+        incremental: bool = True,
     ) -> None:
         if format not in FORMATS:
             raise ValueError(f"prm.format: invalid value {format!r}; allowed: {', '.join(FORMATS)}")
@@ -103,7 +118,7 @@ class VLLMPoolingPRM:
             if not getattr(tokenizer, "chat_template", None):
                 raise ValueError(f"prm.model: {model!r} has no chat template; qwen_math_prm needs one")
             self.tag_id = single_token(tokenizer, QWEN_PRM_SEP, after_space=False)
-            overrides: dict[str, Any] = {}
+            overrides: dict[str, Any] = {"pooler_config": _pooler_config("token_classify")}
         else:
             self.tag_id = single_token(tokenizer, step_tag, after_space=True)
             good = single_token(tokenizer, good_token, after_space=True)
@@ -127,7 +142,12 @@ class VLLMPoolingPRM:
         self.tokenizer = llm.get_tokenizer()
         self.param_count = int(params) if params else param_count_of(model)
         self._raw = struct_has_field(_vllm_pooling_params(), "use_activation")
-        self._pooling_params = _pooling_params(self.tag_id if format == "qwen_math_prm" else None)
+        pooling = _token_pooling_type(llm)
+        self._token_rows = pooling == "ALL"  # one output row per computed token (else per step, or unknown)
+        self._pooling_params = _pooling_params(self.tag_id if pooling == "STEP" else None)
+        self._reading_params = _pooling_params(None, read_cache=True) if self._token_rows else None
+        self.memo = StepMemo()
+        self.incremental = incremental  # False: every text in full (the prefix cache is never read)
 
     # ------------------------------------------------------------------------------------------- inputs
     def render(self, question: str, steps: Sequence[str]) -> str:
@@ -145,40 +165,96 @@ class VLLMPoolingPRM:
 
     # -------------------------------------------------------------------------------------------- score
     def score(self, requests: Sequence[ScoreRequest]) -> list[StepScores]:
-        """Per-step scores for every request, from ONE `encode` call."""
+        """Per-step scores for every request, from ONE `encode` call (plus one for any text whose cached
+        prefix holds a step this engine has no score for)."""
         todo = [i for i, r in enumerate(requests) if r.steps]
         results = [StepScores(scores=(), tokens=0) for _ in requests]
         if not todo:
             return results
         prompts = [self.render(requests[i].question, requests[i].steps) for i in todo]
-        kwargs: dict[str, Any] = {"pooling_task": "token_classify", "use_tqdm": False}
-        if self._pooling_params is not None:
-            kwargs["pooling_params"] = self._pooling_params
-        if self.format == "qwen_math_prm" and accepts_kwarg(self.llm.encode, "tokenization_kwargs"):
-            kwargs["tokenization_kwargs"] = {"add_special_tokens": False}  # the chat template holds them
-        outputs = self.llm.encode(prompts, **kwargs)
-        for i, out in zip(todo, outputs, strict=True):
-            results[i] = self._step_scores(requests[i], out)
+        incremental = self.incremental and self._reading_params is not None
+        outputs = self._encode(prompts, self._reading_params if incremental else self._pooling_params)
+        reads = [self._read(requests[i], out) for i, out in zip(todo, outputs, strict=True)]
+        if incremental:
+            for read in reads:  # every step computed in this call, before any is looked up
+                read.remember(self.memo)
+            missing = [k for k, read in enumerate(reads) if not read.recall(self.memo)]
+            if missing:
+                again = self._encode([prompts[k] for k in missing], self._pooling_params)
+                for k, out in zip(missing, again, strict=True):
+                    full = self._read(requests[todo[k]], out)
+                    full.remember(self.memo)
+                    full.tokens += reads[k].tokens
+                    full.cached += reads[k].cached
+                    reads[k] = full
+        for i, read in zip(todo, reads, strict=True):
+            results[i] = read.result()
         return results
 
-    def _step_scores(self, req: ScoreRequest, out: Any) -> StepScores:
+    def _encode(self, prompts: list[str], pooling_params: Any) -> list[Any]:
+        kwargs: dict[str, Any] = {"pooling_task": "token_classify", "use_tqdm": False}
+        if pooling_params is not None:
+            kwargs["pooling_params"] = pooling_params
+        if self.format == "qwen_math_prm" and accepts_kwarg(self.llm.encode, "tokenization_kwargs"):
+            kwargs["tokenization_kwargs"] = {"add_special_tokens": False}  # the chat template holds them
+        return self.llm.encode(prompts, **kwargs)
+
+    def _read(self, req: ScoreRequest, out: Any) -> _Read:
+        """The step scores one output carries: all of them (one row per step, or per token), or, after a
+        prefix-cache hit, those of the steps after the cached prefix (its rows are the computed suffix's)."""
         ids = list(out.prompt_token_ids)
         data = out.outputs.data
         rows = data.tolist() if hasattr(data, "tolist") else list(data)
-        if len(rows) == len(ids):  # one row per token: keep the tag positions
-            rows = [rows[p] for p, t in enumerate(ids) if t == self.tag_id]
-        if len(rows) != len(req.steps):
+        tags = [p for p, t in enumerate(ids) if t == self.tag_id]
+        if len(tags) != len(req.steps):
             raise RuntimeError(
-                f"PRM {self.model_path}: found {len(rows)} step tags for {len(req.steps)} steps; the input "
+                f"PRM {self.model_path}: found {len(tags)} step tags for {len(req.steps)} steps; the input "
                 f"was probably truncated at max_model_len={self.engine.max_model_len}"
             )
-        scores = tuple(_to_prob(r, self._raw) for r in rows)
-        cached = int(getattr(out, "num_cached_tokens", None) or 0)  # a re-scored prefix (search), if cached
-        return StepScores(scores=scores, tokens=len(ids), cached_tokens=min(cached, len(ids)))
+        read = _Read(ids, tags, tokens=len(ids))
+        if not self._token_rows and len(rows) != len(ids):  # STEP pooling: one row per step, never cached
+            read.scores = [_to_prob(r, self._raw) for r in rows]
+            return read
+        start = len(ids) - len(rows)  # rows of the last len(rows) tokens; the prefix cache served the rest
+        if start < 0:
+            raise RuntimeError(f"PRM {self.model_path}: {len(rows)} output rows for {len(ids)} tokens")
+        read.cached = start
+        read.scores = [_to_prob(rows[p - start], self._raw) if p >= start else None for p in tags]
+        return read
 
     def shutdown(self) -> None:
         shutdown_llm(self.llm)
         self.llm = None
+
+
+class _Read:
+    """One text's tokens, tag positions and step scores (None: inside the cached prefix, not yet recalled)."""
+
+    def __init__(self, ids: list[int], tags: list[int], tokens: int) -> None:
+        self.ids, self.tags, self.tokens, self.cached = ids, tags, tokens, 0
+        self.scores: list[float | None] = []
+        self._keys: list[bytes] | None = None
+
+    def keys(self) -> list[bytes]:
+        if self._keys is None:
+            self._keys = StepMemo.keys(self.ids, self.tags)
+        return self._keys
+
+    def remember(self, memo: StepMemo) -> None:
+        for key, score in zip(self.keys(), self.scores, strict=True):
+            if score is not None:
+                memo.put(key, score)
+
+    def recall(self, memo: StepMemo) -> bool:
+        """Fill the cached prefix's scores from `memo`; False when one is missing."""
+        for k, key in enumerate(self.keys()):
+            if self.scores[k] is None:
+                self.scores[k] = memo.get(key)
+        return all(s is not None for s in self.scores)
+
+    def result(self) -> StepScores:
+        scores = tuple(float(s) for s in self.scores if s is not None)
+        return StepScores(scores=scores, tokens=self.tokens, cached_tokens=min(self.cached, self.tokens))
 
 
 def _to_prob(row: Any, raw: bool) -> float:
@@ -191,9 +267,10 @@ def _to_prob(row: Any, raw: bool) -> float:
     return float(row[1])
 
 
-def _pooling_params(step_tag_id: int | None) -> Any:
-    """PoolingParams asking for raw logits (we apply the softmax ourselves) and, for Qwen2ForProcessRewardModel,
-    this tokenizer's step separator id (vLLM defaults it to Qwen's 151651); None where unsupported."""
+def _pooling_params(step_tag_id: int | None, read_cache: bool = False) -> Any:
+    """PoolingParams asking for raw logits (we apply the softmax ourselves), for STEP pooling this tokenizer's
+    step separator id (vLLM defaults it to Qwen's 151651), and with `read_cache` the prefix cache read (token-wise
+    tasks skip it by default). None where unsupported (read_cache: where this vLLM cannot be told)."""
     from vllm import PoolingParams
 
     kwargs: dict[str, Any] = {}
@@ -201,7 +278,19 @@ def _pooling_params(step_tag_id: int | None) -> Any:
         kwargs["use_activation"] = False
     if step_tag_id is not None and struct_has_field(PoolingParams, "step_tag_id"):
         kwargs["step_tag_id"] = step_tag_id
+    if read_cache:
+        if not struct_has_field(PoolingParams, "skip_reading_prefix_cache"):
+            return None
+        kwargs["skip_reading_prefix_cache"] = False
     return PoolingParams(**kwargs) if kwargs else None
+
+
+def _token_pooling_type(llm: Any) -> str | None:
+    """The engine's token-wise pooling type ("ALL", "STEP"), or None where it cannot be read."""
+    config = getattr(getattr(llm, "llm_engine", None), "vllm_config", None)
+    pooler = getattr(getattr(config, "model_config", None), "pooler_config", None)
+    kind = getattr(pooler, "tok_pooling_type", None) or getattr(pooler, "pooling_type", None)
+    return str(kind) if kind is not None else None
 
 
 def _vllm_pooling_params() -> type:
@@ -211,13 +300,18 @@ def _vllm_pooling_params() -> type:
 
 
 def _pooler_config(task: str) -> Any:
-    """A PoolerConfig selecting `task`, or None where this vLLM version has no such field."""
+    """A PoolerConfig selecting `task` with one output row per token ("ALL" pooling), or None where this vLLM
+    version has no such fields."""
     try:
         from vllm.config import PoolerConfig
-
-        return PoolerConfig(task=task)
-    except (ImportError, TypeError, ValueError):
+    except ImportError:
         return None
+    for kwargs in ({"task": task, "tok_pooling_type": "ALL"}, {"task": task}):
+        try:
+            return PoolerConfig(**kwargs)
+        except (TypeError, ValueError):
+            continue
+    return None
 
 
 def _load_tokenizer(model: str) -> Any:
