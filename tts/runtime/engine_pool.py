@@ -13,7 +13,11 @@ engine keys it needs: its policy's actor, and its PRM's, which is
     one node; the actor runs in bundle 0 without a GPU and vLLM places its workers in the bundles
     (distributed_executor_backend "ray").
 A key whose work is all done is released (actors killed, placement groups removed) so that later groups can use
-its GPUs.
+its GPUs. On a fixed-size (local) cluster an actor is created only when its resources are free (queued replicas in
+order), so that Ray never holds an actor that cannot be placed: when no work runs and the next engine cannot fit,
+the scheduler asks `make_room` to release ready engines that the work it picks does not use (reloaded later if
+needed). Without this, 2 policies x 2 PRMs on room for 2 engines deadlock: each ready engine is still needed by
+a later group, and the engine that group lacks waits for a slot forever.
 """
 
 from __future__ import annotations
@@ -99,6 +103,14 @@ def actor_options(spec: EngineSpec, max_restarts: int) -> tuple[dict[str, Any], 
         return opts, pg
     opts.update(num_cpus=e.num_cpus, num_gpus=e.num_gpus)
     return opts, None
+
+
+def demand(spec: EngineSpec) -> dict[str, float]:
+    """The Ray resources one replica of `spec` holds (a TP placement group: all its bundles)."""
+    e = spec.engine
+    if e.num_gpus and e.tensor_parallel_size > 1:
+        return {"CPU": float(e.num_cpus) * e.tensor_parallel_size, "GPU": float(e.tensor_parallel_size)}
+    return {"CPU": float(e.num_cpus), "GPU": float(e.num_gpus)}
 
 
 @dataclass
@@ -196,6 +208,8 @@ class EnginePool:
                 log.error(misfit)
                 self._update(engine)
                 continue
+            if self.check_fit and not self._fits_now(engine.spec):
+                break  # in order: a later, smaller engine must not take the room this one waits for
             opts, pg = actor_options(engine.spec, self.max_restarts)
             replica.pg = pg
             replica.handle = ray.remote(EngineActor).options(**opts).remote(engine.spec)
@@ -234,6 +248,52 @@ class EnginePool:
         if e.num_cpus > total.get("CPU", 0):
             return f"engine.num_cpus: engine {spec.label} needs {e.num_cpus} CPUs, this Ray cluster has {total.get('CPU', 0):g}"
         return None
+
+    def _fits_now(self, spec: EngineSpec) -> bool:
+        """Whether one more replica of `spec` fits beside the actors this pool holds (fixed cluster)."""
+        import ray
+
+        total = ray.cluster_resources()
+        used: dict[str, float] = {}
+        for engine in self.engines.values():
+            if engine.state in ("starting", "ready"):
+                for r in engine.replicas:
+                    if r.handle is not None and r.error is None:
+                        for name, amount in demand(engine.spec).items():
+                            used[name] = used.get(name, 0.0) + amount
+        return all(used.get(n, 0.0) + a <= total.get(n, 0.0) + 1e-9 for n, a in demand(spec).items() if a)
+
+    def stalled(self) -> bool:
+        """Replicas wait for room while no actor is starting or restarting: nothing will free room by itself."""
+        if not (self.check_fit and self._queue):
+            return False
+        return not any(
+            r.handle is not None and r.error is None and (r.info is None or r.recovering)
+            for e in self.engines.values()
+            if e.state in ("starting", "ready")
+            for r in e.replicas
+        )
+
+    def make_room(self, keys: Iterable[str]) -> list[str]:
+        """Release the idle ready engines outside `keys` and move `keys`' queued replicas to the front; the
+        released keys (empty: nothing could be released, so `keys` can never start beside what is held)."""
+        keys = set(keys)
+        released = [
+            k
+            for k, e in self.engines.items()
+            if k not in keys and e.state == "ready" and not any(r.inflight for r in e.replicas)
+        ]
+        for k in released:
+            log.info(
+                "releasing engine %s to make room for %s", self.engines[k].spec.label, ", ".join(sorted(keys))
+            )
+            self.release(k)
+        self._queue.sort(key=lambda r: r.key not in keys)  # stable: order kept within each side
+        return released
+
+    def held(self) -> list[str]:
+        """Labels of the engines holding actors now."""
+        return [e.spec.label for e in self.engines.values() if e.state in ("starting", "ready")]
 
     def watch_refs(self) -> dict[Any, Replica]:
         """Refs the scheduler waits on besides its tasks: first `info` calls and restart probes."""

@@ -146,6 +146,8 @@ class Scheduler:
         while self.pending or self.inflight:
             self._launch()
             self.pool.pump()
+            if not self.inflight and self.pending and self.pool.stalled():
+                self._make_room()
             watched = self.pool.watch_refs()
             refs = list(self.inflight) + list(watched)
             if not refs:
@@ -198,6 +200,22 @@ class Scheduler:
             work.tries += 1
             log.debug("launched %s on %s", work.uid, keys)
             self.on_event("launch", {"uid": work.uid, "keys": keys})
+
+    def _make_room(self) -> None:
+        """Nothing runs and the next engine cannot fit: free room for the pending work that has the most of
+        its engines ready (the first such), or fail that work when nothing can be released (it can never run)."""
+        ready = {k for k, e in self.pool.engines.items() if e.state == "ready"}
+        target = max(self.pending, key=lambda w: len(ready & set(w.keys)))
+        if self.pool.make_room(target.keys):
+            return
+        error = (
+            f"engines {', '.join(sorted(target.keys))} cannot start beside the engines held "
+            f"({', '.join(self.pool.held())}) on this cluster; give it more CPUs/GPUs (cluster.num_cpus) or "
+            "lower engine.num_cpus / engine.num_gpus"
+        )
+        log.error(error)
+        self.pending.remove(target)
+        self.on_failure(target, error)
 
     def _finish(self, ref: Any) -> None:
         import ray
