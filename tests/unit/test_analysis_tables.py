@@ -161,6 +161,26 @@ def test_cross_size_smallest_matching_policy_and_flops_ratio() -> None:
     assert "tiny" not in out.index  # nothing smaller to compare with
 
 
+def test_cross_size_lists_one_single_sample_reached_by_several_strategies_once() -> None:
+    table = [
+        ("big", 7e9, "majority_vote", 1, 0.60, 1e12),
+        ("big", 7e9, "best_of_n", 1, 0.60, 1.5e12),  # the same sample at N = 1, scored by a PRM: costlier
+        (
+            "big",
+            7e9,
+            "weighted_best_of_n",
+            1,
+            0.55,
+            1.5e12,
+        ),  # another sample (differs): a reference of its own
+        ("tiny", 1e8, "best_of_n", 64, 0.61, 5e11),
+    ]
+    data = from_rows(pd.concat([_cell(*row) for row in table], ignore_index=True))
+    out = cross_size(candidates(data, charge=False), data, CFG)
+    assert sorted(out["large_accuracy"].round(2)) == [0.55, 0.60]
+    assert out.loc[out["large_accuracy"].round(2) == 0.60, "large_strategy"].tolist() == ["majority_vote"]
+
+
 def test_prm_free_configurations_join_every_prm_group(world) -> None:
     res, bins, _, _ = world
     free = res.cells[res.cells["strategy"] == "majority_vote"].assign(

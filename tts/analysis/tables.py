@@ -231,7 +231,9 @@ def cross_size(s: pd.DataFrame, data: AnalysisData, cfg: AnalysisConfig) -> pd.D
     """Per dataset, over all problems: for each larger policy's single-sample configuration (N = 1, at most
     one generation: CoT, sampled or greedy), the smallest policy + cheapest configuration matching it within
     `tolerance`, chosen on one fold and scored on the other (`accuracy`, and `gap` = accuracy - the large
-    policy's on the same problems, with a CI); `in_sample` is the match chosen and scored on all problems."""
+    policy's on the same problems, with a CI); `in_sample` is the match chosen and scored on all problems.
+    A large policy's single-sample configurations that score the same in every bootstrap replicate (one sample
+    pool reached through several strategies or PRMs at N = 1) are one reference: listed once, the cheapest."""
     whole = s[s["bin"].astype(str) == ALL_BIN].drop_duplicates("config_id")
     values = data.values(None)
     rows = []
@@ -244,14 +246,19 @@ def cross_size(s: pd.DataFrame, data: AnalysisData, cfg: AnalysisConfig) -> pd.D
         sums = Sums.of(group, group.weights(cfg.replicates, cfg.seed, f"cross|{dataset}"), cfg.folds)
         params = cand["policy_params"].to_numpy(float)
         single = (cand["n"] == 1) & (cand["generations"] <= 1 + 1e-9)
-        for j in np.flatnonzero(single.to_numpy()):
+        seen: set[tuple[str, bytes]] = set()
+        for j in np.flatnonzero(single.to_numpy()):  # cheapest first (sorted by flops within a policy)
             large = cand.iloc[j]
             smaller = np.flatnonzero(params < params[j])
             if not len(smaller):
                 continue
-            ch = choose(sums, np.append(smaller, j), _first_match(cfg.tolerance))
             tY, tC = sums.Y.sum(0)[:, j], sums.C.sum(0)[:, j]
             large_reps = np.where(tC > 0, tY / np.where(tC > 0, tC, 1), np.nan)
+            same = (str(large["policy"]), np.round(np.nan_to_num(large_reps, nan=-1.0), 12).tobytes())
+            if same in seen:
+                continue
+            seen.add(same)
+            ch = choose(sums, np.append(smaller, j), _first_match(cfg.tolerance))
             gap = ch.heldout - large_reps
             glo, ghi = interval(gap, cfg.ci)
             lo, hi = interval(ch.heldout, cfg.ci)
