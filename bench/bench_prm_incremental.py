@@ -70,6 +70,7 @@ def main() -> int:
     )
     args = ap.parse_args()
 
+    from tts.config import sampling_settings
     from tts.data.chain import generate
     from tts.engines.embedded import resolve_model
     from tts.engines.vllm_common import EngineSettings
@@ -77,16 +78,10 @@ def main() -> int:
     from tts.engines.vllm_prm import VLLMPoolingPRM
     from tts.grid import expand
     from tts.strategies import STRATEGIES
-    from tts.strategies.base import SamplingSettings
 
     cfg = expand(["policy=zoo_policy_m", "prm=zoo_prm_l", "engine=cpu", "dataset=chain"]).cells[0].config
     problems = generate(args.levels, args.per_level, seed=3)
-    sampling = SamplingSettings(
-        temperature=cfg.policy.temperature,
-        max_tokens=cfg.policy.max_tokens,
-        step_max_tokens=cfg.policy.step_max_tokens,
-        aggregation=cfg.prm.aggregation,
-    )
+    sampling = sampling_settings(cfg)
     t0 = time.perf_counter()
     engine_cfg = dataclasses.replace(cfg.engine, gpu_memory_utilization=args.kv_share)
     policy = build(cfg.policy, engine_cfg)

@@ -63,17 +63,17 @@ def main() -> int:
     ap.add_argument("--per-level", type=int, default=15)
     args = ap.parse_args()
 
+    from tts.config import sampling_settings
     from tts.data.chain import generate
     from tts.engines.none_prm import NonePRM
     from tts.engines.vllm_policy import build
     from tts.grading import grade
     from tts.grid import expand
-    from tts.strategies.base import SamplingSettings
     from tts.strategies.sequential_revision import run
 
     cfg = expand([f"policy={args.policy}", "engine=cpu", "dataset=chain"]).cells[0].config
     problems = generate(args.levels, args.per_level, seed=3)
-    sampling = SamplingSettings(temperature=cfg.policy.temperature, max_tokens=cfg.policy.max_tokens)
+    sampling = sampling_settings(cfg)
     t0 = time.perf_counter()
     engine = build(cfg.policy, cfg.engine)
     print(f"engine ready in {time.perf_counter() - t0:.0f} s; {len(problems)} problems, N = {args.n}")

@@ -53,22 +53,17 @@ def main() -> int:
     ap.add_argument("--max-steps", type=int, default=6)
     args = ap.parse_args()
 
+    from tts.config import sampling_settings
     from tts.data.chain import generate
     from tts.engines import PRM_KINDS
     from tts.engines.vllm_policy import build
     from tts.grading import grade
     from tts.grid import expand
     from tts.strategies import STRATEGIES
-    from tts.strategies.base import SamplingSettings
 
     cfg = expand(["policy=zoo_policy_m", "prm=zoo_prm_l", "engine=cpu", "dataset=chain"]).cells[0].config
     problems = generate(args.levels, args.per_level, seed=3)
-    sampling = SamplingSettings(
-        temperature=cfg.policy.temperature,
-        max_tokens=cfg.policy.max_tokens,
-        step_max_tokens=cfg.policy.step_max_tokens,
-        aggregation=cfg.prm.aggregation,
-    )
+    sampling = sampling_settings(cfg)
     t0 = time.perf_counter()
     policy_engine = build(cfg.policy, cfg.engine)
     prm_engine = PRM_KINDS.get(cfg.prm.kind)(cfg.prm, cfg.engine)
