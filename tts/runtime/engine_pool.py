@@ -238,15 +238,17 @@ class EnginePool:
         import ray
 
         total = ray.cluster_resources()
-        e = spec.engine
-        gpus = e.tensor_parallel_size if e.num_gpus and e.tensor_parallel_size > 1 else e.num_gpus
-        if gpus > total.get("GPU", 0):
+        need = demand(spec)
+        if need["GPU"] > total.get("GPU", 0):
             return (
-                f"engine.num_gpus: engine {spec.label} needs {gpus} GPU(s) per replica, this Ray cluster has "
-                f"{total.get('GPU', 0):g}; use engine=cpu on a machine without GPUs"
+                f"engine.num_gpus: engine {spec.label} needs {need['GPU']:g} GPU(s) per replica, this Ray cluster "
+                f"has {total.get('GPU', 0):g}; use engine=cpu on a machine without GPUs"
             )
-        if e.num_cpus > total.get("CPU", 0):
-            return f"engine.num_cpus: engine {spec.label} needs {e.num_cpus} CPUs, this Ray cluster has {total.get('CPU', 0):g}"
+        if need["CPU"] > total.get("CPU", 0):
+            return (
+                f"engine.num_cpus: engine {spec.label} needs {need['CPU']:g} CPUs, this Ray cluster has "
+                f"{total.get('CPU', 0):g}"
+            )
         return None
 
     def _fits_now(self, spec: EngineSpec) -> bool:
