@@ -332,7 +332,7 @@ def validate(cfg: DictConfig | TTSConfig) -> TTSConfig:
 # -------------------------------------------------------------------------------------------- builders
 def sampling_settings(cfg: TTSConfig) -> Any:
     """The SamplingSettings a strategy runs with: the policy's knobs, the strategy's temperature override,
-    and the PRM's aggregation."""
+    the PRM's aggregation, and the cell's seed (every request's own seed derives from it)."""
     from tts.strategies.base import SamplingSettings
 
     p, s = cfg.policy, cfg.strategy
@@ -347,6 +347,7 @@ def sampling_settings(cfg: TTSConfig) -> Any:
         min_p=p.min_p,
         thinking_start=p.thinking_start,
         thinking_end=p.thinking_end,
+        seed=cfg.seed,
     )
 
 

@@ -50,6 +50,8 @@ ENGINE_RESOURCE_FIELDS = (
     "gpu_memory_utilization",
     "max_num_seqs",
     "tensor_parallel_size",
+    "enable_chunked_prefill",  # with per-request seeds, how prompts are split into steps changes no sample
+    "max_num_batched_tokens",
 )
 # Policy fields that are per-request sampling knobs (they enter ids as the sampling settings).
 POLICY_SAMPLING_FIELDS = (
@@ -71,6 +73,7 @@ NEUTRAL_LATE_FIELDS: tuple[tuple[str, Any], ...] = (
     ("policy.min_p", 0.0),
     ("policy.thinking_start", None),
     ("policy.thinking_end", None),
+    ("engine.batch_invariant", False),
 )
 # Fields that are repeats of one configuration.
 SEED_FIELDS = ("seed", "engine.seed")
@@ -163,6 +166,14 @@ def prm_engine_key(config: Mapping[str, Any]) -> str:
     return f"prm:{prm_id(config)}:{stable_hash(_engine_settings(config), 8)}"
 
 
+def _engine_for_samples(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The engine fields in the pool keys: all of them (as before results schema 5), less the late fields that
+    change no sample at their defaults (NEUTRAL_LATE_FIELDS) and the scheduling ones added with per-request seeds
+    (chunked prefill, tokens per step), so pools stored before those fields existed are still found."""
+    engine = without_neutral_fields({"engine": config["engine"]})["engine"]
+    return {k: v for k, v in engine.items() if k not in ("enable_chunked_prefill", "max_num_batched_tokens")}
+
+
 def pool_group_key(config: Mapping[str, Any], sampling: Mapping[str, Any]) -> str:
     """Cells with the same key share a pool: same policy, PRM (any aggregation), data set, sampling, seed."""
     return stable_hash(
@@ -172,7 +183,7 @@ def pool_group_key(config: Mapping[str, Any], sampling: Mapping[str, Any]) -> st
             dataset_key(config),
             _sampling(sampling),
             config["seed"],
-            config["engine"],
+            _engine_for_samples(config),
         ]
     )
 
@@ -185,7 +196,7 @@ def generation_group_key(config: Mapping[str, Any], sampling: Mapping[str, Any])
             dataset_key(config),
             _sampling(sampling),
             config["seed"],
-            config["engine"],
+            _engine_for_samples(config),
         ]
     )
 

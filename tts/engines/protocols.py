@@ -60,6 +60,9 @@ class GenerationRequest:
     in the returned text, and `finish_reason == "stop_string"` says one was hit.
     top_k: sample among the k most likely tokens (None: no cut); min_p: drop tokens below min_p x the most likely
     token's probability (0: off).
+    seed: this request's own random seed (None: the engine's stream). With a seed, the request's samples depend on
+    nothing else in the batch: completion i is drawn with seed + i (vLLM's rule for n > 1), so the same request
+    gives the same samples whatever was generated before it or beside it (tts.strategies.base.request_seed).
     """
 
     prompt: Conversation | str
@@ -70,6 +73,7 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     top_k: int | None = None
     min_p: float = 0.0
+    seed: int | None = None
 
 
 @dataclass(frozen=True)

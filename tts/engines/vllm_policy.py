@@ -159,7 +159,8 @@ class VLLMPolicy:
     # --------------------------------------------------------------------------------------- generation
     def sampling_params(self, req: GenerationRequest) -> Any:
         """vLLM's SamplingParams for a request; top_k / min_p only when set (vLLM's "off" value of top_k
-        differs across versions: -1, then 0)."""
+        differs across versions: -1, then 0); the request's seed when it has one (vLLM gives completion i of
+        an n > 1 request seed + i)."""
         from vllm import SamplingParams
 
         knobs: dict[str, Any] = {}
@@ -167,6 +168,8 @@ class VLLMPolicy:
             knobs["top_k"] = req.top_k
         if req.min_p:
             knobs["min_p"] = req.min_p
+        if req.seed is not None and req.temperature > 0:  # greedy needs no seed
+            knobs["seed"] = req.seed
         return SamplingParams(
             n=1 if req.temperature == 0 else req.n,  # vLLM refuses n > 1 when greedy; see generate()
             max_tokens=req.max_tokens,

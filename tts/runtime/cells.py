@@ -154,6 +154,7 @@ def sample_rows(job: PoolJob, problems: Sequence[Problem], pools: Sequence[Any])
                 "dataset": problem.dataset,
                 "level": problem.level,
                 "seed": job.seed,
+                "seeding": job.meta.get("seeding"),
                 "sample_idx": j,
                 "text": c.text,
                 "answer": c.answer,
@@ -301,8 +302,10 @@ def cell_rows(
     policy_model: str | None = None,
     status: str = "ok",
     error: str | None = None,
+    seeding: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Full CELL_COLUMNS rows (plus "config.*" columns) for one cell from its per-problem outcomes."""
+    """Full CELL_COLUMNS rows (plus "config.*" columns) for one cell from its per-problem outcomes. `seeding`:
+    how its samples were seeded (tts.engines.vllm_common.seeding_mode; None: engine seed only, not reproducible)."""
     from tts import __version__
     from tts.compute import policy_flops, prm_flops
     from tts.store import config_columns, git_sha
@@ -326,6 +329,7 @@ def cell_rows(
         "strategy": s.name,
         "n": cfg.n,
         "seed": cfg.seed,
+        "seeding": seeding,
         "status": status,
         "error": error,
         "git_sha": git_sha(),

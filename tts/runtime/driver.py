@@ -25,6 +25,7 @@ from omegaconf import OmegaConf
 
 from tts import identity
 from tts.config import ClusterConfig
+from tts.engines.vllm_common import seeding_mode
 from tts.grid import Cell, Grid, resolved
 from tts.runtime.actors import DEFAULT_BUILDER
 from tts.runtime.cells import JobResult, cell_rows, failed_outcomes
@@ -138,6 +139,7 @@ class Driver:
             "prm_params": prm_params,
             "policy_model": model,
             "cells": [c.id for c in work.cells],
+            "seeding": seeding_mode(work.cells[0].config.engine),
             **extra,
         }
         entry = self.store.write_rows("pool", work.uid, rows, meta=meta)
@@ -149,6 +151,8 @@ class Driver:
         if result.sample_rows is not None:
             self._write_pool(work, result.sample_rows)
         pool_sha = self.pool_sha.get(pool_id) if pool_id else None
+        # a cell is seeded as the pool it was derived from (a pool stored by an older version: engine-seeded)
+        seeding = self.pool_meta.get(pool_id, {}).get("seeding") if pool_id else None
         ok = 0
         for cell in work.cells:
             policy_params, prm_params, model = self._params(work, cell)
@@ -161,6 +165,7 @@ class Driver:
                 policy_params=policy_params,
                 prm_params=prm_params,
                 policy_model=model,
+                seeding=seeding if pool_id else seeding_mode(cell.config.engine),
             )
             self._write_cell(cell, rows, "ok", work, pool=(pool_id, pool_sha) if pool_id else None)
             ok += 1
@@ -204,6 +209,8 @@ class Driver:
             meta.update(tries=work.tries, engine_deaths=work.deaths, errors=work.errors[-3:])
         if pool is not None:
             meta.update(pool_id=pool[0], pool_sha256=pool[1])
+        if status == "ok":
+            meta["seeding"] = rows[0].get("seeding") if rows else None
         self.store.write_rows(
             "cell",
             cell.id,

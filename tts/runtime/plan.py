@@ -17,6 +17,7 @@ from typing import Any
 from tts import identity
 from tts.config import TTSConfig, sampling_settings, strategy_params
 from tts.data.problem import Problem
+from tts.engines.vllm_common import seeding_mode
 from tts.grid import Cell, resolved
 from tts.runtime.actors import DEFAULT_BUILDER, EngineSpec
 from tts.runtime.cells import CellJob, PoolJob, SearchJob
@@ -77,6 +78,7 @@ def needs_binning(cell: Cell) -> bool:
 def _sampling_key(cfg: TTSConfig) -> dict[str, Any]:
     s = asdict(sampling_settings(cfg))
     s.pop("aggregation")
+    s.pop("seed")  # the seed enters the ids as the config's own `seed`
     return s
 
 
@@ -160,7 +162,12 @@ def pool_works(
             sampling=sampling_settings(cfg),
             seed=cfg.seed,
             score=score,
-            meta={"sweep": sweep, "policy": cfg.policy.name, "prm": cfg.prm.name},
+            meta={
+                "sweep": sweep,
+                "policy": cfg.policy.name,
+                "prm": cfg.prm.name,
+                "seeding": seeding_mode(cfg.engine),
+            },
             stored=tuple(rows) if rows is not None else None,
         )
         if rows is not None:  # a stored pool needs no engine

@@ -143,9 +143,10 @@ def run(
                     Conversation(
                         problems[c.problem].question,
                         revision_history([a.text for a in c.attempts], history, instruction),
-                    )
+                    ),
+                    salt=("chain", k),  # chains whose attempts coincide still draw independently
                 )
-                for c in chains
+                for k, c in enumerate(chains)
             ]
             owners = [[c] for c in chains]
         generations = policy.generate(requests)
