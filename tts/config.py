@@ -21,6 +21,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from tts.engines.aggregation import AGGREGATIONS
+from tts.engines.chat_template import parse_date
+from tts.grading.rules import EVALUATORS, GradingRules
 from tts.registry import did_you_mean
 from tts.schemas import (
     ConfigError,
@@ -45,6 +47,7 @@ __all__ = [
     "SweepConfig",
     "TTSConfig",
     "conf_dir",
+    "grading_rules",
     "register_configs",
     "sampling_settings",
     "strategy_params",
@@ -263,6 +266,12 @@ def validate(cfg: DictConfig | TTSConfig) -> TTSConfig:
     for fname in ("thinking_start", "thinking_end"):
         if getattr(p, fname) == "":
             raise _fail(f"policy.{fname}", "", "give the marker (e.g. </think>), or null")
+    try:
+        parse_date(p.chat_template_date)
+    except ValueError:
+        raise _fail(
+            "policy.chat_template_date", p.chat_template_date, "give an ISO date YYYY-MM-DD, e.g. 2024-07-26"
+        ) from None
     if entry.traits.thinking and p.thinking_end is None:
         raise _fail(
             "policy.thinking_end",
@@ -280,6 +289,8 @@ def validate(cfg: DictConfig | TTSConfig) -> TTSConfig:
         raise _not_one_of("prm.format", r.format, ("qwen_math_prm", "step_tag"))
 
     d = obj.dataset
+    if d.evaluator not in EVALUATORS:
+        raise _not_one_of("dataset.evaluator", d.evaluator, tuple(EVALUATORS))
     if d.limit is not None and d.limit <= 0:
         raise _fail("dataset.limit", d.limit, "must be a positive integer or null")
     if d.per_level is not None and d.per_level <= 0:
@@ -349,6 +360,12 @@ def sampling_settings(cfg: TTSConfig) -> Any:
         thinking_end=p.thinking_end,
         seed=cfg.seed,
     )
+
+
+def grading_rules(cfg: TTSConfig) -> GradingRules:
+    """The rules a cell's completions are graded by: the data set's evaluator and the policy's end-of-thinking
+    marker (tts.grading.rules)."""
+    return GradingRules(evaluator=cfg.dataset.evaluator, thinking_end=cfg.policy.thinking_end)
 
 
 def strategy_params(cfg: TTSConfig) -> dict[str, Any]:

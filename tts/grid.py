@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tts import identity
 from tts.config import ConfigError, TTSConfig, conf_dir, register_configs, validate
+from tts.engines.chat_template import chat_template_sha
 from tts.registry import did_you_mean
 
 SWEEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -86,10 +87,15 @@ class Grid:
 def resolved(cfg: TTSConfig) -> dict[str, Any]:
     """A cell's resolved config as plain data: what the identity projections (tts.identity) read. A data set
     read from a local file also carries the file's content hash (`dataset.content`), so editing the file
-    changes every id derived from it (cells, configurations, pools) and the cells are recomputed."""
+    changes every id derived from it (cells, configurations, pools) and the cells are recomputed. A policy whose
+    tokenizer folder is local (a folder, a zoo model) carries its chat template's hash (`policy.chat_template_sha`,
+    tts.engines.chat_template), so editing the template changes those ids too."""
     data = asdict(cfg)
     if cfg.dataset.path:
         data["dataset"]["content"] = _file_hash(cfg.dataset)
+    template = chat_template_sha(cfg.policy.model, cfg.policy.tokenizer)  # local templates only
+    if template is not None and cfg.policy.chat_template:
+        data["policy"]["chat_template_sha"] = template
     return data
 
 

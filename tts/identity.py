@@ -23,6 +23,18 @@ versions and override order. The projections, with the fields each keeps:
 
 `configuration_id` of results written before it existed is recomputed from the stored config (tts.store).
 
+Prompts and grading (results schema 5): the rendered prompt depends on the policy's prompt-format fields
+(system_prompt, prompt_template, few_shot, chat_template, tokenizer, model), on the date a clock-reading chat
+template renders (`policy.chat_template_date`, pinned: tts.engines.chat_template) and on the template text. All
+of them are in every projection that keeps the policy's model fields (cell, configuration, pool, generation,
+engine keys). The template text enters as `policy.chat_template_sha`, which tts.grid.resolved adds when the
+tokenizer folder is local (a folder, a zoo model): hashing a file keeps the driver free of tokenizers and
+downloads. A hub model's template is named by its model / tokenizer id only; loading it in the driver would
+need its files (network, seconds per policy), so a hub revision that edits the template is not seen by the ids.
+How answers are graded (`dataset.evaluator`, tts.grading.rules) is a data set field, so it is in every id too.
+Neither field is neutral: schema-5 ids differ from schema-4 ids for the same settings, so rows graded or
+prompted under the old rules are never found as finished cells or merged into a new configuration.
+
 Fields added later: a config field added after results schema 4 with a neutral default (the behaviour from
 before it existed) is listed in NEUTRAL_LATE_FIELDS and enters every projection only when set to another value.
 A configuration that leaves it at its default keeps the ids it had before the field existed, so the cells and

@@ -31,13 +31,22 @@ Versions (SCHEMA_VERSION, recorded in every manifest line's `versions.results_sc
   4  `generations` is float64: a pool strategy whose spend depends on the order samples arrive (adaptive
      stopping) writes its expected generations over random orders; every other row holds a whole number.
      Version 2-3 files (int64) still load: the analysis casts it to double.
+  5  `extraction` on cell and sample rows: how the answer was found (boxed | answer_is | gsm8k | last_number |
+     none; code rows: program; tts.grading.extract). Grading changed with it: "the answer is X" is an explicit
+     answer (it was a last-number fallback), an empty last box (`\\boxed{}`, `\\boxed{\\boxed{}}`) is no answer,
+     an answer inside unfinished thinking is no answer (evaluator `tts`), and each cell names its evaluator
+     (`config.dataset.evaluator`). Prompts changed too: date-bearing chat templates render a pinned date
+     (`config.policy.chat_template_date`) and a local chat template's text enters every id. Every id of a
+     version-5 cell differs from the ids of older cells of the same settings, so older rows are never merged
+     with new ones; the analysis reads them (missing `extraction` is null) and warns, naming these changes
+     (tts.analysis.io.schema_warning).
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 CELL_COLUMNS: dict[str, str] = {
     "sweep": "sweep name",
@@ -68,6 +77,7 @@ CELL_COLUMNS: dict[str, str] = {
     "no_answer": "bool: nothing could be extracted",
     "fallback_extraction": "bool: answer came from the last-number fallback",
     "truncated": "bool: the chosen solution hit max_tokens",
+    "extraction": "how the answer was found: boxed | answer_is | gsm8k | last_number | none (code: program); schema >= 5, else null",
     "grade_status": "how the verdict was reached (tts.grading.GRADE_STATUSES): ok | guarded | timeout | malformed | early_exit | error",
     "generations": "completions sampled for this problem (float: adaptive pool strategies write the expectation over random orders of the pool)",
     "tokens_in": "prompt tokens prefilled (sum over generate requests)",
@@ -106,6 +116,7 @@ SAMPLE_COLUMNS: dict[str, str] = {
     "fallback_extraction": "bool",
     "truncated": "bool",
     "finish_reason": "eos | stop_string | length",
+    "extraction": "how the answer was found (as the cell column); schema >= 5, else null",
     "tokens_out": "generated tokens of this sample",
     "prompt_tokens": "prompt tokens of the problem's request (same on every sample row of a problem)",
     "cached_prompt_tokens": "of prompt_tokens, served from the prefix cache (same on every sample row of a problem)",

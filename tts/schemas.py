@@ -52,6 +52,9 @@ class PolicyConfig:
     # with "<think>\n").
     thinking_start: str | None = None
     thinking_end: str | None = None
+    # The date a chat template that reads the clock (Llama 3.2's `strftime_now("%d %b %Y")` -> "Today Date: ...")
+    # renders, ISO YYYY-MM-DD: pinned so a prompt never changes with the day it runs (tts.engines.chat_template).
+    chat_template_date: str = "2024-07-26"
 
 
 @dataclass
@@ -118,6 +121,7 @@ class DatasetConfig:
     per_level: int | None = None  # built-in set: problems generated per level
     seed: int = 0  # built-in set: generator seed
     ids: list[str] | None = None  # keep only these problem ids, in this order (code loaders: tts.data.code)
+    evaluator: str = "tts"  # whose answer-extraction rules grade it (tts.grading.rules.EVALUATORS)
 
 
 @dataclass

@@ -21,36 +21,36 @@ from tts.grading import Extraction, Grade, answers_equivalent, extract_answer, g
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("5 + 2 = 7.\n\nThe answer is \\boxed{7}.", Extraction("7", False)),
-        ("first \\boxed{3}, then \\boxed{4}", Extraction("4", False)),
-        ("so $\\boxed{\\frac{1}{2}}$.", Extraction("\\frac{1}{2}", False)),
+        ("5 + 2 = 7.\n\nThe answer is \\boxed{7}.", Extraction("7", "boxed")),
+        ("first \\boxed{3}, then \\boxed{4}", Extraction("4", "boxed")),
+        ("so $\\boxed{\\frac{1}{2}}$.", Extraction("\\frac{1}{2}", "boxed")),
         (
             "\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}",
-            Extraction("\\left( 3, \\frac{\\pi}{2} \\right)", False),
+            Extraction("\\left( 3, \\frac{\\pi}{2} \\right)", "boxed"),
         ),
-        ("\\boxed{\\{1, 2\\}}", Extraction("\\{1, 2\\}", False)),  # escaped braces do not count
-        ("\\fbox{12}", Extraction("12", False)),
-        ("the answer is \\boxed 5 apples", Extraction("5", False)),
-        ("\\boxed{ 13. }", Extraction("13", False)),
-        ("\\boxed{} then \\boxed{9}", Extraction("9", False)),
-        ("\\boxed{9} and an empty \\boxed{}", Extraction("9", False)),
-        ("She makes 9 * 2 = $18.\n#### 18", Extraction("18", False)),
-        ("#### $1,234.", Extraction("1234", False)),
-        ("so she has 18 dollars", Extraction("18", True)),
-        ("total: 1,234,567 and 2.5 left", Extraction("2.5", True)),
-        ("it is -3/4", Extraction("-3/4", True)),
-        ("no numbers here", Extraction(None, False)),
-        ("", Extraction(None, False)),
+        ("\\boxed{\\{1, 2\\}}", Extraction("\\{1, 2\\}", "boxed")),  # escaped braces do not count
+        ("\\fbox{12}", Extraction("12", "boxed")),
+        ("the answer is \\boxed 5 apples", Extraction("5", "boxed")),
+        ("\\boxed{ 13. }", Extraction("13", "boxed")),
+        ("\\boxed{} then \\boxed{9}", Extraction("9", "boxed")),
+        ("\\boxed{9} and an empty \\boxed{}", Extraction(None, "none", True)),  # empty last box
+        ("She makes 9 * 2 = $18.\n#### 18", Extraction("18", "gsm8k")),
+        ("#### $1,234.", Extraction("1234", "gsm8k")),
+        ("so she has 18 dollars", Extraction("18", "last_number")),
+        ("total: 1,234,567 and 2.5 left", Extraction("2.5", "last_number")),
+        ("it is -3/4", Extraction("-3/4", "last_number")),
+        ("no numbers here", Extraction(None)),
+        ("", Extraction(None)),
         # malformed last box: no answer, flagged (never an earlier box or a stray number in its place)
-        ("\\boxed{\\frac{1}{2", Extraction(None, False, True)),
-        ("}}}{{{\\boxed{{{", Extraction(None, False, True)),
-        ("\\boxed{7} and \\boxed{\\frac{8}{", Extraction(None, False, True)),
-        ("the answer is 42 \\boxed}", Extraction(None, False, True)),
-        ("so 12 \\boxed\\fbox", Extraction(None, False, True)),
-        ("answer: 3 \\boxed", Extraction(None, False, True)),
-        ("\\boxed{" + "1" * 5000 + "}", Extraction(None, False, True)),  # a runaway box
-        ("\\boxedfoo{3}", Extraction("3", True)),  # another command, not a box
-        ("\\boxed -3 it is", Extraction("-3", False)),
+        ("\\boxed{\\frac{1}{2", Extraction(None, "none", True)),
+        ("}}}{{{\\boxed{{{", Extraction(None, "none", True)),
+        ("\\boxed{7} and \\boxed{\\frac{8}{", Extraction(None, "none", True)),
+        ("the answer is 42 \\boxed}", Extraction(None, "none", True)),
+        ("so 12 \\boxed\\fbox", Extraction(None, "none", True)),
+        ("answer: 3 \\boxed", Extraction(None, "none", True)),
+        ("\\boxed{" + "1" * 5000 + "}", Extraction(None, "none", True)),  # a runaway box
+        ("\\boxedfoo{3}", Extraction("3", "last_number")),  # another command, not a box
+        ("\\boxed -3 it is", Extraction("-3", "boxed")),
     ],
 )
 def test_extract_answer(text: str, expected: Extraction) -> None:
@@ -60,9 +60,9 @@ def test_extract_answer(text: str, expected: Extraction) -> None:
 def test_extract_answer_is_fast_and_safe_on_huge_malformed_text() -> None:
     huge = "\\boxed{" * 50_000 + "{" * 200_000 + " 42"
     start = time.perf_counter()
-    assert extract_answer(huge) == Extraction(None, False, True)  # unclosed boxes: malformed, no answer
-    assert extract_answer("x" * 2_000_000) == Extraction(None, False)
-    assert extract_answer(None) == Extraction(None, False)  # type: ignore[arg-type]
+    assert extract_answer(huge) == Extraction(None, "none", True)  # unclosed boxes: malformed, no answer
+    assert extract_answer("x" * 2_000_000) == Extraction(None)
+    assert extract_answer(None) == Extraction(None)  # type: ignore[arg-type]
     assert time.perf_counter() - start < 2.0
 
 
@@ -139,7 +139,7 @@ def _problem(answer: str, kind: str = "math") -> Problem:
 
 def test_grade_flags() -> None:
     right = grade(_problem("\\frac{1}{2}"), "so \\boxed{0.5}")
-    assert right == Grade("0.5", True, False, False, False, "")
+    assert right == Grade("0.5", True, False, False, False, "", "ok", "boxed")
     wrong = grade(_problem("13"), "The answer is \\boxed{12}.")
     assert (wrong.correct, wrong.no_answer, wrong.answer) == (False, False, "12")
     assert "'12' is not equivalent to the reference '13'" in wrong.detail
@@ -204,3 +204,84 @@ def test_math500_every_reference_is_accepted_and_a_perturbed_one_rejected(shared
     assert not_graded == []
     assert perturbed == 500
     assert accepted_perturbed == []
+
+
+# ------------------------------------------------------------------- extraction kinds (results schema 5)
+@pytest.mark.parametrize(
+    ("text", "answer", "kind"),
+    [
+        ("so \\boxed{12}.", "12", "boxed"),
+        ("Thus, the answer is 18 dollars.", "18", "answer_is"),
+        ("The answer is: $1,234.", "1234", "answer_is"),
+        ("So the final answer is 3.5.", "3.5", "answer_is"),
+        ("The answer is 7. Then 9 more", "7", "answer_is"),
+        ("9 * 2 = 18\n#### 18", "18", "gsm8k"),
+        ("she has 18 dollars", "18", "last_number"),
+        ("no digits at all", None, "none"),
+    ],
+)
+def test_every_extraction_records_its_kind(text: str, answer: str | None, kind: str) -> None:
+    got = extract_answer(text)
+    assert (got.answer, got.kind, got.fallback) == (answer, kind, kind == "last_number")
+    g = grade(_problem(answer or "0"), text)
+    assert g.extraction == kind
+    assert g.fallback_extraction == (kind == "last_number")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\\boxed{}",
+        "\\boxed{ }",
+        "\\boxed{{}}",
+        "\\boxed{\\boxed{}}",
+        "x = 5, so \\boxed{\\boxed{ }}",
+        "\\fbox{{ }}",
+    ],
+)
+def test_empty_boxes_are_no_answer(text: str) -> None:
+    """Before schema 5, `\\boxed{\\boxed{}}` gave the answer "\\boxed{}" and `\\boxed{{}}` gave "{}"; an empty last box
+    is now no answer, and neither an earlier number nor an earlier box is taken in its place."""
+    got = extract_answer(text)
+    assert (got.answer, got.kind, got.malformed) == (None, "none", True)
+    g = grade(_problem("5"), text)
+    assert (g.answer, g.correct, g.no_answer, g.status, g.extraction) == (
+        None,
+        False,
+        True,
+        "malformed",
+        "none",
+    )
+
+
+def test_a_box_that_wraps_a_box_gives_the_inner_answer() -> None:
+    assert extract_answer("\\boxed{\\boxed{5}}") == Extraction("5", "boxed")
+    assert extract_answer("\\boxed{{7}}") == Extraction("7", "boxed")
+
+
+def test_an_answer_inside_unfinished_thinking_is_no_answer() -> None:
+    from tts.grading import GradingRules
+
+    rules = GradingRules(thinking_end="</think>")
+    unfinished = "<think>\nso x = 4, \\boxed{4}. Wait, let me check"  # cut off inside the thinking
+    finished = "<think>\n\\boxed{3}? no.\n</think>\nThe answer is \\boxed{4}."
+    g = grade(_problem("4"), unfinished, "length", rules)
+    assert (g.answer, g.correct, g.no_answer, g.extraction) == (None, False, True, "none")
+    assert "thinking never ended" in g.detail
+    g = grade(_problem("4"), finished, "eos", rules)
+    assert (g.answer, g.correct, g.extraction) == ("4", True, "boxed")
+    # only the text after the end marker is read: a box inside the thinking is not the answer
+    g = grade(_problem("3"), "<think>\\boxed{3}</think> so it is 5", "eos", rules)
+    assert (g.answer, g.correct, g.extraction) == ("5", False, "last_number")
+    # not a thinking policy: the whole text is read, as before
+    assert grade(_problem("4"), unfinished, "length").answer == "4"
+    # Qwen2.5-Math's parser knows no thinking: under its rules the whole completion is read
+    qwen = GradingRules(evaluator="qwen25_math", thinking_end="</think>")
+    assert grade(_problem("4"), unfinished, "length", qwen).correct
+
+
+def test_grading_rules_reject_an_unknown_evaluator() -> None:
+    from tts.grading import GradingRules
+
+    with pytest.raises(ValueError, match="evaluator"):
+        GradingRules(evaluator="lighteval")

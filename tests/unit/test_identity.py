@@ -106,9 +106,14 @@ def test_sweeping_a_sweep_level_field_is_rejected(axis: str) -> None:
 
 
 # Ids of the default cell above as written under results schema 4, before policy.top_k / min_p /
-# thinking_start / thinking_end existed: a change that alters them makes stored results recompute.
+# thinking_start / thinking_end existed, and under schema 5 (dataset.evaluator and policy.chat_template_date
+# enter every id: rows graded or prompted under the old rules are never found as finished or merged). A change
+# that alters the schema-5 ids makes stored results recompute.
 SCHEMA_4_IDS = ("1048ac95c3154eb8", "183afe69fe79f55a", "9287cdbfa7722f5c", "2b97f1ab9e766472")
-LATE = [path.removeprefix("policy.") for path, _ in identity.NEUTRAL_LATE_FIELDS if path.startswith("policy.")]
+SCHEMA_5_IDS = ("dda90d6832a3ae58", "7ef353bd05f28c8a", "c52ec1d47920beaa", "5f852bc2de025688")
+LATE = [
+    path.removeprefix("policy.") for path, _ in identity.NEUTRAL_LATE_FIELDS if path.startswith("policy.")
+]
 # Engine fields added with per-request seeds (results schema 5): none changes a stored pool's id.
 LATE_ENGINE = ("batch_invariant", "enable_chunked_prefill", "max_num_batched_tokens")
 
@@ -119,7 +124,8 @@ def _ids(cell: Cell) -> tuple[str, str, str, str]:
 
 def test_fields_added_at_their_neutral_default_leave_every_id_unchanged() -> None:
     cell = _one()
-    assert _ids(cell) == SCHEMA_4_IDS
+    assert _ids(cell) == SCHEMA_5_IDS
+    assert not set(SCHEMA_5_IDS) & set(SCHEMA_4_IDS)
     new = resolved(cell.config)
     old = json.loads(json.dumps(new))
     for key in LATE:
@@ -152,3 +158,39 @@ def test_setting_an_added_field_changes_the_ids_but_not_the_engine(override: str
     assert all(a != b for a, b in zip(_ids(changed), _ids(base), strict=True)), override
     # per-request knobs: the same engine serves both
     assert identity.policy_key(resolved(changed.config)) == identity.policy_key(resolved(base.config))
+
+
+# ------------------------------------------------------------------------- prompts and grading (schema 5)
+@pytest.mark.parametrize(
+    "override", ["policy.chat_template_date=2025-01-01", "dataset.evaluator=qwen25_math"]
+)
+def test_the_template_date_and_the_evaluator_enter_every_id(override: str) -> None:
+    base, changed = _one(), _one(override)
+    assert all(a != b for a, b in zip(_ids(changed), _ids(base), strict=True)), override
+
+
+def test_a_local_chat_template_enters_every_id(tmp_path: Path) -> None:
+    """Two copies of one local tokenizer folder that differ only in their chat template's text: different
+    cell, configuration, pool, generation and engine keys; the same text again: the same ids."""
+    import shutil
+
+    from tts.engines.embedded import ZOO_WEIGHTS
+
+    src = ZOO_WEIGHTS / "zoo-policy-m"
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        d.mkdir()
+        for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "config.json"):
+            shutil.copy(src / name, d / name)
+    (b / "chat_template.jinja").write_text((a / "chat_template.jinja").read_text() + "{# edited #}")
+    first = _one(f"policy.tokenizer={a}")
+    second = _one(f"policy.tokenizer={b}")
+    assert (
+        resolved(first.config)["policy"]["chat_template_sha"]
+        != resolved(second.config)["policy"]["chat_template_sha"]
+    )
+    assert all(x != y for x, y in zip(_ids(first), _ids(second), strict=True))
+    assert identity.policy_key(resolved(first.config)) != identity.policy_key(resolved(second.config))
+    assert _ids(_one(f"policy.tokenizer={a}")) == _ids(first)
+    # a hub model's template cannot be read without a download: no hash, the id names it
+    assert "chat_template_sha" not in resolved(_one().config)["policy"]

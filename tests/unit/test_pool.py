@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from tts.data.problem import Problem
+from tts.grading import extract_answer
 from tts.strategies.base import Candidate, SamplingSettings
 from tts.strategies.pool import ProblemPool, build_pool
 from tts.testing.fake_engines import FakePolicy, FakePRM
@@ -57,7 +58,10 @@ def test_build_pool_makes_one_generate_and_one_score_call():
 def test_build_pool_flags_fallback_answers_and_truncation():
     policy = FakePolicy(seed=0, unboxed_rate=1.0)
     [pool] = build_pool(PROBLEMS[:1], policy, FakePRM(), n_max=2, sampling=SAMPLING, seed=0)
-    assert pool.fallback == (True, True)
+    # unboxed final steps read "The answer is N.": an explicit marker (results schema 5), not the fallback
+    assert pool.fallback == (False, False) and all(c.answer is not None for c in pool.candidates)
+    cut = [replace(c, text=c.text.replace("The answer is", "so")) for c in pool.candidates]
+    assert all(extract_answer(c.text).fallback for c in cut)
     short = replace(SAMPLING, max_tokens=5)
     [pool] = build_pool(PROBLEMS[:1], FakePolicy(), FakePRM(), n_max=2, sampling=short, seed=0)
     assert all(c.finish_reason == "length" and c.tokens_out == 5 for c in pool.candidates)

@@ -10,6 +10,8 @@ policy YAML:
     prompt_template ("{question}" replaced) -> the question's user turn; the conversation's history turns after
     it; then the tokenizer's chat template with add_generation_prompt=True, and the partial assistant turn
     appended. With chat_template=false: the same parts as plain text, blank-line separated.
+    A template that reads the clock (Llama 3.2: "Today Date: ...") reads `chat_template_date` instead
+    (tts.engines.chat_template), so a prompt is the same on every day it is rendered.
 
 Greedy requests (temperature 0) with n > 1 are sampled once and the completion is repeated n times: vLLM
 refuses n > 1 when greedy, and the copies would be identical anyway (each copy still reports its tokens_out).
@@ -27,6 +29,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from tts.engines.chat_template import DEFAULT_TEMPLATE_DATE, template_kwargs
 from tts.engines.embedded import resolve_model
 from tts.engines.protocols import (
     Completion,
@@ -65,6 +68,7 @@ class VLLMPolicy:
         engine: EngineSettings | None = None,
         logprobs: bool = True,
         llm: Any = None,
+        chat_template_date: str = DEFAULT_TEMPLATE_DATE,
     ) -> None:
         if "{question}" not in prompt_template:
             raise ValueError(
@@ -75,6 +79,7 @@ class VLLMPolicy:
         self.system_prompt = system_prompt
         self.prompt_template = prompt_template
         self.few_shot = tuple((str(q), str(a)) for q, a in few_shot)
+        self._template_kwargs = template_kwargs(chat_template_date)  # raises on a bad date, before the engine
         self.logprobs = logprobs
         self.engine = engine or EngineSettings()
         self.start_seconds = 0.0
@@ -127,7 +132,10 @@ class VLLMPolicy:
     def _render_head(self, conversation: Conversation) -> str:
         if self.chat_template:
             return self.tokenizer.apply_chat_template(
-                self.messages(conversation), add_generation_prompt=True, tokenize=False
+                self.messages(conversation),
+                add_generation_prompt=True,
+                tokenize=False,
+                **self._template_kwargs,  # the template's clock reads the pinned date
             )
         parts = [self.system_prompt] if self.system_prompt else []
         parts += [f"{q}\n{a}" for q, a in self.few_shot]
@@ -245,4 +253,5 @@ def build(policy_cfg: Any, engine_cfg: Any) -> VLLMPolicy:
         few_shot=[(ex.question, ex.answer) for ex in (policy_cfg.few_shot or ())],
         params=policy_cfg.params,
         engine=EngineSettings.from_config(engine_cfg),
+        chat_template_date=policy_cfg.chat_template_date,
     )

@@ -219,4 +219,4 @@ def execution_answers(
         marks = [ln for ln in result.stdout.splitlines() if ln.startswith(SIGNATURE_MARK)]
         if result.status == "passed" and marks:
             answers[i] = "@exec@" + marks[-1].removeprefix(SIGNATURE_MARK)[:16]
-    return [Extraction(a, False) for a in answers]
+    return [Extraction(a, "none" if a is None else "program") for a in answers]

@@ -22,6 +22,7 @@ from typing import Any
 
 from tts.data.problem import Problem
 from tts.engines.aggregation import aggregate
+from tts.grading.rules import DEFAULT_RULES, GradingRules
 from tts.strategies.base import Candidate, SamplingSettings, StrategyResult
 from tts.strategies.entry import StrategyEntry
 
@@ -53,6 +54,7 @@ class PoolJob:
     score: bool
     meta: dict[str, Any] = field(default_factory=dict)  # policy / prm names for the sample rows
     stored: tuple[dict[str, Any], ...] | None = None  # sample rows of a verified stored pool
+    rules: GradingRules = DEFAULT_RULES  # how completions are graded (tts.config.grading_rules)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class SearchJob:
     problems: tuple[Problem, ...]
     sampling: SamplingSettings
     params: dict[str, Any] = field(default_factory=dict)
+    rules: GradingRules = DEFAULT_RULES  # how completions are graded (tts.config.grading_rules)
 
 
 @dataclass
@@ -79,11 +82,13 @@ def outcomes(
     sampling: SamplingSettings,
     extras: Sequence[dict[str, Any]],
     candidates: bool = False,
+    rules: GradingRules = DEFAULT_RULES,
 ) -> list[dict[str, Any]]:
     """Grade every StrategyResult of a job in one parallel batch (tts.grading.grade_many): the per-problem
     part of each result row. With `candidates` (cells that have no stored sample pool), every final candidate
     is graded too and stored as list columns, so the analysis can re-select (majority, weighted, argmax)
-    without regenerating."""
+    without regenerating. Every row is graded under `rules`; a math row's answer and flags are the grader's
+    (the answer `correct` was judged on: an answer inside unfinished thinking is none)."""
     from tts.grading import grade_many
 
     todo = [(p, r.text, "length" if r.truncated else "eos") for p, r in pairs]
@@ -93,7 +98,7 @@ def outcomes(
         if candidates:
             todo += [(p, c.text, c.finish_reason) for c in r.candidates]
         spans.append((start, len(todo)))
-    graded = grade_many([t[0] for t in todo], [t[1] for t in todo], [t[2] for t in todo])
+    graded = grade_many([t[0] for t in todo], [t[1] for t in todo], [t[2] for t in todo], rules=rules)
     grades = graded[: len(pairs)]
     rows = []
     for (problem, result), g, extra, (lo, hi) in zip(pairs, grades, extras, spans, strict=True):
@@ -112,11 +117,12 @@ def outcomes(
                 "dataset": problem.dataset,
                 "level": problem.level,
                 "kind": problem.kind,
-                "answer": result.answer if result.answer is not None else g.answer,
+                "answer": _row_answer(problem, result.answer, g),
                 "reference": problem.answer,
                 "correct": bool(g.correct),
                 "no_answer": bool(g.no_answer),
-                "fallback_extraction": bool(result.fallback_extraction or g.fallback_extraction),
+                "fallback_extraction": _row_fallback(problem, result.fallback_extraction, g),
+                "extraction": g.extraction,
                 "truncated": bool(result.truncated or g.truncated),
                 "grade_status": g.status,
                 "generations": result.generations,
@@ -141,7 +147,9 @@ def sample_rows(job: PoolJob, problems: Sequence[Problem], pools: Sequence[Any])
         for problem, pool in zip(problems, pools, strict=True)
         for j, c in enumerate(pool.candidates)
     ]
-    grades = grade_many([f[0] for f in flat], [f[3].text for f in flat], [f[3].finish_reason for f in flat])
+    grades = grade_many(
+        [f[0] for f in flat], [f[3].text for f in flat], [f[3].finish_reason for f in flat], rules=job.rules
+    )
     rows = []
     for (problem, pool, j, c), g in zip(flat, grades, strict=True):
         rows.append(
@@ -157,11 +165,12 @@ def sample_rows(job: PoolJob, problems: Sequence[Problem], pools: Sequence[Any])
                 "seeding": job.meta.get("seeding"),
                 "sample_idx": j,
                 "text": c.text,
-                "answer": c.answer,
+                "answer": _row_answer(problem, c.answer, g),
                 "correct": bool(g.correct),
                 "grade_status": g.status,
-                "no_answer": c.answer is None,
-                "fallback_extraction": bool(pool.fallback[j]),
+                "no_answer": _row_answer(problem, c.answer, g) is None,
+                "fallback_extraction": _row_fallback(problem, bool(pool.fallback[j]), g),
+                "extraction": g.extraction,
                 "truncated": c.finish_reason == "length",
                 "finish_reason": c.finish_reason,
                 "tokens_out": c.tokens_out,
@@ -228,7 +237,8 @@ def run_pool_job(job: PoolJob, policy: Any, prm: Any) -> JobResult:
         )
         generated = getattr(policy, "tokens_out", 0) - tokens_before
         new_rows = sample_rows(job, job.problems, built)
-        pools = {p.problem_id: p for p in built}
+        # select from the pool as its rows store it (the grader's answers), exactly as a later run reloads it
+        pools = pools_from_rows(new_rows, job.sampling, job.seed)
         correct = {pid: [bool(r["correct"]) for r in rs] for pid, rs in _group(new_rows).items()}
     build_s = time.monotonic() - started
     by_id = {p.id: p for p in job.problems}
@@ -251,9 +261,22 @@ def run_pool_job(job: PoolJob, policy: Any, prm: Any) -> JobResult:
             extras.append(extra)
             owners.append(cell.cell_id)
     by_cell: dict[str, list[dict[str, Any]]] = {cell.cell_id: [] for cell in job.cells}
-    for owner, row in zip(owners, outcomes(pairs, job.sampling, extras), strict=True):
+    for owner, row in zip(owners, outcomes(pairs, job.sampling, extras, rules=job.rules), strict=True):
         by_cell[owner].append(row)
     return JobResult(job.uid, by_cell, new_rows, generated, time.monotonic() - started)
+
+
+def _row_answer(problem: Problem, chosen: str | None, g: Any) -> str | None:
+    """A row's answer: math, the grader's (what `correct` judged); code, the strategy's execution signature
+    when it has one (majority vote groups programs by it), else the grader's program."""
+    if problem.kind != "code":
+        return g.answer
+    return chosen if chosen is not None else g.answer
+
+
+def _row_fallback(problem: Problem, chosen: bool, g: Any) -> bool:
+    """A row's fallback flag: math, the grader's (last-number extraction); code, the strategy's or the grader's."""
+    return bool(g.fallback_extraction) if problem.kind != "code" else bool(chosen or g.fallback_extraction)
 
 
 def _group(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -279,7 +302,11 @@ def run_search_job(job: SearchJob, policy: Any, prm: Any) -> JobResult:
     per = wall / max(len(job.problems), 1)
     pairs = list(zip(job.problems, results, strict=True))
     rows = outcomes(
-        pairs, job.sampling, [{"expected_correct": None, "wall_time_s": per}] * len(pairs), candidates=True
+        pairs,
+        job.sampling,
+        [{"expected_correct": None, "wall_time_s": per}] * len(pairs),
+        candidates=True,
+        rules=job.rules,
     )
     generated = getattr(policy, "tokens_out", 0) - tokens_before
     return JobResult(job.uid, {job.cell.cell_id: rows}, None, generated, wall)

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from tts import identity
-from tts.config import TTSConfig, sampling_settings, strategy_params
+from tts.config import TTSConfig, grading_rules, sampling_settings, strategy_params
 from tts.data.problem import Problem
 from tts.engines.vllm_common import seeding_mode
 from tts.grid import Cell, resolved
@@ -169,6 +169,7 @@ def pool_works(
                 "seeding": seeding_mode(cfg.engine),
             },
             stored=tuple(rows) if rows is not None else None,
+            rules=grading_rules(cfg),
         )
         if rows is not None:  # a stored pool needs no engine
             works.append(Work(job, mine, None, None, pid, None))
@@ -198,6 +199,7 @@ def search_works(
             problems=problems,
             sampling=sampling_settings(cfg),
             params=strategy_params(cfg),
+            rules=grading_rules(cfg),
         )
         pk, rk, pid, local = _engine_work(cfg, builder)
         works.append(Work(job, [cell], pk, rk, pid, local))
