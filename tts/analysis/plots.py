@@ -240,17 +240,24 @@ def small_vs_large(candidates: pd.DataFrame, out_dir: str | Path, *, bin_label: 
     return paths
 
 
-def adaptive_allocation(curves: pd.DataFrame, out_dir: str | Path, *, method: str = "") -> list[Path]:
-    """Per (policy, PRM, dataset): held-out accuracy vs generation budget of the difficulty-adaptive
-    allocation and of each baseline (tts.analysis.adaptive), with bootstrap CI bands; the adaptive curve's
-    in-sample (oracle) figure dashed, for contrast."""
+def adaptive_allocation(
+    curves: pd.DataFrame, out_dir: str | Path, *, method: str = "", ratios: pd.DataFrame | None = None
+) -> list[Path]:
+    """Per (policy, PRM, dataset), tts.analysis.adaptive's comparison. Left: held-out accuracy vs generation
+    budget of the difficulty-adaptive allocation (its in-sample figure dashed, for contrast) and of each
+    baseline at N = budget, with bootstrap CI bands. Right (with `ratios`): X/Y against the baseline budget X,
+    one series per baseline with its CI as error bars (binning not charged), and X/(Y + K) with the binning
+    charged once per problem as hollow markers on a dotted line; y = 1 (no saving) drawn grey. A ratio whose
+    curve never reaches the baseline is drawn at X / (largest budget), its lower bound, with a downward arrow."""
     paths: list[Path] = []
     if curves.empty:
         return paths
     order = list(dict.fromkeys(curves["curve"]))
     for (policy, prm, dataset), grp in curves.groupby(["policy", "prm", "dataset"], sort=True):
-        fig = Figure(figsize=(6.4, 4.4), layout="constrained")
-        ax = fig.subplots()
+        rat = _group(ratios, policy, prm, dataset)
+        fig = Figure(figsize=(11.5 if len(rat) else 6.4, 4.4), layout="constrained")
+        axes = fig.subplots(1, 2 if len(rat) else 1, squeeze=False).ravel()
+        ax = axes[0]
         for name in order:
             line = grp[grp["curve"] == name].sort_values("budget")
             if line.empty:
@@ -262,7 +269,7 @@ def adaptive_allocation(curves: pd.DataFrame, out_dir: str | Path, *, method: st
                 marker=marker,
                 color=color,
                 lw=1.8,
-                label=f"{name} (held-out)",
+                label=f"{name} (held-out)" if name == order[0] else f"{name} at N = budget (held-out)",
             )
             ax.fill_between(line["budget"], line["ci_low"], line["ci_high"], color=color, alpha=0.15, lw=0)
             if name == order[0]:
@@ -279,11 +286,55 @@ def adaptive_allocation(curves: pd.DataFrame, out_dir: str | Path, *, method: st
         ax.set_ylabel("accuracy")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
-        ax.set_title(
-            f"{policy} with {prm} on {dataset}: allocation by {method.replace('_', ' ')} bin", fontsize=10
-        )
+        ax.set_title(f"allocation by {method.replace('_', ' ')} bin", fontsize=10)
+        if len(rat):
+            _ratio_panel(axes[1], rat, order)
+        fig.suptitle(f"{policy} with {prm} on {dataset}: difficulty-adaptive allocation", fontsize=11)
         paths += _save(fig, Path(out_dir), _slug("adaptive_allocation", policy, prm, dataset))
     return paths
+
+
+def _group(df: pd.DataFrame | None, policy: str, prm: str, dataset: str) -> pd.DataFrame:
+    if df is None or df.empty:
+        return pd.DataFrame()
+    return df[(df["policy"] == policy) & (df["prm"] == prm) & (df["dataset"] == dataset)]
+
+
+def _ratio_panel(ax: Any, rat: pd.DataFrame, order: list[str]) -> None:
+    """X/Y (filled, solid) and X/(Y + K) (hollow, dotted) vs X per baseline, CIs as error bars."""
+    for name in [c for c in order if c in set(rat["baseline"])]:
+        line = rat[rat["baseline"] == name].sort_values("x")
+        color, marker = _style(name, order)
+        for col, charged in (("ratio", False), ("ratio_charged", True)):
+            if not line[col].notna().any():
+                continue
+            bound = line["x"] / (line["max_budget"] + (line["binning_samples"] if charged else 0.0))
+            point = line[col].where(line[col] > 0, bound)  # unreached: drawn at its upper bound
+            low = line[f"{col}_low"].where(line[f"{col}_low"] > 0, bound / 2)
+            high = line[f"{col}_high"].where(line[f"{col}_high"] > 0, bound)
+            err = np.clip(np.vstack([point - low, high - point]), 0, None)
+            ax.errorbar(
+                line["x"],
+                point,
+                yerr=err,
+                color=color,
+                marker=marker,
+                mfc="none" if charged else color,
+                ls=":" if charged else "-",
+                capsize=3,
+                lw=1.4,
+                label=f"vs {name}" + (", binning charged once" if charged else ""),
+            )
+            unreached = line[col] == 0
+            ax.plot(line["x"][unreached], point[unreached], ls="none", marker="v", ms=8, color=color)
+    ax.axhline(1.0, color="grey", lw=1.0)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
+    ax.set_xlabel("baseline budget X (N)")
+    ax.set_ylabel("X / Y  (compute saved)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title("Y: smallest budget where the compute-optimal curve reaches the baseline at X", fontsize=9)
 
 
 def revision_ratio(table: pd.DataFrame, out_dir: str | Path, *, method: str = "") -> list[Path]:

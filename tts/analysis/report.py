@@ -92,7 +92,8 @@ def seed_counts(stats: pd.DataFrame) -> str:
 
 def write_report(results_dir: Path, parts: dict, meta: dict) -> Path:
     """report.md: how every number was made, bin counts and warnings, the three tables (held-out beside
-    in-sample), the adaptive allocation and its "X/Y less compute" line, compute accounting, plots."""
+    in-sample), the adaptive allocation against each baseline at N = X (X/Y with CIs), compute accounting,
+    plots."""
     tables, cfg = parts["tables"], parts["cfg"]
     m = cfg.min_fold_problems
     gen, flo, cross = (with_ci_text(t, m) for t in (tables.generation, tables.flops, tables.cross_size))
@@ -149,24 +150,7 @@ def write_report(results_dir: Path, parts: dict, meta: dict) -> Path:
         else "_Only one policy size (or no N=1 cell) in this sweep._",
         "",
         *parts["revisions"],
-        f"## Difficulty-adaptive allocation (Snell et al.), by {parts['adaptive_method']} bins",
-        "",
-        *[f"- {line}" for line in parts["lines"]],
-        "",
-        markdown(
-            parts["curves"],
-            {
-                "policy": "policy",
-                "prm": "PRM",
-                "budget": "budget",
-                "curve": "curve",
-                "acc_ci": "held-out accuracy [CI]",
-                "in_sample": "in-sample (oracle)",
-            },
-        )
-        if len(parts["curves"])
-        else "_No binned configurations._",
-        "",
+        *_adaptive_section(parts["adaptive"], parts["adaptive_notes"], cfg),
         "## Compute accounting per configuration (all problems, per problem)",
         "",
         markdown(
@@ -250,29 +234,77 @@ def _flag_incomplete(tables, incomplete: dict[str, str]):
     return replace(tables, **frames)
 
 
+ADAPTIVE_RATIO_COLS = {
+    "policy": "policy",
+    "prm": "PRM",
+    "baseline": "baseline",
+    "x": "X (baseline N)",
+    "base_ci": "baseline at N = X (held-out) [CI]",
+    "y_text": "Y: compute-optimal reaches it at",
+    "opt_accuracy": "compute-optimal accuracy at Y",
+    "ratio_ci": "X/Y [CI]",
+    "reached_text": "reached (resamples)",
+    "binning_samples": "binning samples K per problem",
+    "y_charged": "Y + K",
+    "ratio_charged_ci": "X/(Y + K) [CI], binning charged once per problem",
+}
+ADAPTIVE_CURVE_COLS = {
+    "policy": "policy",
+    "prm": "PRM",
+    "budget": "budget",
+    "curve": "curve",
+    "acc_ci": "held-out accuracy [CI]",
+    "in_sample": "in-sample (oracle)",
+}
+
+
 def _adaptive(root: Path, data, cfg, methods: list[str]):
-    """The allocation's curves and lines, by cfg.adaptive_method bins when the data has them."""
-    from tts.analysis.adaptive import allocation, matches_line
+    """The allocation (tts.analysis.adaptive.Comparison), by cfg.adaptive_method bins when the data has them,
+    and the notes the section starts with."""
+    from tts.analysis.adaptive import compare
     from tts.analysis.summary import load_summary
-    from tts.analysis.tables import candidates
 
     method = cfg.adaptive_method if cfg.adaptive_method in methods else data.method
     d = data if method == data.method else load_summary(root, method, build=False)
-    curves = allocation(d, candidates(d, charge=cfg.charges(method)), cfg)
-    lines = matches_line(curves, cfg.adaptive_line_baseline, cfg.ci) if cfg.adaptive_line_baseline else []
+    notes = []
     if method != cfg.adaptive_method:
-        lines.insert(
-            0,
+        notes.append(
             f"no {cfg.adaptive_method} bins in this sweep: allocated by {method} bins instead "
-            "(not deployable when those bins read labels)",
+            "(not deployable when those bins read labels)"
         )
-    shown = curves.drop(columns="_reps") if len(curves) else curves
-    return (
-        method,
-        shown.pipe(lambda c: with_ci_text(c.assign(fold_ok=True, fold_problems=0), 0)),
-        lines,
-        curves,
-    )
+    return compare(d, cfg), notes
+
+
+def _adaptive_section(comp, notes: list[str], cfg) -> list[str]:
+    """report.md's adaptive section: how it is computed, the X/Y table (per baseline and X), the curves."""
+    from tts.analysis.adaptive import with_text
+
+    pct = int(round(comp.ci * 100))
+    curves = comp.curves.drop(columns="_reps") if len(comp.curves) else comp.curves
+    if len(curves):
+        curves = with_ci_text(curves.assign(fold_ok=True, fold_problems=0), 0)
+    table = with_text(comp.ratios)
+    return [
+        f"## Difficulty-adaptive allocation (Snell et al.), by {comp.method} bins",
+        "",
+        *[f"- {n}" for n in notes],
+        "- **compute-optimal at budget B**: in each bin, the configuration spending <= B generations per problem "
+        "that is most accurate on the bin's problems of the other folds (held-out, as the tables). **Baseline "
+        "at X**: the baseline strategy at exactly N = X, its other hyperparameters chosen held-out "
+        f"({', '.join(cfg.adaptive_baselines) or 'none configured'}: `adaptive_baselines`). **Y**: the smallest "
+        "budget of the sweep at which the compute-optimal curve reaches the baseline's accuracy at X; X/Y > 1 "
+        f"means it matches the baseline with X/Y times less compute. [CI] = {pct}% percentile bootstrap that "
+        "redoes every choice and Y in each resample; a resample that never reaches the baseline within the "
+        "budgets swept counts below X / (largest budget), shown as `<r`.",
+        "- **binning cost**: not charged in X/Y (Snell et al.'s convention). X/(Y + K) charges it once per "
+        "problem: the adaptive policy spends K samples to bin a problem, then at most Y on it, against the "
+        "baseline's X (no reuse of the binning samples credited: an upper bound of its spend).",
+        "",
+        markdown(table, ADAPTIVE_RATIO_COLS) if len(table) else "_No baseline curve to compare with._",
+        "",
+        markdown(curves, ADAPTIVE_CURVE_COLS) if len(curves) else "_No binned configurations._",
+        "",
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -318,13 +350,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings = bin_warnings(counts)
     for w in warnings:
         print(f"tts analyze: warning: {w}", file=sys.stderr)
-    adaptive_method, curves, lines, raw_curves = _adaptive(root, data, cfg, methods)
+    comp, adaptive_notes = _adaptive(root, data, cfg, methods)
     ratios, ratio_winners = ratio_tables(cands, data, cfg)
     paths: list[Path] = []
     if not args.no_plots:
         paths = plotting.all_plots(cands, tables.flops, root / "plots", method=data.method)
         paths += plotting.revision_ratio(ratios, root / "plots", method=data.method)
-        paths += plotting.adaptive_allocation(raw_curves, root / "plots", method=adaptive_method)
+        paths += plotting.adaptive_allocation(
+            comp.curves, root / "plots", method=comp.method, ratios=comp.ratios
+        )
         paths += _coverage(root, data.method)
     small = pd.concat(
         [t[~t["fold_ok"]] for t in (tables.generation, tables.flops) if len(t)] or [pd.DataFrame()]
@@ -348,9 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plots": paths,
         "small": small,
         "bin_warnings": warnings,
-        "curves": curves,
-        "lines": lines,
-        "adaptive_method": adaptive_method,
+        "adaptive": comp,
+        "adaptive_notes": adaptive_notes,
         "state": state,
         "revisions": report_lines(ratios, ratio_winners, cfg.ci),
         "thinking": any(
@@ -364,10 +397,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     gen = with_ci_text(tables.generation, cfg.min_fold_problems)
     print(plain(gen, columns_for(gen, WINNER_COLS)) if len(gen) else "(no rows)")
-    for line in lines:
-        print(line)
+    _print_adaptive(comp, adaptive_notes)
     print(f"\nwrote {report}" + (f" and {len(paths)} plot files under {root / 'plots'}" if paths else ""))
     return 0
+
+
+def _print_adaptive(comp, notes: list[str]) -> None:
+    """The X/Y table on the terminal (the curves stay in report.md)."""
+    from tts.analysis.adaptive import with_text
+
+    if comp.ratios.empty:
+        return
+    cols = {
+        k: v for k, v in ADAPTIVE_RATIO_COLS.items() if k not in ("base_ci", "opt_accuracy", "reached_text")
+    }
+    print(f"\nDifficulty-adaptive allocation by {comp.method} bins (held-out) vs each baseline at N = X")
+    for n in notes:
+        print(n)
+    print(plain(with_text(comp.ratios), cols))
 
 
 def _coverage(root: Path, method: str) -> list[Path]:

@@ -1,8 +1,14 @@
 """AnalysisConfig: the settings of `tts analyze`, defaults in conf/analysis/default.yaml.
 
 Why a config and not constants: which strategies the tables report gains over (best-of-N, majority vote) and
-which curves the adaptive-allocation plot is drawn against are choices of the analyst, not facts of the code;
-no analysis module names a strategy, so a sweep of new strategies analyzes without edits here.
+which baselines the difficulty-adaptive allocation is compared with (at N = X, tts.analysis.adaptive) are
+choices of the analyst, not facts of the code; no analysis module names a strategy, so a sweep of new strategies
+analyzes without edits here.
+
+`charge_binning` is about the per-bin tables (tts.analysis.tables): whether a configuration's budget includes
+the binning samples it does not already draw. The adaptive comparison does not read it: it always gives X/Y
+with the binning not charged (Snell et al.'s convention) and, beside it, X/(Y + K) with K charged once per
+problem.
 """
 
 from __future__ import annotations
@@ -17,8 +23,7 @@ DEFAULT_FILE = Path("analysis") / "default.yaml"
 @dataclass
 class AnalysisConfig:
     baselines: dict[str, str] = field(default_factory=dict)  # column label -> strategy name
-    adaptive_baselines: dict[str, str] = field(default_factory=dict)
-    adaptive_line_baseline: str | None = None
+    adaptive_baselines: dict[str, str] = field(default_factory=dict)  # label -> strategy, compared at N = X
     adaptive_method: str = "predicted"
     folds: int = 2
     min_fold_problems: int = 10
@@ -46,14 +51,10 @@ class AnalysisConfig:
             raise ValueError(
                 f"charge_binning: invalid value {self.charge_binning!r}; allowed: auto, true, false"
             )
-        line = self.adaptive_line_baseline
-        if line is not None and line not in self.adaptive_baselines:
-            raise ValueError(
-                f"adaptive_line_baseline: {line!r} is not one of adaptive_baselines ({', '.join(self.adaptive_baselines)})"
-            )
 
     def charges(self, method: str) -> bool:
-        """Whether budgets include the binning's samples for bins of `method` (auto: predicted bins only)."""
+        """Whether the per-bin tables' budgets include the binning's samples for bins of `method` (auto:
+        predicted bins only). The adaptive comparison reports both (tts.analysis.adaptive)."""
         return method == "predicted" if self.charge_binning == "auto" else bool(self.charge_binning)
 
 
@@ -73,6 +74,12 @@ def load_analysis_config(
         node = OmegaConf.merge(node, OmegaConf.from_dotlist(list(overrides)))
     values: dict[str, Any] = OmegaConf.to_container(node, resolve=True)  # type: ignore[assignment]
     known = {f.name for f in fields(AnalysisConfig)}
+    if "adaptive_line_baseline" in values:
+        raise ValueError(
+            "analysis config: adaptive_line_baseline was removed; the report now compares the compute-optimal "
+            "curve with every baseline of adaptive_baselines at every N = X (a table of X/Y with CIs): "
+            "delete the key"
+        )
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"analysis config: unknown key(s) {unknown}; allowed: {', '.join(sorted(known))}")

@@ -12,6 +12,13 @@ Pool strategies get `expected_correct = q` (the exact-estimator column) and all 
     spec = SyntheticSpec(n_problems=200)
     res = generate(spec, seed=0)        # res.cells, res.samples, res.truth (cell_id, problem_id, q)
     write_results("results/synth", spec)  # cells/*.parquet, samples/*.parquet, manifest.jsonl, sweep.yaml
+
+`binned_world` is the other, more direct truth model: the caller states each configuration's accuracy per
+difficulty bin (the difficulty-adaptive allocation's tests need a world whose compute-optimal curve and
+best-of-N curve are known exactly, tts.analysis.adaptive):
+
+    acc = pd.DataFrame({"strategy": ..., "n": ..., "bin": ..., "q": ...})
+    w = binned_world(acc, problems_per_bin=400, seeds=(0, 1))   # w.rows, w.difficulty, w.binning
 """
 
 from __future__ import annotations
@@ -382,3 +389,124 @@ def write_results(results_dir: str | Path, spec: SyntheticSpec, seed: int = 0) -
         "difficulty:\n  method: oracle_quantile\n  num_bins: 5\n",
     )
     return Path(results_dir)
+
+
+@dataclass
+class BinnedWorld:
+    """Cell rows drawn from stated per-bin accuracies. rows: the cell columns the analysis reads (one per
+    configuration x problem x seed); difficulty: DIFFICULTY_COLUMNS of one method (the stated bins, each problem
+    charged `samples_used` binning samples); binning: AnalysisData.binning (mean cost per problem, per bin and
+    ALL_BIN "all"); truth: the stated accuracies (strategy, n, aggregation, bin, q, generations): the population
+    accuracy of each configuration in each bin."""
+
+    rows: pd.DataFrame
+    difficulty: pd.DataFrame
+    binning: pd.DataFrame
+    truth: pd.DataFrame
+
+    def true_ratios(self, baseline: str) -> pd.DataFrame:
+        """The known answer of the difficulty-adaptive comparison against `baseline` (a strategy), from the
+        stated accuracies alone (bins of equal size). Per budget B of the stated n values: compute-optimal(B) =
+        the mean over bins of the best q among configurations with generations <= B; baseline(X) = the best
+        (over aggregations) bin-mean q of `baseline` at n = X. Rows per X: x, base, y (the smallest B with
+        compute-optimal(B) >= baseline(X), NaN if none), ratio = x / y, and margin: how far that decision is
+        from a tie (min of compute-optimal(y) - base and base - compute-optimal(the budget before y))."""
+        t = self.truth
+        budgets = np.sort(t["n"].unique().astype(float))
+        opt = np.array(
+            [t[t["generations"] <= b + 1e-9].groupby("bin")["q"].max().mean() for b in budgets], dtype=float
+        )
+        base = t[t["strategy"] == baseline].groupby(["n", "aggregation"])["q"].mean().groupby(level=0).max()
+        rows = []
+        for x, b in base.items():
+            hit = np.flatnonzero(opt >= b - 1e-12)
+            y = budgets[hit[0]] if len(hit) else np.nan
+            above = opt[hit[0]] - b if len(hit) else np.nan
+            below = b - opt[hit[0] - 1] if len(hit) and hit[0] > 0 else np.inf
+            rows.append({"x": float(x), "base": b, "y": y, "ratio": x / y, "margin": min(above, below)})
+        return pd.DataFrame(rows)
+
+
+def binned_world(
+    accuracy: pd.DataFrame,
+    problems_per_bin: int,
+    *,
+    seeds: tuple[int, ...] = (0,),
+    spread: float = 0.0,
+    binning_samples: int = 0,
+    method: str = "predicted",
+    policy: str = "p-1b",
+    prm: str = "prm",
+    dataset: str = "synthmath",
+    seed: int = 0,
+) -> BinnedWorld:
+    """A world whose accuracy is stated per (strategy, n[, aggregation], bin) in `accuracy` (column q;
+    optional `generations`, default n, and `aggregation`, default "last"). Problem i of a bin has an offset
+    u_i ~ U(-spread, spread) shared by every configuration (problems differ; configurations are paired on them
+    as on real problems); each (configuration, problem, seed) row is correct with probability clip(q + u_i)
+    (keep q +- spread inside [0, 1] for q to stay the population accuracy). Seeded by `seed`."""
+    acc = accuracy.copy()
+    if "aggregation" not in acc.columns:
+        acc["aggregation"] = "last"
+    if "generations" not in acc.columns:
+        acc["generations"] = acc["n"]
+    acc["bin"] = acc["bin"].astype(str)
+    bins = sorted(acc["bin"].unique())
+    rng = np.random.default_rng([seed, 17])
+    pids = {b: [f"{dataset}/{b}-{i:05d}" for i in range(problems_per_bin)] for b in bins}
+    offset = {b: rng.uniform(-spread, spread, problems_per_bin) for b in bins}
+    frames = []
+    for (strategy, n, agg), grp in acc.groupby(["strategy", "n", "aggregation"], sort=True):
+        config_id = _hash([policy, prm, dataset, strategy, int(n), agg])
+        for r in grp.itertuples(index=False):
+            q = np.clip(r.q + offset[r.bin], 0.0, 1.0)
+            for s in seeds:
+                correct = rng.random(problems_per_bin) < q
+                tokens_out = 100 * int(r.generations)
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "config_id": config_id,
+                            "cell_id": _hash([config_id, s]),
+                            "problem_id": pids[r.bin],
+                            "dataset": dataset,
+                            "policy": policy,
+                            "policy_params": 1_000_000_000,
+                            "prm": prm,
+                            "prm_kind": "vllm_pooling",
+                            "prm_params": 1_000_000_000,
+                            "strategy": strategy,
+                            "n": int(n),
+                            "aggregation": agg,
+                            "temperature": 0.8,
+                            "seed": s,
+                            "correct": correct,
+                            "status": "ok",
+                            "generations": float(r.generations),
+                            "tokens_in": 50,
+                            "tokens_cached": 0,
+                            "tokens_out": tokens_out,
+                            "prm_tokens": tokens_out,
+                            "flops_policy": 2e9 * (50 + tokens_out),
+                            "flops_prm": 2e9 * tokens_out,
+                            "flops": 2e9 * (50 + 2 * tokens_out),
+                            "config.prm.aggregation": agg,
+                        }
+                    )
+                )
+    rows = pd.concat(frames, ignore_index=True)
+    difficulty = pd.DataFrame(
+        [
+            {"policy": policy, "problem_id": p, "method": method, "bin": b, "pass_at_1": np.nan}
+            for b in bins
+            for p in pids[b]
+        ]
+    ).assign(samples_used=binning_samples)
+    cost = {"binning_samples": float(binning_samples), "binning_tokens": 100.0 * binning_samples}
+    binning = pd.DataFrame(
+        [
+            {"policy": policy, "bin": b, **cost, "binning_prm_tokens": cost["binning_tokens"]}
+            for b in [*bins, "all"]
+        ]
+    )
+    return BinnedWorld(rows, difficulty, binning, acc)
