@@ -1,4 +1,4 @@
-"""The `tts` command: sweep | analyze | report | ls | repair | demo.
+"""The `tts` command: sweep | analyze | report | ls | repair | verify | demo.
 
 Why argparse and not a Hydra app: `tts sweep` takes Hydra overrides (expanded into cells by tts.grid) but also
 needs flags of its own (--dry-run) and sibling commands; heavy modules (Ray, vLLM, analysis) are imported only by
@@ -8,6 +8,7 @@ the command that needs them, so `tts --help` and `tts ls` are instant.
     tts sweep +sweep=smoke n=1,2 --dry-run       print the cells and their estimated cost, run nothing
     tts ls results                               sweeps under results/, cells ok / failed / corrupt
     tts repair results/smoke                     rebuild a lost manifest.jsonl from the result files
+    tts verify results/smoke --cells 2           recompute 2 cells in a scratch folder, compare sample by sample
     tts analyze results/smoke                    difficulty bins, FLOPs, compute-optimal tables, plots
 """
 
@@ -81,6 +82,24 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "results_dir", help="a sweep folder results/<sweep>, or results/ to repair every sweep in it"
     )
+
+    v = sub.add_parser(
+        "verify",
+        help="recompute finished cells in a scratch folder and compare them sample by sample",
+        description="Recompute K finished cells of a sweep folder (a seeded random choice, or the named ones; a "
+        "pool cell brings the other cells of its pool) in a scratch folder, compare every row and pool sample "
+        "with the stored ones (times, provenance and prefix-cache counts aside), print what differs. Exit status "
+        "1 if anything differs, 0 if all is identical.",
+    )
+    v.add_argument("results_dir", help="a sweep folder, results/<sweep>")
+    v.add_argument(
+        "--cells",
+        default="2",
+        help="how many cells to recompute (a number: chosen at random with --seed), or comma-separated cell "
+        "ids (`tts ls DIR` lists them); default 2",
+    )
+    v.add_argument("--seed", type=int, default=0, help="seed of the random choice of cells (default 0)")
+    v.add_argument("--scratch", default=None, help="where to recompute (default: a new temporary folder)")
 
     return p
 
@@ -205,6 +224,32 @@ def cmd_repair(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from tts.config import ConfigError
+    from tts.runtime.verify import verify
+
+    spec = args.cells.strip()
+    names = [] if spec.isdigit() else [c.strip() for c in spec.split(",") if c.strip()]
+    k = int(spec) if spec.isdigit() else 0
+    if not names and k < 1:
+        print(f"error: --cells: invalid value {spec!r}; give a number >= 1 or cell ids", file=sys.stderr)
+        return 2
+    try:
+        report = verify(args.results_dir, cells=names, k=k, seed=args.seed, scratch=args.scratch)
+    except (FileNotFoundError, ValueError, ConfigError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for check in report.checks:
+        print(check.line())
+    for why in report.skipped:
+        print(f"not recomputed: {why}")
+    print(
+        f"verify {args.results_dir}: {len(report.checks)} cell(s) recomputed in {report.scratch}, "
+        f"{report.differences} difference(s)"
+    )
+    return 1 if report.differences else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in _FORWARDED:
@@ -221,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_ls(args)
     if args.command == "repair":
         return cmd_repair(args)
+    if args.command == "verify":
+        return cmd_verify(args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
