@@ -4,6 +4,11 @@ settings, and difficulty.parquet (computed from the sample pools when missing, t
 Why: the analysis must read exactly what `tts.store` trusts (files listed in the manifest, latest entry per
 id), in bulk (DuckDB over file lists, not row-by-row pandas), and must never change bins a sweep already
 used: methods present in difficulty.parquet are kept, missing ones are added.
+
+Cells written under an older results schema are read (missing columns are null) with a warning that names what
+changed since (`schema_warning`, SCHEMA_CHANGES): their ids differ from the current ids of the same settings, so
+they form configurations of their own rather than merging with current rows. `grading_table` gives, per
+configuration, the accuracy of the rows' answers with and without the last-number fallback answers.
 """
 
 from __future__ import annotations
@@ -17,7 +22,16 @@ from typing import Any
 
 import pandas as pd
 
-from tts.results_schema import DIFFICULTY_COLUMNS
+from tts.results_schema import DIFFICULTY_COLUMNS, SCHEMA_VERSION
+
+# What changed in each results schema that alters what a row's numbers mean (tts.results_schema's version list).
+SCHEMA_CHANGES: dict[int, str] = {
+    5: "grading and prompts changed in results schema 5: rows record how their answer was found "
+    "(`extraction`); 'the answer is X' is an explicit answer (it was a last-number fallback); an empty last box "
+    "is no answer; an answer inside unfinished thinking is no answer; each cell names its evaluator "
+    "(dataset.evaluator); date-bearing chat templates render a pinned date (policy.chat_template_date) instead of "
+    "the day of the run",
+}
 
 SAMPLE_READ = [
     "policy",
@@ -73,7 +87,72 @@ def result_files(results_dir: str | Path, kind: str = "cell") -> list[Path]:
     for d in dirs:
         entries = SweepStore(d).entries()
         files += [d / e.file for (k, _), e in sorted(entries.items()) if k == kind and e.rows > 0]
+    if kind == "cell":
+        message = schema_warning(root)
+        if message:
+            warnings.warn(message, stacklevel=2)
     return files
+
+
+def schema_versions(results_dir: str | Path) -> dict[int, int]:
+    """Finished cells per results schema version (a manifest line without one: version 1)."""
+    from tts.store import SweepStore
+
+    counts: dict[int, int] = {}
+    for d in sweep_dirs(results_dir):
+        for (kind, _), e in SweepStore(d).entries().items():
+            if kind == "cell" and e.rows > 0:
+                raw = (e.versions or {}).get("results_schema")
+                version = int(raw) if raw and str(raw).isdigit() else 1
+                counts[version] = counts.get(version, 0) + 1
+    return counts
+
+
+def schema_warning(results_dir: str | Path) -> str | None:
+    """A one-paragraph warning when some cells were written under an older results schema whose rows mean
+    something else now (SCHEMA_CHANGES), or None."""
+    counts = schema_versions(results_dir)
+    old = {v: n for v, n in counts.items() if v < SCHEMA_VERSION}
+    changes = [SCHEMA_CHANGES[v] for v in sorted(SCHEMA_CHANGES) if old and min(old) < v <= SCHEMA_VERSION]
+    if not changes:
+        return None
+    written = ", ".join(f"{n} under schema {v}" for v, n in sorted(old.items()))
+    return (
+        f"{sum(old.values())} cells were written by an older release ({written}; current: {SCHEMA_VERSION}). "
+        + "; ".join(changes)
+        + ". Their configuration ids differ from current rows of the same settings, so they are analysed as "
+        "configurations of their own, never merged with current ones; rerun the sweep to recompute them under "
+        "the current rules."
+    )
+
+
+def grading_table(results_dir: str | Path) -> pd.DataFrame:
+    """Per configuration (finished rows): accuracy of the rows' answers (`correct`), the same with answers taken
+    by the last-number fallback counted wrong, the share of such answers, and of rows with no `extraction`
+    recorded (written before results schema 5)."""
+    files = [str(f) for f in result_files(results_dir, "cell")]
+    con = connect()
+    names = {
+        r[0]
+        for r in con.sql(
+            "DESCRIBE SELECT * FROM read_parquet($f, union_by_name=true)", params={"f": files}
+        ).fetchall()
+    }
+    kind = "extraction" if "extraction" in names else "NULL::VARCHAR"
+    key = "coalesce(config_id, cell_id)" if "config_id" in names else "cell_id"
+    fallback = f"(coalesce(fallback_extraction, false) OR coalesce({kind}, '') = 'last_number')"
+    return con.sql(
+        f"""SELECT {key} AS config_id, any_value(policy) AS policy, any_value(prm) AS prm,
+                  any_value(strategy) AS strategy, any_value(n) AS n, count(*) AS rows,
+                  avg(correct::DOUBLE) AS accuracy,
+                  avg((correct AND NOT {fallback})::DOUBLE) AS accuracy_no_fallback,
+                  avg({fallback}::DOUBLE) AS fallback_share,
+                  avg(({kind} IS NULL)::DOUBLE) AS unrecorded_share
+           FROM read_parquet($f, union_by_name=true)
+           WHERE status = 'ok' AND correct IS NOT NULL
+           GROUP BY 1 ORDER BY policy, prm, strategy, n""",
+        params={"f": files},
+    ).df()
 
 
 def fingerprint(paths: list[Path]) -> str:

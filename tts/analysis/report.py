@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from tts.analysis.io import NoResultsError
+from tts.analysis.io import NoResultsError, grading_table, schema_warning
 from tts.analysis.keys import ALL_BIN
 from tts.analysis.text import columns_for, markdown, plain, with_ci_text
 
@@ -117,6 +117,7 @@ def write_report(results_dir: Path, parts: dict, meta: dict) -> Path:
         "- cells: " + "; ".join(parts["state"].lines()),
         *(["- bins to read with care:", *warn] if warn else []),
         "- accuracy: mean over problems x seeds of `expected_correct` (pool-based) else `correct`.",
+        *([f"- **older results**: {parts['schema_note']}**"] if parts.get("schema_note") else []),
         f"- **held-out**: problems split into {cfg.folds} folds (stable hash of the id, stratified by bin); the "
         "winner is chosen on the other folds and scored on each fold, so every problem is scored by a choice made "
         "without it. **in-sample (oracle)**: chosen and scored on the same problems (biased upward). "
@@ -149,6 +150,7 @@ def write_report(results_dir: Path, parts: dict, meta: dict) -> Path:
         if len(cross)
         else "_Only one policy size (or no N=1 cell) in this sweep._",
         "",
+        *_fallback_section(parts.get("grading")),
         *parts["revisions"],
         *_adaptive_section(parts["adaptive"], parts["adaptive_notes"], cfg),
         "## Compute accounting per configuration (all problems, per problem)",
@@ -307,6 +309,49 @@ def _adaptive_section(comp, notes: list[str], cfg) -> list[str]:
     ]
 
 
+FALLBACK_COLS = {
+    "policy": "policy",
+    "prm": "PRM",
+    "strategy": "strategy",
+    "n": "N",
+    "accuracy": "accuracy",
+    "accuracy_no_fallback": "without fallback answers",
+    "fallback_share": "fallback share",
+}
+
+
+def _fallback_section(grading: pd.DataFrame | None) -> list[str]:
+    """Accuracy without answers taken by the last-number fallback, beside the accuracy, for every configuration
+    where the two differ (tts.analysis.io.grading_table)."""
+    if grading is None or not len(grading):
+        return []
+    differ = grading[(grading["accuracy"] - grading["accuracy_no_fallback"]).abs() > 1e-12]
+    head = [
+        "## Accuracy without last-number fallback answers",
+        "",
+        "Accuracy of the rows' answers (`correct`, the answer each row reports; pool rows: the chosen sample, not "
+        "the expectation over subsets) beside the same with answers taken from the text's last number (no "
+        "`\\boxed{}`, 'the answer is' or `####`; `extraction` = last_number) counted wrong. Whether a fallback "
+        "answer counts is the evaluator's rule (`dataset.evaluator`).",
+        "",
+    ]
+    if not len(differ):
+        return [*head, "_No correct answer in this sweep came from the fallback: the figures are equal._", ""]
+    table = differ.assign(
+        **{c: differ[c].map(lambda v: f"{v:.3f}") for c in ("accuracy", "accuracy_no_fallback")}
+    )
+    table = table.assign(fallback_share=differ["fallback_share"].map(lambda v: f"{v:.1%}"))
+    out = [*head, markdown(table, FALLBACK_COLS), ""]
+    unrecorded = grading["unrecorded_share"].fillna(0)
+    if (unrecorded > 0).any():
+        out += [
+            f"_{int((unrecorded > 0).sum())} configurations hold rows written before results schema 5: their "
+            "fallback flag is the old rule's ('the answer is X' counted as a fallback then)._",
+            "",
+        ]
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     root = Path(args.results_dir)
@@ -350,6 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings = bin_warnings(counts)
     for w in warnings:
         print(f"tts analyze: warning: {w}", file=sys.stderr)
+    schema_note = schema_warning(root)
+    if schema_note:
+        print(f"tts analyze: warning: {schema_note}", file=sys.stderr)
     comp, adaptive_notes = _adaptive(root, data, cfg, methods)
     ratios, ratio_winners = ratio_tables(cands, data, cfg)
     paths: list[Path] = []
@@ -382,6 +430,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plots": paths,
         "small": small,
         "bin_warnings": warnings,
+        "schema_note": schema_note,
+        "grading": grading_table(root),
         "adaptive": comp,
         "adaptive_notes": adaptive_notes,
         "state": state,
