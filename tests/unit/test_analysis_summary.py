@@ -138,7 +138,8 @@ def test_tts_analyze_writes_report_and_prints_table(
     assert cli_main(["analyze", str(results), "--set", "replicates=100"]) == 0
     out = capsys.readouterr().out
     assert "held-out" in out and "chosen strategy" in out and "beam_search" in out
-    assert "compute-optimal (held-out)" in out and "best-of-N" in out
+    # the adaptive comparison: X/Y per baseline budget, binning charged once beside it (tts.analysis.adaptive)
+    assert "Difficulty-adaptive allocation by" in out and "X/Y [CI]" in out and "weighted best-of-N" in out
     text = (results / "report.md").read_text()
     for heading in (
         "Generation-matched",
@@ -151,6 +152,7 @@ def test_tts_analyze_writes_report_and_prints_table(
         assert heading in text
     assert "held-out accuracy [CI]" in text and "in-sample (oracle) [CI]" in text
     assert "vs best-of-N (held-out) [CI]" in text and "vs majority (held-out) [CI]" in text
+    assert "| X/Y [CI] |" in text and "X/(Y + K) [CI], binning charged once per problem" in text
     assert "| big | prm | all |" in text and "oracle_quantile" in text
     # 60 problems in 5 bins: 6 a bin per fold, under the minimum: the report says so
     assert "too small to select on" in text
