@@ -15,7 +15,7 @@ Modules (read in this order):
   revisions   accuracy vs the sequential / parallel ratio (sequential revision), chosen held-out
   reselect    a search cell's answer re-picked from its stored candidates under another final selection
   text        formatting shared by the report's tables
-  adaptive    Snell et al.'s difficulty-adaptive allocation and its "X/Y less compute" line
+  adaptive    Snell et al.'s difficulty-adaptive allocation vs each baseline at N = X: X/Y per X, with CIs
   plots       accuracy vs budget, the frontier, small + search vs large, adaptive allocation
   coverage    pass@k coverage curves (repeated sampling)
   report      `tts analyze`
