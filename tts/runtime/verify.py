@@ -195,8 +195,10 @@ def verify(
     seed: int = 0,
     scratch: str | Path | None = None,
     live: bool | None = False,
+    builder: Any = None,
 ) -> VerifyReport:
-    """Recompute cells of a finished sweep folder in `scratch` (a new temporary folder by default) and compare."""
+    """Recompute cells of a finished sweep folder in `scratch` (a new temporary folder by default) and compare.
+    `builder`: how engine actors build engines (None: the real ones; tests pass fakes)."""
     store = SweepStore(folder)
     if not store.manifest_path.is_file():
         raise FileNotFoundError(
@@ -210,17 +212,18 @@ def verify(
     checks: list[CellCheck] = []
     if todo:
         grid = replace(base, cells=tuple(todo), results_dir=str(scratch))
-        _run(grid, live)
+        _run(grid, live, builder)
         new = SweepStore(Path(scratch) / grid.name)
         seen_pools: set[str] = set()
         checks = [_check(store, new, cell, seen_pools) for cell in todo]
     return VerifyReport(checks, skipped, str(scratch))
 
 
-def _run(grid: Grid, live: bool | None) -> None:
+def _run(grid: Grid, live: bool | None, builder: Any) -> None:
+    from tts.runtime.actors import DEFAULT_BUILDER
     from tts.runtime.driver import run_sweep
 
-    summary = run_sweep(grid, live=live)
+    summary = run_sweep(grid, live=live, builder=builder or DEFAULT_BUILDER)
     if summary.failed:
         raise RuntimeError(f"{summary.failed} cell(s) failed when recomputed: see {summary.path}")
 
