@@ -30,7 +30,8 @@ SCHEMA_CHANGES: dict[int, str] = {
     "(`extraction`); 'the answer is X' is an explicit answer (it was a last-number fallback); an empty last box "
     "is no answer; an answer inside unfinished thinking is no answer; each cell names its evaluator "
     "(dataset.evaluator); date-bearing chat templates render a pinned date (policy.chat_template_date) instead of "
-    "the day of the run",
+    "the day of the run; samples are seeded per request (`seeding`: per_request), so a cell recomputes "
+    "identically (`tts verify`), where older cells drew from the engine's one stream and do not",
 }
 
 SAMPLE_READ = [
