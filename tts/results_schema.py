@@ -39,7 +39,9 @@ Versions (SCHEMA_VERSION, recorded in every manifest line's `versions.results_sc
      (`config.policy.chat_template_date`) and a local chat template's text enters every id. Every id of a
      version-5 cell differs from the ids of older cells of the same settings, so older rows are never merged
      with new ones; the analysis reads them (missing `extraction` is null) and warns, naming these changes
-     (tts.analysis.io.schema_warning).
+     (tts.analysis.io.schema_warning). `seeding` on cell and sample rows (and manifest entries' meta): every
+     request carries its own seed (per_request; per_request+batch_invariant with engine.batch_invariant), so a
+     cell recomputes identically (`tts verify`); null in older rows, whose samples drew from the engine's stream.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ CELL_COLUMNS: dict[str, str] = {
     "strategy": "strategy name",
     "n": "budget N in generations",
     "seed": "sweep seed",
+    "seeding": "how the samples were seeded (tts.engines.vllm_common.seeding_mode): per_request (reproducible on CPU) | per_request+batch_invariant (GPU); null: engine seed only, written before schema 5 (not reproducible)",
     "temperature": "sampling temperature used",
     "answer": "extracted final answer (nullable)",
     "reference": "reference answer",
@@ -107,6 +110,7 @@ SAMPLE_COLUMNS: dict[str, str] = {
     "dataset": "dataset name",
     "level": "dataset's own level (nullable)",
     "seed": "seed",
+    "seeding": "how the samples were seeded, as the cells' `seeding` (null: engine seed only, before schema 5)",
     "sample_idx": "0..n_max-1; the first k samples form the pool for budget k",
     "text": "completion text",
     "answer": "extracted answer (nullable)",
@@ -114,9 +118,9 @@ SAMPLE_COLUMNS: dict[str, str] = {
     "grade_status": "how the verdict was reached (tts.grading.GRADE_STATUSES)",
     "no_answer": "bool",
     "fallback_extraction": "bool",
+    "extraction": "how the answer was found (as the cell column); schema >= 5, else null",
     "truncated": "bool",
     "finish_reason": "eos | stop_string | length",
-    "extraction": "how the answer was found (as the cell column); schema >= 5, else null",
     "tokens_out": "generated tokens of this sample",
     "prompt_tokens": "prompt tokens of the problem's request (same on every sample row of a problem)",
     "cached_prompt_tokens": "of prompt_tokens, served from the prefix cache (same on every sample row of a problem)",

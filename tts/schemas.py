@@ -138,4 +138,9 @@ class EngineConfig:
     num_gpus: float = 1.0  # per replica; 0.5 co-locates a policy and a PRM on one GPU
     num_cpus: float = 1.0
     replicas: int = 1
-    seed: int = 0
+    seed: int = 0  # the engine's own stream: only requests without a seed of their own draw from it
+    # Reproducibility (tts.engines.vllm_common): every request carries its own seed. vLLM on CPU needs chunked
+    # prefill off for that (conf/engine/cpu.yaml); null keeps vLLM's default.
+    enable_chunked_prefill: bool | None = None
+    max_num_batched_tokens: int | None = None  # null: vLLM's; max_model_len when chunked prefill is off
+    batch_invariant: bool = False  # GPU: VLLM_BATCH_INVARIANT=1, identical numerics whatever the batch shape
