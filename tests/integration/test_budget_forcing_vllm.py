@@ -28,6 +28,8 @@ from tts.testing.fake_engines import FakePRM
 pytestmark = pytest.mark.integration
 
 OPEN, END, WAIT = "<think>\n", "\n", "Wait"
+# s1's text after a forced end marker (the strategy's default forced_answer_prefix)
+FORCED = "\nFinal Answer:"
 ANSWER = 8
 SAMPLING = SamplingSettings(temperature=1.0, thinking_start=OPEN, thinking_end=END)
 PROBLEMS = [
@@ -70,7 +72,7 @@ def _check_against_records(policy: Recorded, results, b: int, w: int) -> dict[st
             assert len(gen.completions) == req.n
             question, partial = req.prompt.question, req.prompt.partial
             if not req.stop:  # an answer: the chain is done
-                assert req.max_tokens == ANSWER and partial.endswith(END)
+                assert req.max_tokens == ANSWER and (partial.endswith(END) or partial.endswith(END + FORCED))
                 waits = partial.count(WAIT)
                 assert waits <= w
                 seen["answers"] += req.n
@@ -86,7 +88,9 @@ def _check_against_records(policy: Recorded, results, b: int, w: int) -> dict[st
                 if c.finish_reason == "length":  # the cap: the marker is forced
                     assert now == b
                     seen["forced"] += 1
-                    expected[(question, partial + c.text + END, ANSWER, ())] += 1
+                    thought = partial + c.text  # s1: a newline unless the thinking ends with one
+                    closing = ("" if thought.endswith("\n") else "\n") + END + FORCED
+                    expected[(question, thought + closing, ANSWER, ())] += 1
                 elif waits < w and now < b:  # reached the end with extensions left: suppressed
                     seen["extensions"] += 1
                     expected[(question, partial + c.text + WAIT, b - now, (END,))] += 1

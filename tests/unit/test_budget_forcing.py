@@ -62,11 +62,27 @@ def test_extension_count_is_w_when_the_model_keeps_ending(w: int) -> None:
 
 
 def test_the_cap_forces_the_end_marker_at_b_tokens() -> None:
+    """forced_answer_prefix "" writes the marker alone after a forced end (the rule before s1's)."""
     policy = FakePolicy(error_rate=0.0, record=True)
-    (r,) = _run(ONE, policy, thinking_tokens=2)
+    (r,) = _run(ONE, policy, thinking_tokens=2, forced_answer_prefix="")
     assert [q.prompt.partial for call in policy.history for q in call] == ["<think>\n", "<think>\n3 +="]
     assert r.extra["forced"] == [True, True] and r.extra["thinking_tokens"] == [2, 2]
     assert r.tokens_out == 2 * (2 + 14) and r.tokens_in == 8 + 10
+
+
+def test_a_forced_end_writes_final_answer_as_s1_and_a_natural_end_does_not() -> None:
+    """s1 (vllm_causallms.py): cut by the cap, the thinking gets "\\n" (it does not end with one), the marker
+    and "\\nFinal Answer:"; ended on its own, the marker alone. 13 words in the forced answer's prompt."""
+    policy = FakePolicy(error_rate=0.0, record=True)
+    (r,) = _run(ONE, policy, thinking_tokens=2)
+    assert [q.prompt.partial for call in policy.history for q in call] == [
+        "<think>\n",
+        "<think>\n3 +\n=\nFinal Answer:",
+    ]
+    assert r.text.startswith("<think>\n3 +\n=\nFinal Answer:") and r.tokens_in == 8 + 13
+    policy = FakePolicy(error_rate=0.0, record=True)
+    (r,) = _run(ONE, policy, thinking_tokens=100)
+    assert policy.history[-1][0].prompt.partial == "<think>\n3 + 4 =" and r.extra["forced"] == [False, False]
 
 
 def test_the_cap_comes_before_the_remaining_extensions() -> None:
@@ -116,7 +132,7 @@ def test_no_opening_when_the_template_opens_the_thinking() -> None:
 
 def test_answer_prefix_is_written_after_the_marker() -> None:
     policy = FakePolicy(error_rate=0.0, record=True)
-    _run(ONE, policy, thinking_tokens=2, answer_prefix="\nFinal Answer:")
+    _run(ONE, policy, thinking_tokens=2, answer_prefix="\nFinal Answer:", forced_answer_prefix="")
     assert policy.history[-1][0].prompt.partial == "<think>\n3 +=\nFinal Answer:"
     assert count_tokens(policy.render(policy.history[-1][0].prompt)) == 8 + 4
 
@@ -177,7 +193,7 @@ def test_the_s1_preset_expands_and_its_dry_run_costs_come_from_the_budget(capsys
     local = ["dataset=math500", f"dataset.path={SHARED / 'data' / 'math500.jsonl'}", "dataset.limit=3"]
     grid = expand(["+sweep=s1_budget_forcing", *local, f"results_dir={tmp_path}"])
     cells = list(grid.cells)
-    assert len(cells) == 4 * (6 + 3 + 5)  # policies x (capped + extended + parallel majority)
+    assert len(cells) == 4 * (6 + 4 + 5)  # policies x (capped + extended + parallel majority)
     assert {c.config.engine.max_model_len for c in cells} == {40960}
     problems = Problems()
     problems.load(cells)
@@ -187,7 +203,7 @@ def test_the_s1_preset_expands_and_its_dry_run_costs_come_from_the_budget(capsys
             assert cost.tokens == cost.problems * (s.thinking_tokens + s.answer_max_tokens)
             assert s.thinking_tokens + s.answer_max_tokens < cell.config.engine.max_model_len
     print_dry_run(grid)
-    assert "56 cells" in capsys.readouterr().out
+    assert "60 cells" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name", ["budget_forcing", "majority_vote", "beam_search"])

@@ -16,7 +16,7 @@ from tts.grid import expand
 from tts.strategies import STRATEGIES
 from tts.strategies.base import SamplingSettings
 from tts.strategies.particle_filtering import ResampleRule, particle_weights, resample
-from tts.strategies.rebase import allocate_widths
+from tts.strategies.rebase import allocate_widths, reference_widths
 from tts.strategies.tree import Beam, Group, keep_top
 from tts.testing.fake_engines import FakePolicy, FakePRM, PlantedPRM
 
@@ -52,7 +52,9 @@ def test_weights_are_the_softmax_of_the_score_logits():
 
 
 def test_multinomial_resampling_follows_the_weights_in_a_whole_run():
-    """Planted step-1 scores; step 2 finishes every particle, so the final origins are the step-1 draws."""
+    """Planted step-1 scores; step 2 finishes every particle, so with the final resampling off the final origins
+    are the step-1 draws (the final resampling, its_hub's, is tested against its_hub itself in
+    tests/conformance/test_its_hub.py)."""
     planted, t, n, runs = [0.2, 0.5, 0.8, 0.95], 2.0, 4, 500  # expected counts 127 .. 1110
     drawn = Counter()
     for seed in range(runs):
@@ -64,6 +66,7 @@ def test_multinomial_resampling_follows_the_weights_in_a_whole_run():
             n=n,
             seed=seed,
             softmax_temperature=t,
+            final_resampling=False,
         )
         assert result.extra["resampling_steps"] == 1 and len(result.extra["origins"]) == n
         assert result.extra["ancestors"] == len(set(result.extra["origins"]))
@@ -89,20 +92,29 @@ def test_resample_follows_the_weights_multinomial_and_systematic():
 
 def test_finished_particles_keep_their_place_and_take_part_in_resampling():
     """The advance rule on hand-made particles: equal weights under systematic resampling copy every particle
-    once, so the population keeps its order; finished particles are never extended, later bad ones drop out."""
-    rule = ResampleRule([np.random.default_rng(0)], 1.0, "systematic")
-    group = Group(problem=0, width=4, keep=4, cap=4, active=[Beam(problem=0)])
-    first = [Beam(0, f"s{i}", finish_reason="eos" if i in (0, 3) else None, rank=0.9) for i in range(4)]
-    rule(group, first)
-    assert [b.origin for b in first] == [0, 1, 2, 3]
-    assert group.finished == [first[0], first[3]] and group.active == [first[1], first[2]]
-    assert group.widths == [1, 1] and not group.done  # only the unfinished are extended
-    grown = [Beam(0, b.text + "x", rank=0.9, origin=b.origin) for b in group.active]
-    rule(group, grown)
-    assert rule.population[0] == [first[0], grown[0], grown[1], first[3]]  # finished ones in their slots
-    low = [Beam(0, b.text + "y", finish_reason="eos", rank=1e-6, origin=b.origin) for b in group.active]
-    rule(group, low)  # all finished now: the final population is not resampled
-    assert group.done and rule.extra(0)["resampling_steps"] == 2 and rule.extra(0)["ancestors"] == 4
+    once, so the population keeps its order; finished particles are never extended, later bad ones drop out.
+    The step that finishes the last particle is followed by one more resampling (its_hub's), unless
+    final_resampling is off."""
+    for final in (False, True):
+        rule = ResampleRule([np.random.default_rng(0)], 1.0, "systematic", final)
+        group = Group(problem=0, width=4, keep=4, cap=4, active=[Beam(problem=0)])
+        first = [Beam(0, f"s{i}", finish_reason="eos" if i in (0, 3) else None, rank=0.9) for i in range(4)]
+        rule(group, first)
+        assert [b.origin for b in first] == [0, 1, 2, 3]
+        assert group.finished == [first[0], first[3]] and group.active == [first[1], first[2]]
+        assert group.widths == [1, 1] and not group.done  # only the unfinished are extended
+        grown = [Beam(0, b.text + "x", rank=0.9, origin=b.origin) for b in group.active]
+        rule(group, grown)
+        assert rule.population[0] == [first[0], grown[0], grown[1], first[3]]  # finished ones in their slots
+        low = [Beam(0, b.text + "y", finish_reason="eos", rank=1e-6, origin=b.origin) for b in group.active]
+        rule(group, low)  # all finished now
+        assert group.done and rule.extra(0)["resampling_steps"] == 2 + final
+        if final:  # resampled once more: the two weak newcomers drop out, the good finished ones are copied
+            assert Counter(b.origin for b in rule.population[0]) == {0: 2, 3: 2}
+            assert Counter(id(b) for b in group.finished) == {id(first[0]): 2, id(first[3]): 2}
+        else:  # kept as it is
+            assert rule.population[0] == [first[0], low[0], low[1], first[3]]
+            assert rule.extra(0)["ancestors"] == 4
     rule = ResampleRule([np.random.default_rng(0)], 1.0, "systematic")
     group = Group(problem=0, width=4, keep=4, cap=4, active=[Beam(problem=0)])
     ranks = [0.999, 1e-6, 1e-6, 1e-6]  # a strong finished particle is copied, weak ones drop out
@@ -132,12 +144,18 @@ def test_rebase_width_rounding_is_largest_remainder_ties_to_the_better_node():
     assert allocate_widths([0.5, 0.2], 0, 0.2) == [0, 0] and allocate_widths([], 4, 0.2) == []
 
 
-def test_rebase_expands_each_node_by_its_width_and_completed_leave_the_budget():
+@pytest.mark.parametrize(
+    ("allocation", "first"),
+    [("reference", [4, 0, 0, 0]), ("largest_remainder", [3, 0, 1, 0])],  # quotas 3.15, .09, .70, .06
+)
+def test_rebase_expands_each_node_by_its_width_and_completed_leave_the_budget(allocation, first):
     planted, n, t = [0.9, 0.2, 0.6, 0.1], 4, 0.2
     policy = FakePolicy(error_rate=0.0, record=True)
-    [result] = run("rebase", policy, PlantedPRM(planted), (TWO,), n=n, softmax_temperature=t)
-    first = allocate_widths(planted, n, t)
-    assert result.extra["widths"][0] == first
+    [result] = run(
+        "rebase", policy, PlantedPRM(planted), (TWO,), n=n, softmax_temperature=t, allocation=allocation
+    )
+    rule = reference_widths if allocation == "reference" else allocate_widths
+    assert result.extra["widths"][0] == first == rule(planted, n, t)
     assert sum(r.n for r in policy.history[1]) == n  # the step-2 widths of the kept nodes
     assert result.extra["widths"][-1] == [] and len(result.candidates) == n  # all N completed: budget spent
 
@@ -320,6 +338,21 @@ def test_dvts_with_lookahead_rolls_out_and_zero_is_plain_dvts():
     [
         (["strategy=dvts", "strategy.lookahead=-1"], "strategy.lookahead: invalid value -1"),
         (["strategy=beam_search", "strategy.filter_duplicates=maybe"], "filter_duplicates"),
+        (
+            ["strategy=beam_search", "strategy.semantics=hf"],
+            "strategy.semantics: invalid value 'hf'; allowed: sal, openr",
+        ),
+        (
+            ["strategy=dvts", "strategy.final_leaves=some"],
+            "strategy.final_leaves: invalid value 'some'; allowed: all, best",
+        ),
+        (
+            ["strategy=rebase", "strategy.allocation=round"],
+            "strategy.allocation: invalid value 'round'; allowed: reference, largest_remainder",
+        ),
+        (["strategy=rebase", "strategy.reward=min"], "strategy.reward: invalid value 'min'; allowed: last"),
+        (["strategy=particle_filtering", "strategy.final_resampling=maybe"], "final_resampling"),
+        (["strategy=rebase", "strategy.complete_at_limit=maybe"], "complete_at_limit"),
     ],
 )
 def test_grid_rejects_bad_search_options(overrides, message):
@@ -328,6 +361,34 @@ def test_grid_rejects_bad_search_options(overrides, message):
 
 
 def test_grid_accepts_the_search_options():
-    [dvts] = expand(["strategy=dvts", "strategy.lookahead=2", "n=4"]).cells
-    [beam] = expand(["strategy=beam_search", "strategy.filter_duplicates=true", "n=4"]).cells
+    [dvts] = expand(["strategy=dvts", "strategy.lookahead=2", "strategy.final_leaves=best", "n=4"]).cells
+    [beam] = expand(
+        ["strategy=beam_search", "strategy.filter_duplicates=true", "strategy.semantics=openr", "n=4"]
+    ).cells
+    [rebase] = expand(
+        ["strategy=rebase", "strategy.allocation=largest_remainder", "strategy.reward=aggregate", "n=4"]
+    ).cells
+    [pf] = expand(["strategy=particle_filtering", "strategy.final_resampling=false", "n=4"]).cells
     assert dvts.config.strategy.lookahead == 2 and beam.config.strategy.filter_duplicates is True
+    assert dvts.config.strategy.final_leaves == "best" and beam.config.strategy.semantics == "openr"
+    assert (rebase.config.strategy.allocation, rebase.config.strategy.reward) == (
+        "largest_remainder",
+        "aggregate",
+    )
+    assert pf.config.strategy.final_resampling is False
+    defaults = [expand([f"strategy={name}", "n=4"]).cells[0].config.strategy for name in FAMILY]
+    assert [s.final_resampling for s in defaults[:1]] == [True]
+    assert (defaults[1].allocation, defaults[1].reward, defaults[1].max_steps) == ("reference", "last", 25)
+
+
+def test_beam_search_semantics_differ_as_their_references_do():
+    """sal: N final beams at most, ranked by aggregate; openr: N/M at most (tests/conformance/test_openr_liu.py
+    traces both rules by hand)."""
+    policy = FakePolicy(seed=3, error_rate=0.4)
+    sal = run("beam_search", policy, FakePRM(mode="hash"), problems=(FOUR,), n=8, beam_width=2)
+    openr = run(
+        "beam_search", policy, FakePRM(mode="hash"), problems=(FOUR,), n=8, beam_width=2, semantics="openr"
+    )
+    assert len(sal[0].candidates) <= 8 and len(openr[0].candidates) <= 4
+    with pytest.raises(ValueError, match="semantics: invalid value 'x'"):
+        run("beam_search", policy, FakePRM(), problems=(FOUR,), n=8, beam_width=2, semantics="x")

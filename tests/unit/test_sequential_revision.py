@@ -118,6 +118,10 @@ def test_ratio() -> None:
         ({"history": -1}, "strategy.history"),
         ({"instruction": " "}, "strategy.instruction"),
         ({"final_selection": "best"}, "strategy.final_selection"),
+        (
+            {"selection_scope": "chain"},
+            "strategy.selection_scope: invalid value 'chain'; allowed: hierarchical",
+        ),
     ],
 )
 def test_config_rejects_name_the_field(kw, field) -> None:

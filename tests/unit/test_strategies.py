@@ -166,7 +166,19 @@ def test_beam_search_keeps_top_n_over_m_and_expands_each_into_m():
 def test_dvts_keeps_one_beam_per_subtree():
     policy = FakePolicy(seed=1, error_rate=0.5, record=True)
     [result] = run("dvts", policy, FakePRM(), n=8, problems=PROBLEMS[3:], beam_width=2)
-    assert len(result.candidates) == 4  # N/M subtrees, one final beam each
+    assert len(result.candidates) == 8  # N/M subtrees, each with its M last leaves (search-and-learn's)
+    [best] = run(
+        "dvts",
+        FakePolicy(seed=1, error_rate=0.5),
+        FakePRM(),
+        n=8,
+        problems=PROBLEMS[3:],
+        beam_width=2,
+        final_leaves="best",
+    )
+    assert len(best.candidates) == 4  # one final beam per subtree
+    assert {c.text for c in best.candidates} <= {c.text for c in result.candidates}
+    assert best.answer == result.answer  # argmax: the best leaf is a subtree's best either way
     # each live subtree asks M = 2 children (subtrees on the same prefix share one request)
     assert all(sum(r.n for r in call) <= 8 and all(r.n % 2 == 0 for r in call) for call in policy.history[1:])
 

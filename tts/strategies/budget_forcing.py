@@ -20,15 +20,21 @@ the PolicyEngine protocol only (the partial assistant turn is continued verbatim
              partial turn verbatim (the end is suppressed) and the chain thinks again;
            - stopped there with no extension left (or exactly at B): its thinking ended on its own;
            - used up B (finish "length"): its thinking is cut, and the end marker is forced.
-  answer   the partial turn gets `thinking_end` + `answer_prefix` (default "": the model answers as after ending
-           its thinking itself; s1 wrote "Final Answer:") and is generated up to `answer_max_tokens`, no stop.
+  answer   the partial turn gets the end of the thinking, then `answer_prefix` (default ""), and is generated up
+           to `answer_max_tokens`, no stop. The end, as s1's harness writes it (simplescaling/s1,
+           eval/lm-evaluation-harness/lm_eval/models/vllm_causallms.py, `VLLM._model_generate`): after a
+           thinking that ended on its own, `thinking_end`; after one the cap cut, a newline (unless the thinking
+           already ends with one), `thinking_end` and `forced_answer_prefix` (default "\\nFinal Answer:", s1's
+           `thinking_end_max = thinking_end + "\\nFinal Answer:"`, so the model answers instead of thinking on in
+           its answer). `forced_answer_prefix: ""` writes the marker alone (no newline either), this module's
+           rule before it followed s1.
 
 All chains of all problems advance in lockstep: one generate call per round, holding every chain still thinking and
 every chain starting its answer (a chain answers in the round after its thinking closes), so a cell takes at most
 W + 2 calls. Chains in the same state (all of a problem's chains in round 1) share one request with n = their
 count, so their prompt is prefilled once; every later prompt is an earlier prompt plus the text since, which
 vLLM's prefix cache serves (reported as tokens_cached). Tokens are what the Generation records report: tokens_in
-= prompt tokens of every request (the wait_text, marker and answer_prefix are prompt text: prefilled, never
+= prompt tokens of every request (the wait_text, the end of the thinking and the prefixes are prompt text: prefilled, never
 counted as generated or as thinking), tokens_cached = of those served from the prefix cache, tokens_out = every
 generated token (thinking + answers). `policy.max_tokens` is not used: B and answer_max_tokens bound a chain.
 
@@ -66,7 +72,8 @@ class BudgetForcingConfig(StrategyConfig):
     extensions: int = 0  # W: times the end of the thinking is suppressed and wait_text appended
     wait_text: str = "Wait"  # appended verbatim to the thinking at each extension
     answer_max_tokens: int = 1024  # the answer after the thinking
-    answer_prefix: str = ""  # written after the end marker, before the answer (s1: "Final Answer:")
+    answer_prefix: str = ""  # written after the end of the thinking, before the answer, forced or not
+    forced_answer_prefix: str = "\nFinal Answer:"  # after a FORCED end marker (s1's); "" = the marker alone
 
     def check(self, n: int) -> None:
         super().check(n)
@@ -124,6 +131,7 @@ def run(
     wait_text: str = "Wait",
     answer_max_tokens: int = 1024,
     answer_prefix: str = "",
+    forced_answer_prefix: str = "\nFinal Answer:",
 ) -> list[StrategyResult]:
     """n budget-forced chains per problem, all in lockstep (one generate call per round). `prm` and `seed` are
     accepted for the strategy signature: nothing is scored, and sampling randomness is the engine's."""
@@ -139,10 +147,18 @@ def run(
     tokens_cached = [0] * len(problems)
     tokens_out = [0] * len(problems)
 
+    def closing(chain: _Chain) -> str:
+        """What follows the thinking: s1's forced end (a newline unless the thinking ends with one, the marker,
+        forced_answer_prefix) when the cap cut it, else the marker; then answer_prefix."""
+        if chain.forced and forced_answer_prefix:
+            newline = "" if (opening + chain.thinking).endswith("\n") else "\n"
+            return newline + end + forced_answer_prefix + answer_prefix
+        return end + answer_prefix
+
     def request(chain: _Chain) -> GenerationRequest:
         thinking = opening + chain.thinking
         if chain.answering:
-            partial, max_tokens, stop = thinking + end + answer_prefix, answer_max_tokens, ()
+            partial, max_tokens, stop = thinking + closing(chain), answer_max_tokens, ()
         else:
             partial, max_tokens, stop = thinking, thinking_tokens - chain.thinking_tokens, (end,)
         return sampling.request(
@@ -175,7 +191,7 @@ def run(
         _result(
             problem,
             chains[i * n : (i + 1) * n],
-            (opening, end + answer_prefix),
+            (opening, [closing(c) for c in chains[i * n : (i + 1) * n]]),
             (tokens_in[i], tokens_cached[i], tokens_out[i]),
         )
         for i, problem in enumerate(problems)
@@ -183,14 +199,14 @@ def run(
 
 
 def _result(
-    problem: Problem, chains: list[_Chain], frame: tuple[str, str], tokens: tuple[int, int, int]
+    problem: Problem, chains: list[_Chain], frame: tuple[str, list[str]], tokens: tuple[int, int, int]
 ) -> StrategyResult:
     """The majority over a problem's chains, with its token counts and per-chain thinking record. frame: the
-    text before the thinking and between the thinking and the answer."""
+    text before the thinking, and per chain the text between its thinking and its answer."""
     candidates = []
-    for chain in chains:
+    for chain, between in zip(chains, frame[1], strict=True):
         assert chain.answer is not None
-        text = frame[0] + chain.thinking + frame[1] + chain.answer.text
+        text = frame[0] + chain.thinking + between + chain.answer.text
         candidates.append(
             Candidate(
                 text=text,

@@ -15,11 +15,18 @@ so a problem's resampling does not depend on which other problems share its batc
 
 Finished particles (EOS, a stated final answer, max_tokens) keep their place in the population as its_hub does:
 they take part in every later resampling with their final weight (a good finished particle is copied, a bad
-one is dropped) and are never extended. Resampling happens after a step only while some particle is still
-unfinished; the last step (max_steps) is sampled to EOS and the final population is not resampled. The answer
-comes from the final particles (copies included, so `majority` / `weighted` vote with the posterior's
-multiplicities) by `final_selection` (argmax by default, as its_hub). All particles of all problems advance in
-lockstep: one generate call and one PRM call per step (tts.strategies.tree).
+one is dropped) and are never extended. The population is resampled after EVERY step, the last one included:
+its_hub's `ParticleGibbs.ainfer` (its_hub/core/algorithms/particle_gibbs.py, 1.2.0) propagates and resamples in
+one `while not all(p.is_stopped ...)` loop, so the step that stops the last particle is followed by a
+resampling too, and the answer is the argmax over that resampled population (`final_resampling`, on by default;
+off: the final population is not resampled, this module's rule before it followed its_hub, under which the
+best particle can never be lost). The search stops when every particle has finished or at max_steps, whose
+step is sampled to EOS (a deliberate difference: its_hub stops a particle that already has `max_steps` steps
+after one more ordinary step, so its max_steps K is our K + 1 with that last step cut at the delimiter; and
+its_hub stops a particle only on its stop pattern, e.g. "\\boxed", never on EOS). The answer comes from the
+final particles (copies included, so `majority` / `weighted` vote with the posterior's multiplicities) by
+`final_selection` (argmax by default, as its_hub). All particles of all problems advance in lockstep: one
+generate call and one PRM call per step (tts.strategies.tree).
 
 Per problem `StrategyResult.extra` holds `resampling_steps`, `ancestors` (distinct first-step particles whose
 descendants survive in the final population) and `origins` (each final particle's first-step index). These are
@@ -57,6 +64,7 @@ class ParticleFilteringConfig(StepSearchConfig):
     name: str = NAME
     softmax_temperature: float = 1.0  # weights = softmax(logit(score) / T); its_hub: 1
     resampling: str = "multinomial"  # multinomial | systematic (RESAMPLING)
+    final_resampling: bool = True  # resample after the last step too, as its_hub (false: keep it as it is)
 
     def check(self, n: int) -> None:
         super().check(n)
@@ -68,6 +76,10 @@ class ParticleFilteringConfig(StepSearchConfig):
         if self.resampling not in RESAMPLING:
             raise ConfigError(
                 f"strategy.resampling: invalid value {self.resampling!r}; allowed: {', '.join(RESAMPLING)}"
+            )
+        if not isinstance(self.final_resampling, bool):
+            raise ConfigError(
+                f"strategy.final_resampling: invalid value {self.final_resampling!r}; must be true or false"
             )
 
 
@@ -102,8 +114,10 @@ def problem_rng(seed: int, problem_id: str) -> np.random.Generator:
 class ResampleRule:
     """The advance rule: the group is one problem's population of N particles (finished ones included)."""
 
-    def __init__(self, rngs: list[np.random.Generator], temperature: float, method: str) -> None:
-        self.rngs, self.temperature, self.method = rngs, temperature, method
+    def __init__(
+        self, rngs: list[np.random.Generator], temperature: float, method: str, final: bool = True
+    ) -> None:
+        self.rngs, self.temperature, self.method, self.final = rngs, temperature, method, final
         self.population: dict[int, list[Beam]] = {}
         self.resamplings: dict[int, int] = {}
 
@@ -116,7 +130,7 @@ class ResampleRule:
         else:  # every unfinished particle was replaced by its one child, in population order
             grown = iter(children)
             population = [p if p.finished else next(grown) for p in old]
-        if any(not p.finished for p in population):
+        if self.final or any(not p.finished for p in population):  # final: the last step's too (its_hub)
             weights = particle_weights([p.rank for p in population], self.temperature)
             picks = resample(weights, self.rngs[group.problem], self.method)
             population = [population[i] for i in picks]
@@ -148,6 +162,7 @@ def run(
     final_selection: str = "argmax",
     softmax_temperature: float = 1.0,
     resampling: str = "multinomial",
+    final_resampling: bool = True,
 ) -> list[StrategyResult]:
     """Particle filtering with N = n particles per problem; `seed` seeds the resampling."""
     config = ParticleFilteringConfig(
@@ -155,8 +170,11 @@ def run(
         final_selection=final_selection,
         softmax_temperature=softmax_temperature,
         resampling=resampling,
+        final_resampling=final_resampling,
     )
-    rule = ResampleRule([problem_rng(seed, p.id) for p in problems], softmax_temperature, resampling)
+    rule = ResampleRule(
+        [problem_rng(seed, p.id) for p in problems], softmax_temperature, resampling, final_resampling
+    )
     results = one_tree_search(problems, policy, prm, n=n, config=config, advance=rule, sampling=sampling)
     for i, result in enumerate(results):
         result.extra.update(rule.extra(i))

@@ -17,11 +17,22 @@ The conversation of attempt i (i = 1..L) of a chain, as the policy engine render
 k >= L - 1 each round's prompt extends the previous round's, so the engine's prefix cache serves it; a window
 k < L - 1 drops the oldest attempt and the prompt is prefilled anew from there.
 
-Final answer, over ALL P x L attempts (every attempt is a candidate, listed chain by chain and in attempt order,
+Final answer, from the P x L attempts (every attempt is a candidate, listed chain by chain and in attempt order,
 so candidate i is attempt i % L of chain i // L, in the stored candidate_* columns too; `extra["chains"]` says
-the same per candidate): `weighted` (PRM-weighted vote, Snell's best-of-N weighted; the default), `argmax` (the best
-PRM score), or `majority` (the most common answer across all chains and attempts, no verifier; Snell's
-sequential majority). Attempts are scored by the PRM only when the selection reads scores.
+the same per candidate), by the rule `final_selection`: `weighted` (PRM-weighted vote, Snell's best-of-N
+weighted; the default), `argmax` (the best PRM score), or `majority` (the most common answer, no verifier),
+applied as `selection_scope` says:
+
+  hierarchical  (the default) Snell et al. §6's selection for revisions: the rule picks one attempt within
+                each chain, then the same rule picks among the chains' picks, each with its own score
+                (`hierarchical_choice`). Chains [(5, .9), (7, .5), (7, .5)] and [(9, .7), (5, .6)] (answer,
+                score), weighted: chain 1 picks 7 (1.0 against .9) with its attempt's score .5, chain 2 picks 9
+                (.7), and across chains 9 (.7) beats 7 (.5): the answer is 9.
+  flat          the rule over all P x L attempts at once (this module's rule before it followed Snell): the
+                same chains give 5 (weighted 1.5 against 1.0 and .7).
+
+Attempts are scored by the PRM only when the rule reads scores. (Snell et al. publish no code: the conformance
+test traces the example above from the paper's description; tests/conformance/test_snell_revisions.py.)
 
 Lockstep: one generate call per round for every chain of every problem (round 1 is one request of n = P per
 problem, the chains' shared first prompt) and, when scoring, one PRM call per round for the new attempts.
@@ -54,6 +65,8 @@ NAME = "sequential_revision"
 # The user turn after each earlier attempt. Short on purpose: the zoo's policies read one token per character.
 INSTRUCTION = "Check each step of your solution, fix any mistake and write the corrected solution."
 HISTORY = 4  # Snell's revision model sees up to four earlier attempts
+# selection_scope: within each chain, then across chains | over all attempts at once
+SCOPES = ("hierarchical", "flat")
 
 
 @dataclass
@@ -62,7 +75,8 @@ class SequentialRevisionConfig(StrategyConfig):
     parallel: int = 1  # P chains; each makes n / P attempts (the sequential length L)
     history: int = HISTORY  # k: earlier attempts of its chain that an attempt sees (0: independent samples)
     instruction: str = INSTRUCTION
-    final_selection: str = "weighted"  # weighted | argmax | majority, over all P x L attempts
+    final_selection: str = "weighted"  # weighted | argmax | majority: the rule (FINAL_SELECTIONS)
+    selection_scope: str = "hierarchical"  # hierarchical (within chains, then across: Snell) | flat (SCOPES)
 
     def check(self, n: int) -> None:
         super().check(n)
@@ -83,6 +97,10 @@ class SequentialRevisionConfig(StrategyConfig):
                 f"strategy.final_selection: invalid value {self.final_selection!r}; "
                 f"allowed: {', '.join(FINAL_SELECTIONS)}"
             )
+        if self.selection_scope not in SCOPES:
+            raise ConfigError(
+                f"strategy.selection_scope: invalid value {self.selection_scope!r}; allowed: {', '.join(SCOPES)}"
+            )
 
     def verifier_needed(self) -> bool:
         return self.final_selection != "majority"
@@ -93,6 +111,27 @@ def revision_history(attempts: Sequence[str], history: int, instruction: str) ->
     followed by the revision instruction."""
     kept = list(attempts)[-history:] if history > 0 else []
     return tuple(m for a in kept for m in (Message("assistant", a), Message("user", instruction)))
+
+
+def hierarchical_choice(
+    answers: Sequence[str | None], scores: Sequence[float], chains: Sequence[int], selection: str
+) -> int:
+    """Index of the attempt Snell's hierarchical selection picks: `selection` (FINAL_SELECTIONS, the shared rule
+    tts.strategies.voting.final_choice) within each chain (`chains[i]`: attempt i's chain), then `selection`
+    among the chains' picks, each pick with its own answer and score (chains in order of first appearance)."""
+    if not (len(answers) == len(scores) == len(chains)) or not answers:
+        raise ValueError(
+            f"answers, scores, chains: {len(answers)}, {len(scores)}, {len(chains)} values; give one of each "
+            "per attempt, at least one"
+        )
+    members: dict[int, list[int]] = {}
+    for i, chain in enumerate(chains):
+        members.setdefault(chain, []).append(i)
+    picks = [
+        idx[final_choice([answers[i] for i in idx], [scores[i] for i in idx], selection)]
+        for idx in members.values()
+    ]
+    return picks[final_choice([answers[i] for i in picks], [scores[i] for i in picks], selection)]
 
 
 def sequential_ratio(n: int, parallel: int) -> float:
@@ -118,13 +157,18 @@ def run(
     history: int = HISTORY,
     instruction: str = INSTRUCTION,
     final_selection: str = "weighted",
+    selection_scope: str = "hierarchical",
 ) -> list[StrategyResult]:
     """P = parallel chains of n / P attempts per problem, all advancing in lockstep. `seed` is accepted for the
     strategy signature; sampling randomness is the engine's."""
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n: invalid value {n!r}; must be a positive integer")
     SequentialRevisionConfig(
-        parallel=parallel, history=history, instruction=instruction, final_selection=final_selection
+        parallel=parallel,
+        history=history,
+        instruction=instruction,
+        final_selection=final_selection,
+        selection_scope=selection_scope,
     ).check(n)
     rounds = n // parallel
     score = final_selection != "majority"
@@ -183,7 +227,11 @@ def run(
         mine = [c for c in chains if c.problem == i]
         candidates = [a for c in mine for a in c.attempts]
         where = [[k, j] for k, c in enumerate(mine) for j in range(len(c.attempts))]
-        chosen = final_choice([c.answer for c in candidates], [c.score for c in candidates], final_selection)
+        answers, scores = [c.answer for c in candidates], [c.score for c in candidates]
+        if selection_scope == "hierarchical":
+            chosen = hierarchical_choice(answers, scores, [k for k, _ in where], final_selection)
+        else:
+            chosen = final_choice(answers, scores, final_selection)
         best = candidates[chosen]
         results.append(
             StrategyResult(
@@ -205,6 +253,7 @@ def run(
                     "attempts_per_chain": rounds,
                     "generate_calls": calls,
                     "final_selection": final_selection,
+                    "selection_scope": selection_scope,
                 },
             )
         )

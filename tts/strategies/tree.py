@@ -15,14 +15,31 @@ with one request of n > 1, so the prefix is prefilled once). A step is the text 
 or `step_max_tokens` tokens; a step cut by the token limit does not end the beam (the next step continues the
 text). A child is *finished* when the policy ends it (EOS or an empty
 step), when it states a final answer (\\boxed{}, "####"), or when the solution reaches `sampling.max_tokens`
-(truncated, finish_reason "length"). The step number `max_steps` is sampled without the delimiter stop, up
-to `max_tokens`, so every beam reaches EOS or its token limit: no solution is cut at the step budget.
+(truncated, finish_reason "length").
+
+Stopping, per strategy as its reference stops (`search(last_to_eos=..., include_unfinished=...)` and the advance
+rule; each strategy's docstring cites the code):
+
+  strategy                  a problem stops when                          step max_steps          final beams
+  beam search, sal          N beams finished (sal keeps the first N),    sampled to EOS          the first N finished
+                            no live beam, or max_steps
+  beam search, openr        N/M finished, none live, or max_steps        an ordinary step        <= N/M finished + the
+                                                                                                 unfinished left
+  DVTS                      every subtree's best child finished, or      sampled to EOS          N leaves (or N/M)
+                            max_steps (sal also prunes on "boxed{")
+  lookahead                 as beam search, sal                          sampled to EOS          as beam search, sal
+  particle filtering        every particle finished, or max_steps        sampled to EOS          the N particles, after
+                            (its_hub: all stopped)                                               a final resampling
+  REBASE                    N completed, an empty frontier, or           an ordinary step        the completed (the
+                            max_steps = 25 (the reference's depth)                               unfinished if none)
 
 Scores. A child's step scores come from the PRM on its own steps; its ranking score is
 aggregate(step scores, aggregation), or, with lookahead k > 0, the same aggregate over a greedy (temperature 0)
 rollout of k more steps (Snell et al. 2024: with aggregation "last", the PRM's score of the rollout's last
-step). The final beams (finished ones, else the unfinished) are kept as candidates, best score first; the
-answer is picked from them by `final_selection` (FINAL_SELECTIONS; argmax: the best, ties the first finished).
+step); REBASE (`reward: last`) and beam search's openr semantics rank by the newest step's score instead, as
+their references do. The final beams (the table above) are kept as candidates, best score first (a candidate's
+score is always aggregate(step scores, aggregation)); the answer is picked from them by `final_selection`
+(FINAL_SELECTIONS; argmax: the best, ties the first finished).
 
 Accounting per problem: tokens_in / tokens_cached / tokens_out sum every request made for that problem (the
 prompt plus the partial solution of each request, rollouts included), prm_tokens every score request.
@@ -88,10 +105,13 @@ Advance = Callable[[Group, list[Beam]], None]
 
 
 def keep_top(group: Group, children: list[Beam], filter_duplicates: bool = False) -> None:
-    """Beam search: finished children are set aside; the top `keep` unfinished children survive. With
-    `filter_duplicates` (search-and-learn's option), unfinished children with the same text are merged first,
-    keeping one (identical texts score alike), so the kept beams are distinct partial solutions."""
+    """Beam search (search-and-learn): finished children are set aside, the first `cap` to finish kept (in the
+    order they finished, within a step in sampling order: sal's `completed_beams[: config.n]`); the top `keep`
+    unfinished children survive. With `filter_duplicates` (search-and-learn's option), unfinished children with
+    the same text are merged first, keeping one (identical texts score alike), so the kept beams are distinct
+    partial solutions."""
     group.finished.extend(c for c in children if c.finished)
+    del group.finished[group.cap :]
     live = sorted((c for c in children if not c.finished), key=lambda c: -c.rank)  # stable: first wins ties
     if filter_duplicates:
         first: dict[str, Beam] = {}
@@ -102,11 +122,14 @@ def keep_top(group: Group, children: list[Beam], filter_duplicates: bool = False
     group.done = not group.active or len(group.finished) >= group.cap
 
 
-def keep_best(group: Group, children: list[Beam]) -> None:
-    """DVTS: the subtree follows its single best child; it ends when that child is finished."""
+def keep_best(group: Group, children: list[Beam], all_leaves: bool = False) -> None:
+    """DVTS: the subtree follows its single best child; it ends when that child is finished. Its final beams
+    are then that child alone, or with `all_leaves` every child of its last expansion (the best and its M - 1
+    siblings, finished or not), as search-and-learn's `_dvts` returns `previous_text + next_texts[i]` for each
+    of the beam_width children."""
     best = max(children, key=lambda c: c.rank) if children else None  # max keeps the first of ties
     if best is None or best.finished:
-        group.finished.extend([best] if best else [])
+        group.finished.extend(children if all_leaves else [best] if best else [])
         group.active, group.done = [], True
     else:
         group.active = [best]
@@ -192,9 +215,12 @@ def one_tree_search(
     config: StepSearchConfig,
     advance: Advance,
     sampling: SamplingSettings,
+    last_to_eos: bool = True,
+    include_unfinished: bool = False,
 ) -> list[StrategyResult]:
     """One tree of N = n nodes per problem, every node of it a frontier slot (particle filtering, REBASE): the
-    direct caller's n is checked, then the config, then the lockstep `search` runs with `advance`."""
+    direct caller's n is checked, then the config, then the lockstep `search` runs with `advance` (and
+    `last_to_eos` / `include_unfinished` as `search` reads them)."""
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n: invalid value {n!r}; must be a positive integer")
     config.check(n)
@@ -211,6 +237,8 @@ def one_tree_search(
         max_steps=config.max_steps,
         final_selection=config.final_selection,
         n=n,
+        last_to_eos=last_to_eos,
+        include_unfinished=include_unfinished,
     )
 
 
@@ -334,8 +362,16 @@ def search(
     lookahead: int = 0,
     n: int,
     final_selection: str = "argmax",
+    last_to_eos: bool = True,
+    include_unfinished: bool = False,
 ) -> list[StrategyResult]:
-    """Run a lockstep tree search over all problems; one StrategyResult per problem, in input order."""
+    """Run a lockstep tree search over all problems; one StrategyResult per problem, in input order.
+
+    last_to_eos: step `max_steps` is sampled without the delimiter stop, up to max_tokens (search-and-learn's
+    last iteration), so every beam ends; False: it is a step like the others and the beams still unfinished
+    after it stay unfinished (REBASE, OpenR). include_unfinished: the final candidates are the finished beams
+    AND the unfinished ones left at the end (OpenR's truncated end nodes); otherwise the unfinished count only
+    when nothing finished."""
     prompts = [Conversation(p.question) for p in problems]
     usage = [_Usage() for _ in problems]
     groups = [
@@ -347,7 +383,7 @@ def search(
         live = [g for g in groups if not g.done]
         if not live:
             break
-        last = step == max_steps - 1  # the last step runs to EOS (or max_tokens), not to the delimiter
+        last = last_to_eos and step == max_steps - 1  # runs to EOS (or max_tokens), not to the delimiter
         batch, parents = _Batch(), []
         for g in live:
             g.steps += 1
@@ -367,7 +403,10 @@ def search(
             by_group.setdefault(id(g), []).append(child)
         for g in live:
             advance(g, by_group.get(id(g), []))
-    return [_result(i, p, groups, usage[i], sampling, n, final_selection) for i, p in enumerate(problems)]
+    return [
+        _result(i, p, groups, usage[i], sampling, n, final_selection, include_unfinished)
+        for i, p in enumerate(problems)
+    ]
 
 
 def _rollouts(
@@ -449,9 +488,12 @@ def _result(
     sampling: SamplingSettings,
     n: int,
     final_selection: str = "argmax",
+    include_unfinished: bool = False,
 ) -> StrategyResult:
     mine = [g for g in groups if g.problem == index]
-    beams = [b for g in mine for b in g.finished] or [b for g in mine for b in g.active]
+    beams = [b for g in mine for b in g.finished]
+    if include_unfinished or not beams:
+        beams += [b for g in mine for b in g.active]
     pairs = sorted((_candidate(b, sampling) for b in beams), key=lambda cf: -cf[0].score)[:n]
     steps = sum(g.steps for g in mine) / len(mine)
     chosen = (
