@@ -43,9 +43,13 @@ def _run(name: str, selection: str, seed: int):
     )
 
 
-def _rows(results) -> pd.DataFrame:
+def _rows(results, name: str) -> pd.DataFrame:
+    """What a cell file holds for these results: the candidates and, for revisions, the config columns that say
+    how the strategy picked among them (hierarchically, chains of n / parallel attempts)."""
+    config = {"n": 4, "config.strategy.parallel": 2, "config.strategy.selection_scope": "hierarchical"}
     return pd.DataFrame(
         {
+            **({k: [v] * len(results) for k, v in config.items()} if name == "sequential_revision" else {}),
             "candidate_answers": [[c.answer for c in r.candidates] for r in results],
             "candidate_scores": [[c.score for c in r.candidates] for r in results],
             "candidate_correct": [
@@ -60,7 +64,7 @@ def test_reselecting_stored_candidates_gives_what_the_strategy_returns(name):
     checked, differs = 0, 0
     for seed in range(6):
         stored = _run(name, "argmax", seed)
-        rows = _rows(stored)
+        rows = _rows(stored, name)
         for selection in ("argmax", "weighted", "majority"):
             direct = _run(name, selection, seed)
             # the final candidates do not depend on the selection: only the pick among them does
@@ -87,6 +91,26 @@ def test_selections_can_disagree_on_planted_candidates():
     assert reselect(rows, "argmax").tolist() == [0.0]  # the best score is wrong
     assert reselect(rows, "majority").tolist() == [1.0]  # two votes for 7
     assert reselect(rows, "weighted").tolist() == [0.0]  # 0.9 for 5 beats 0.3 + 0.4 for 7
+
+
+def test_revision_cells_are_re_picked_hierarchically_as_snell_selects():
+    """Issue 20's example, stored as a cell file holds it (two chains of 3 attempts; chain 2's third attempt, an 8
+    scored 0, changes no pick). Chains [(5, .9), (7, .5), (7, .5)] and [(9, .7), (5, .6), (8, 0)], weighted.
+    Flat: 5 has .9 + .6 = 1.5, 7 has 1.0, 9 has .7 -> 5. Hierarchical (tts.strategies.sequential_revision
+    .hierarchical_choice): chain 1 picks 7 (1.0 > .9), chain 2 picks 9 (.7 > .6); across the picks, each with its
+    own score (7: .5, 9: .7) -> 9."""
+    rows = pd.DataFrame(
+        {
+            "candidate_answers": [["5", "7", "7", "9", "5", "8"]],
+            "candidate_scores": [[0.9, 0.5, 0.5, 0.7, 0.6, 0.0]],
+            "candidate_correct": [[False, False, False, True, False, False]],
+            "n": [6],
+            "config.strategy.parallel": [2],
+            "config.strategy.selection_scope": ["hierarchical"],
+        }
+    )
+    assert reselect(rows, "weighted").tolist() == [1.0]  # 9
+    assert reselect(rows.assign(**{"config.strategy.selection_scope": "flat"}), "weighted").tolist() == [0.0]
 
 
 def test_rows_without_candidates_are_nan_and_bad_input_names_the_field():
