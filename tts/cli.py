@@ -173,9 +173,16 @@ def print_dry_run(grid: object) -> None:
     print(
         f"estimated cost: {total_gens} generations, <= {total_tokens} generated tokens "
         f"(sampling cells share pools: {pool_gens} generations); "
-        f"{len(engines)} engine(s): {', '.join(s.label for s in engines.values())}; "
+        f"{len(engines)} engine(s): {', '.join(_engine_label(s) for s in engines.values())}; "
         f"{sum(1 for c in cells if c.id in finished and finished[c.id].status == 'ok')} cells already finished"
     )
+
+
+def _engine_label(spec: object) -> str:
+    """An engine's dry-run label: endpoint models load nothing (a client actor, no device)."""
+    from tts.runtime.actors import endpoint_only
+
+    return f"{spec.label} (endpoint client: no engine load)" if endpoint_only(spec) else spec.label
 
 
 def cmd_ls(args: argparse.Namespace) -> int:

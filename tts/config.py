@@ -177,6 +177,48 @@ def _check_model(field_name: str, model: str | None) -> None:
         raise _fail(field_name, model, "not a hub id (org/name), embedded:<name>, or an existing folder")
 
 
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _check_policy_backend(p: PolicyConfig) -> None:
+    """policy.backend and its endpoint fields: an endpoint's `model` is the served model name (any text), its
+    `tokenizer` a model folder / hub id / embedded name, its key the NAME of an environment variable."""
+    from tts.engines import ENDPOINT_BACKENDS, POLICY_BACKENDS
+
+    if p.backend not in POLICY_BACKENDS:
+        raise ConfigError(POLICY_BACKENDS.unknown_message(p.backend, field="policy.backend"))
+    if p.backend not in ENDPOINT_BACKENDS:
+        _check_model("policy.model", p.model)
+        if p.base_url is not None:
+            raise _fail(
+                "policy.base_url", p.base_url, "is for policy.backend=openai; remove it or set the backend"
+            )
+        return
+    if not p.base_url or not str(p.base_url).startswith(("http://", "https://")):
+        raise _fail(
+            "policy.base_url",
+            p.base_url,
+            "policy.backend=openai needs the server's URL, e.g. http://127.0.0.1:8000/v1",
+        )
+    if not p.model:
+        raise _fail("policy.model", p.model, "give the served model name (GET <base_url>/models lists it)")
+    if p.tokenizer is not None:
+        _check_model("policy.tokenizer", p.tokenizer)
+    if p.api_key_env is not None and not ENV_NAME.match(p.api_key_env):
+        raise ConfigError(
+            "policy.api_key_env: invalid value (not shown: it may be a key); give the NAME of an environment "
+            "variable that holds the key, e.g. OPENAI_API_KEY"
+        )
+    if p.max_concurrency < 1:
+        raise _fail(
+            "policy.max_concurrency", p.max_concurrency, "must be >= 1 (requests in flight per endpoint)"
+        )
+    if p.timeout_s <= 0:
+        raise _fail("policy.timeout_s", p.timeout_s, "must be > 0 seconds")
+    if p.max_retries < 0:
+        raise _fail("policy.max_retries", p.max_retries, "must be >= 0")
+
+
 def _reject_unknown_keys(cfg: DictConfig) -> None:
     """Hydra's `+group.key=value` can add a key a schema does not have, and `to_object` would then drop it
     silently (a typo like `+strategy.beam_widht=4` must not pass as the default)."""
@@ -245,7 +287,7 @@ def validate(cfg: DictConfig | TTSConfig) -> TTSConfig:
         )
 
     p = obj.policy
-    _check_model("policy.model", p.model)
+    _check_policy_backend(p)
     if "{question}" not in p.prompt_template:
         raise _fail("policy.prompt_template", p.prompt_template, "must contain the placeholder {question}")
     if p.temperature < 0:

@@ -42,6 +42,10 @@ pools a results folder already holds are found and not recomputed; one that sets
 field. The SamplingSettings entry of the same name (top_k, min_p, the thinking markers: policy fields passed per
 request) follows the same rule in the pool and generation keys. A field without a neutral default changes ids
 and needs a results schema bump instead.
+
+Endpoints (policy.backend openai): the served model name (`policy.model`) and, where pinned, the server's
+revision or fingerprint (`policy.fingerprint`) are in every id; `base_url` and the other transport fields
+(ENDPOINT_TRANSPORT_FIELDS) say where and how to send, a sweep-level setting in no id but the engine key.
 """
 
 from __future__ import annotations
@@ -86,7 +90,12 @@ NEUTRAL_LATE_FIELDS: tuple[tuple[str, Any], ...] = (
     ("policy.thinking_start", None),
     ("policy.thinking_end", None),
     ("engine.batch_invariant", False),
+    ("policy.backend", "vllm"),
+    ("policy.fingerprint", None),
 )
+# Endpoint policies (policy.backend openai): where and how requests are sent, not what they compute. In no id but
+# the engine key (which client actor serves the policy); the served model name and fingerprint are in every id.
+ENDPOINT_TRANSPORT_FIELDS = ("base_url", "api_key_env", "max_concurrency", "timeout_s", "max_retries")
 # Fields that are repeats of one configuration.
 SEED_FIELDS = ("seed", "engine.seed")
 # Where a data set's content hash sits in the projections (absent when the loader has none).
@@ -100,8 +109,12 @@ def stable_hash(obj: Any, length: int = 16) -> str:
 
 
 def without_neutral_fields(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy of a resolved config without the NEUTRAL_LATE_FIELDS that hold their default."""
+    """A deep copy of a resolved config without the NEUTRAL_LATE_FIELDS that hold their default and without the
+    endpoint transport fields (ENDPOINT_TRANSPORT_FIELDS: sweep-level, in no id but the engine key)."""
     data = copy.deepcopy(dict(config))
+    if isinstance(data.get("policy"), dict):
+        for key in ENDPOINT_TRANSPORT_FIELDS:
+            data["policy"].pop(key, None)
     for path, default in NEUTRAL_LATE_FIELDS:
         group, _, key = path.partition(".")
         node = data.get(group)
@@ -164,7 +177,13 @@ def _engine_settings(config: Mapping[str, Any]) -> dict[str, Any]:
 def policy_key(config: Mapping[str, Any]) -> str:
     """The policy engine's key: its model, prompt and engine settings (sampling knobs are per request)."""
     name = config["policy"]["name"]
-    return f"policy:{name}:{stable_hash([_policy_model_fields(config), _engine_settings(config)], 8)}"
+    fields = _policy_model_fields(config)
+    transport = {
+        k: config["policy"][k] for k in ENDPOINT_TRANSPORT_FIELDS if config["policy"].get(k) is not None
+    }
+    if transport.get("base_url"):  # an endpoint: one client actor per server and bounds
+        fields = {**fields, "endpoint": transport}
+    return f"policy:{name}:{stable_hash([fields, _engine_settings(config)], 8)}"
 
 
 def prm_id(config: Mapping[str, Any]) -> str:

@@ -42,6 +42,10 @@ Versions (SCHEMA_VERSION, recorded in every manifest line's `versions.results_sc
      (tts.analysis.io.schema_warning). `seeding` on cell and sample rows (and manifest entries' meta): every
      request carries its own seed (per_request; per_request+batch_invariant with engine.batch_invariant), so a
      cell recomputes identically (`tts verify`); null in older rows, whose samples drew from the engine's stream.
+     Endpoint policies (policy.backend openai) write `seeding: per_request_endpoint` (seeds sent, samples not
+     guaranteed reproducible), and every cell row has `retries` (endpoint requests retried by the job that made
+     the row: 429 / 5xx / timeouts; 0 in-process) and `endpoint_ignored` (request fields the endpoint did not
+     honour, comma-joined; null in-process or when it honoured all); both null in rows written before them.
 """
 
 from __future__ import annotations
@@ -71,7 +75,7 @@ CELL_COLUMNS: dict[str, str] = {
     "strategy": "strategy name",
     "n": "budget N in generations",
     "seed": "sweep seed",
-    "seeding": "how the samples were seeded (tts.engines.vllm_common.seeding_mode): per_request (reproducible on CPU) | per_request+batch_invariant (GPU); null: engine seed only, written before schema 5 (not reproducible)",
+    "seeding": "how the samples were seeded (tts.engines.vllm_common.seeding_mode): per_request (reproducible on CPU) | per_request+batch_invariant (GPU) | per_request_endpoint (an OpenAI-compatible endpoint: seeds sent, not guaranteed reproducible); null: engine seed only, written before schema 5 (not reproducible)",
     "temperature": "sampling temperature used",
     "answer": "extracted final answer (nullable)",
     "reference": "reference answer",
@@ -95,6 +99,8 @@ CELL_COLUMNS: dict[str, str] = {
     "candidate_correct": "list<bool>: each candidate graded",
     "candidate_finish_reasons": "list<str>: eos | stop_string | length per candidate",
     "wall_time_s": "wall time of the cell divided evenly over its problems",
+    "retries": "endpoint requests retried (429 / 5xx / timeouts) by the job that made this row: a pool's generation and scoring (on every row of every cell of that pool) or a search cell's run; 0 for in-process engines and stored pools; null before it existed",
+    "endpoint_ignored": "request fields an endpoint did not honour, comma-joined (n | seed | logprobs | stop_reason); null: in-process, or all honoured",
     "status": "ok | failed",
     "error": "error text when failed (nullable)",
     "git_sha": "git commit of the code that produced the row (nullable)",
@@ -143,7 +149,7 @@ _S, _I, _F, _B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 CELL_TYPES: dict[str, pa.DataType] = {
     **dict.fromkeys(CELL_COLUMNS, _S),
     **dict.fromkeys(["level", "policy_params", "prm_params", "n", "seed"], _I),
-    **dict.fromkeys(["tokens_in", "tokens_cached", "tokens_out", "prm_tokens"], _I),
+    **dict.fromkeys(["tokens_in", "tokens_cached", "tokens_out", "prm_tokens", "retries"], _I),
     **dict.fromkeys(
         [
             "generations",

@@ -55,6 +55,20 @@ class PolicyConfig:
     # The date a chat template that reads the clock (Llama 3.2's `strftime_now("%d %b %Y")` -> "Today Date: ...")
     # renders, ISO YYYY-MM-DD: pinned so a prompt never changes with the day it runs (tts.engines.chat_template).
     chat_template_date: str = "2024-07-26"
+    # Where the policy runs (tts.engines.POLICY_BACKENDS): "vllm", an in-process engine in a Ray actor, or "openai",
+    # an OpenAI-compatible endpoint (`vllm serve`, SGLang, an API model; tts.engines.openai_policy) whose `model`
+    # is the served model name and whose `tokenizer` (optional) renders prompts as the served model's chat
+    # template does. base_url / api_key_env / max_concurrency / timeout_s / max_retries say where and how to send
+    # (sweep-level: in no id, tts.identity.ENDPOINT_TRANSPORT_FIELDS); api_key_env is the NAME of the environment
+    # variable holding the key, never the key. fingerprint: the server's revision or system_fingerprint, pinned
+    # (it enters the ids; a server reporting another one is refused at start).
+    backend: str = "vllm"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    max_concurrency: int = 8
+    timeout_s: float = 60.0
+    max_retries: int = 4
+    fingerprint: str | None = None
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """Policy generation and PRM scoring backends behind the two protocols in tts.engines.protocols.
 
 PRM_KINDS maps a PRMConfig.kind to a builder `build(prm_cfg, engine_cfg, policy=None) -> PRMScorer`
-(lazy "module:attr" entries, so that naming a kind never imports vLLM).
+(lazy "module:attr" entries, so that naming a kind never imports vLLM). POLICY_BACKENDS maps a
+PolicyConfig.backend to a builder `build(policy_cfg, engine_cfg) -> PolicyEngine`: "vllm" (in-process, in an
+engine actor) and "openai" (an OpenAI-compatible endpoint, from a light client actor).
 """
 
 from __future__ import annotations
@@ -10,3 +12,7 @@ from tts.registry import Registry
 
 # Entries: the entry-point group "tts.prms" (built-ins declared in pyproject.toml) and TTS_PLUGINS modules.
 PRM_KINDS: Registry = Registry("PRM kind", group="tts.prms")
+POLICY_BACKENDS: Registry = Registry("policy backend")
+POLICY_BACKENDS.register("vllm", "tts.engines.vllm_policy:build")
+POLICY_BACKENDS.register("openai", "tts.engines.openai_policy:build")
+ENDPOINT_BACKENDS = ("openai",)  # backends that hold no model: no device, a client actor

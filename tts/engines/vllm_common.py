@@ -84,12 +84,19 @@ class EngineSettings:
 
 
 # A row's `seeding` (null in rows written before results schema 5: engine seed only, not reproducible).
-SEEDING_MODES = ("per_request", "per_request+batch_invariant")
+# per_request_endpoint: an endpoint policy (policy.backend openai) sent each request's seed to a server whose
+# sampling is its own (batching, versions, a server that ignores seeds): not guaranteed reproducible.
+SEEDING_MODES = ("per_request", "per_request+batch_invariant", "per_request_endpoint")
 
 
-def seeding_mode(engine_cfg: Any) -> str:
+def seeding_mode(engine_cfg: Any, policy_cfg: Any = None) -> str:
     """How the samples of an engine with these settings are seeded (the `seeding` column of rows and manifest
-    entries): every request with its own seed, plus batch-invariant numerics where the config turns them on."""
+    entries): every request with its own seed, plus batch-invariant numerics where the config turns them on; an
+    endpoint policy's seeds go to a server that may not honour them (per_request_endpoint)."""
+    from tts.engines import ENDPOINT_BACKENDS
+
+    if getattr(policy_cfg, "backend", "vllm") in ENDPOINT_BACKENDS:
+        return SEEDING_MODES[2]
     return SEEDING_MODES[1] if getattr(engine_cfg, "batch_invariant", False) else SEEDING_MODES[0]
 
 

@@ -8,6 +8,10 @@ it through `PolicyProxy` / `PRMProxy`, which implement the PolicyEngine / PRMSco
 An engine that dies (vLLM's EngineDeadError) leaves a live actor behind, so the actor exits its process and Ray
 restarts it (max_restarts) with fresh engines; the scheduler requeues the work that was in flight.
 
+Endpoint models (policy.backend openai, endpoint verifiers) run in the same actor class as light CLIENT actors:
+no device, a tenth of a CPU (`endpoint_only`), requests bounded and retried by the client (tts.engines.endpoint);
+each call returns the retries it made, which the proxies sum for the rows (`retries`, `endpoint_ignored`).
+
 What an actor holds is an `EngineSpec`; `builder` ("module:attr", called inside the actor) turns the spec into
 engines. The default builds vLLM engines through the registries; tests pass `tts.testing.fake_actors:build`.
 """
@@ -49,16 +53,44 @@ def resolve(target: str) -> Callable[..., Any]:
 
 
 def build_engines(spec: EngineSpec) -> tuple[Any, dict[str, Any]]:
-    """The real builder: a VLLMPolicy (tts.engines.vllm_policy) and PRM scorers from tts.engines.PRM_KINDS."""
-    from tts.engines import PRM_KINDS
+    """The real builder: a policy from tts.engines.POLICY_BACKENDS (in-process vLLM, or an endpoint client) and
+    PRM scorers from tts.engines.PRM_KINDS."""
+    from tts.engines import POLICY_BACKENDS, PRM_KINDS
 
     policy = None
     if spec.policy is not None:
-        from tts.engines.vllm_policy import build
-
-        policy = build(spec.policy, spec.engine)
+        policy = POLICY_BACKENDS.get(spec.policy.backend)(spec.policy, spec.engine)
     prms = {pid: PRM_KINDS.get(p.kind)(p, spec.engine, policy=policy) for pid, p in spec.prms}
     return policy, prms
+
+
+def endpoint_only(spec: EngineSpec) -> bool:
+    """A client actor: everything it holds talks to endpoints (no model in the process, no device): it starts at
+    once, beside anything, with CLIENT_CPUS of a CPU."""
+    from tts.engines import ENDPOINT_BACKENDS
+
+    policy_ok = spec.policy is None or spec.policy.backend in ENDPOINT_BACKENDS
+    prms_ok = all(bool(getattr(p, "base_url", None)) for _, p in spec.prms)
+    return policy_ok and prms_ok and (spec.policy is not None or bool(spec.prms))
+
+
+CLIENT_CPUS = 0.1  # a client actor waits on the network: a tenth of a CPU
+
+
+def endpoint_env(spec: EngineSpec) -> dict[str, Any]:
+    """Ray options that hand a client actor the API key variables its endpoints name (`api_key_env`), from the
+    driver's environment: a worker started before `export` would not see them. The key travels in Ray's
+    runtime environment only, never in a config, row or manifest."""
+    names = [getattr(spec.policy, "api_key_env", None)] + [
+        getattr(p, "api_key_env", None) for _, p in spec.prms
+    ]
+    env = {n: os.environ[n] for n in names if n and os.environ.get(n)}
+    return {"runtime_env": {"env_vars": env}} if env else {}
+
+
+def retries_of(*engines: Any) -> int:
+    """Retries the endpoint clients among `engines` have made so far (0 for in-process engines)."""
+    return sum(int(getattr(e, "retries", 0) or 0) for e in engines if e is not None)
 
 
 def _engine_dead(exc: BaseException) -> bool:
@@ -102,29 +134,50 @@ class EngineActor:
             "load_s": self.load_s,
             "policy_params": getattr(self.policy, "param_count", None),
             "policy_model": getattr(self.policy, "model_path", None),
+            "policy_fingerprint": getattr(self.policy, "fingerprint", None),  # endpoints: the server's
             "prm_params": {k: getattr(v, "param_count", None) for k, v in self.prms.items()},
             "placement_group": str(ctx.get_placement_group_id()) if ctx.get_placement_group_id() else None,
         }
 
     def generate(
         self, requests: Sequence[GenerationRequest], cache_key: str | None = None
-    ) -> tuple[list[Generation], bool]:
-        """(generations, cache hit). With `cache_key`, a call with a key seen before returns the cached
-        generations: the sample pools of one policy scored by several PRMs share one generation."""
+    ) -> tuple[list[Generation], bool, dict[str, Any]]:
+        """(generations, cache hit, endpoint stats). With `cache_key`, a call with a key seen before returns the
+        cached generations: the sample pools of one policy scored by several PRMs share one generation. The stats
+        (`_stats`): an endpoint policy's retries during this call and what its server ignored."""
         if cache_key is not None and cache_key in self._cache:
             self._cache.move_to_end(cache_key)
-            return self._cache[cache_key], True
+            return self._cache[cache_key], True, self._stats(0)
+        before = retries_of(self.policy)
         out = self._guard(lambda: self.policy.generate(list(requests)))
+        stats = self._stats(retries_of(self.policy) - before)
         if cache_key is not None:
             self._cache[cache_key] = out
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        return out, False
+        return out, False, stats
+
+    def _stats(self, retries: int) -> dict[str, Any]:
+        """A call's retries, and what the endpoints this actor talks to have ignored so far."""
+        ignored = set(getattr(self.policy, "unhonoured", ()) or ())
+        for p in self.prms.values():
+            ignored |= set(getattr(p, "unhonoured", ()) or ())
+        return {"retries": retries, "ignored": sorted(ignored)}
 
     def score(self, prm: str, requests: Sequence[ScoreRequest]) -> list[StepScores]:
         if prm not in self.prms:
             raise KeyError(f"prm: {prm!r} is not held by engine {self.spec.key}; held: {sorted(self.prms)}")
-        return self._guard(lambda: self.prms[prm].score(list(requests)))
+        return self.score_counted(prm, requests)[0]
+
+    def score_counted(
+        self, prm: str, requests: Sequence[ScoreRequest]
+    ) -> tuple[list[StepScores], dict[str, Any]]:
+        """(scores, endpoint stats): `score` with the retries an endpoint verifier made during the call."""
+        if prm not in self.prms:
+            raise KeyError(f"prm: {prm!r} is not held by engine {self.spec.key}; held: {sorted(self.prms)}")
+        before = retries_of(self.prms[prm])
+        out = self._guard(lambda: self.prms[prm].score(list(requests)))
+        return out, self._stats(retries_of(self.prms[prm]) - before)
 
 
 # ----------------------------------------------------------------------------------------------- proxies
@@ -135,11 +188,17 @@ class PolicyProxy:
         self.actor = actor
         self.cache_key = cache_key
         self.tokens_out = 0
+        self.retries = 0  # endpoint retries made for this proxy's calls (the rows' `retries`)
+        self.ignored: set[str] = (
+            set()
+        )  # request fields the endpoint did not honour (the rows' `endpoint_ignored`)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         import ray
 
-        out, hit = ray.get(self.actor.generate.remote(list(requests), self.cache_key))
+        out, hit, stats = ray.get(self.actor.generate.remote(list(requests), self.cache_key))
+        self.retries += stats["retries"]
+        self.ignored |= set(stats["ignored"])
         if not hit:  # tokens this call made the engine generate (a cache hit generated nothing)
             self.tokens_out += sum(c.tokens_out for g in out for c in g.completions)
         return out
@@ -151,8 +210,13 @@ class PRMProxy:
     def __init__(self, actor: Any, prm: str) -> None:
         self.actor = actor
         self.prm = prm
+        self.retries = 0
+        self.ignored: set[str] = set()
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[StepScores]:
         import ray
 
-        return ray.get(self.actor.score.remote(self.prm, list(requests)))
+        out, stats = ray.get(self.actor.score_counted.remote(self.prm, list(requests)))
+        self.retries += stats["retries"]
+        self.ignored |= set(stats["ignored"])
+        return out

@@ -224,6 +224,7 @@ def run_pool_job(job: PoolJob, policy: Any, prm: Any) -> JobResult:
     started = time.monotonic()
     new_rows = None
     generated = 0
+    endpoint: dict[str, Any] = {"retries": 0, "endpoint_ignored": None}  # a stored pool made no request
     if job.stored is not None:
         pools = pools_from_rows(job.stored, job.sampling, job.seed)
         correct = {
@@ -232,10 +233,13 @@ def run_pool_job(job: PoolJob, policy: Any, prm: Any) -> JobResult:
         }
     else:
         tokens_before = getattr(policy, "tokens_out", 0)
+        retries_before = _retries(policy, prm)
         built = build_pool(
             job.problems, policy, prm, n_max=job.n_max, sampling=job.sampling, seed=job.seed, score=job.score
         )
         generated = getattr(policy, "tokens_out", 0) - tokens_before
+        endpoint["retries"] = _retries(policy, prm) - retries_before
+        endpoint["endpoint_ignored"] = _ignored(policy, prm)
         new_rows = sample_rows(job, job.problems, built)
         # select from the pool as its rows store it (the grader's answers), exactly as a later run reloads it
         pools = pools_from_rows(new_rows, job.sampling, job.seed)
@@ -250,7 +254,7 @@ def run_pool_job(job: PoolJob, policy: Any, prm: Any) -> JobResult:
             est = cell.entry.estimate(
                 pool, cell.n, cell.aggregation, correct[pid], seed=cell.seed, **cell.params
             )
-            extra: dict[str, Any] = {"expected_correct": float(est.value)}
+            extra: dict[str, Any] = {"expected_correct": float(est.value), **endpoint}
             if est.generations is not None:  # the spend depends on the draw: write its expectation
                 extra["generations"] = float(est.generations)
             if est.tokens_out is not None:
@@ -279,6 +283,17 @@ def _row_fallback(problem: Problem, chosen: bool, g: Any) -> bool:
     return bool(g.fallback_extraction) if problem.kind != "code" else bool(chosen or g.fallback_extraction)
 
 
+def _retries(policy: Any, prm: Any) -> int:
+    """Endpoint retries the proxies have counted so far (in-process engines and fakes: 0)."""
+    return int(getattr(policy, "retries", 0) or 0) + int(getattr(prm, "retries", 0) or 0)
+
+
+def _ignored(policy: Any, prm: Any) -> str | None:
+    """What the endpoints behind the proxies did not honour, comma-joined (None: nothing, or no endpoint)."""
+    names = set(getattr(policy, "ignored", ()) or ()) | set(getattr(prm, "ignored", ()) or ())
+    return ",".join(sorted(names)) or None
+
+
 def _group(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
@@ -291,6 +306,7 @@ def run_search_job(job: SearchJob, policy: Any, prm: Any) -> JobResult:
     """Run a search strategy over all the cell's problems (lockstep batching is the strategy's job)."""
     started = time.monotonic()
     tokens_before = getattr(policy, "tokens_out", 0)
+    retries_before = _retries(policy, prm)
     results = job.cell.entry.run(
         list(job.problems), policy, prm, n=job.cell.n, sampling=job.sampling, seed=job.cell.seed, **job.params
     )
@@ -304,7 +320,15 @@ def run_search_job(job: SearchJob, policy: Any, prm: Any) -> JobResult:
     rows = outcomes(
         pairs,
         job.sampling,
-        [{"expected_correct": None, "wall_time_s": per}] * len(pairs),
+        [
+            {
+                "expected_correct": None,
+                "wall_time_s": per,
+                "retries": _retries(policy, prm) - retries_before,
+                "endpoint_ignored": _ignored(policy, prm),
+            }
+        ]
+        * len(pairs),
         candidates=True,
         rules=job.rules,
     )

@@ -139,7 +139,7 @@ class Driver:
             "prm_params": prm_params,
             "policy_model": model,
             "cells": [c.id for c in work.cells],
-            "seeding": seeding_mode(work.cells[0].config.engine),
+            "seeding": seeding_mode(work.cells[0].config.engine, work.cells[0].config.policy),
             **extra,
         }
         entry = self.store.write_rows("pool", work.uid, rows, meta=meta)
@@ -165,7 +165,7 @@ class Driver:
                 policy_params=policy_params,
                 prm_params=prm_params,
                 policy_model=model,
-                seeding=seeding if pool_id else seeding_mode(cell.config.engine),
+                seeding=seeding if pool_id else seeding_mode(cell.config.engine, cell.config.policy),
             )
             self._write_cell(cell, rows, "ok", work, pool=(pool_id, pool_sha) if pool_id else None)
             ok += 1

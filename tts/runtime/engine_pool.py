@@ -31,7 +31,14 @@ from typing import Any
 from tts import identity
 from tts.config import TTSConfig
 from tts.grid import Cell, resolved
-from tts.runtime.actors import DEFAULT_BUILDER, EngineActor, EngineSpec
+from tts.runtime.actors import (
+    CLIENT_CPUS,
+    DEFAULT_BUILDER,
+    EngineActor,
+    EngineSpec,
+    endpoint_env,
+    endpoint_only,
+)
 
 log = logging.getLogger(__name__)
 MODEL_PRM_KINDS = ("vllm_pooling", "judge")  # PRM kinds that load a model
@@ -87,6 +94,8 @@ def actor_options(spec: EngineSpec, max_restarts: int) -> tuple[dict[str, Any], 
     """Ray options for one replica of `spec`, and the placement group it needs (None without TP)."""
     e = spec.engine
     opts: dict[str, Any] = {"max_restarts": max_restarts, "max_task_retries": 0, "max_concurrency": 1}
+    if endpoint_only(spec):  # a client actor: no device; the key variable passed from the driver's environment
+        return {**opts, "num_cpus": CLIENT_CPUS, "num_gpus": 0, **endpoint_env(spec)}, None
     if e.num_gpus and e.tensor_parallel_size > 1:
         from ray.util.placement_group import placement_group
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
@@ -108,6 +117,8 @@ def actor_options(spec: EngineSpec, max_restarts: int) -> tuple[dict[str, Any], 
 def demand(spec: EngineSpec) -> dict[str, float]:
     """The Ray resources one replica of `spec` holds (a TP placement group: all its bundles)."""
     e = spec.engine
+    if endpoint_only(spec):
+        return {"CPU": CLIENT_CPUS, "GPU": 0.0}
     if e.num_gpus and e.tensor_parallel_size > 1:
         return {"CPU": float(e.num_cpus) * e.tensor_parallel_size, "GPU": float(e.tensor_parallel_size)}
     return {"CPU": float(e.num_cpus), "GPU": float(e.num_gpus)}
@@ -144,6 +155,8 @@ class Engine:
     @property
     def fractional(self) -> bool:
         """CPU engines and GPU fractions start one at a time (they share a device's memory)."""
+        if endpoint_only(self.spec):  # a client actor loads nothing: it starts beside anything
+            return False
         return self.spec.engine.num_gpus < 1 and self.spec.engine.tensor_parallel_size == 1
 
 

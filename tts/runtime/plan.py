@@ -166,7 +166,7 @@ def pool_works(
                 "sweep": sweep,
                 "policy": cfg.policy.name,
                 "prm": cfg.prm.name,
-                "seeding": seeding_mode(cfg.engine),
+                "seeding": seeding_mode(cfg.engine, cfg.policy),
             },
             stored=tuple(rows) if rows is not None else None,
             rules=grading_rules(cfg),

@@ -239,6 +239,8 @@ def _cell_table(spec: SyntheticSpec, cfg: dict[str, Any], probs: pd.DataFrame, s
         "n": pa.array([n] * size, pa.int64()),
         "seed": pa.array([cfg["seed"]] * size, pa.int64()),
         "seeding": ["per_request"] * size,
+        "retries": pa.array([0] * size, pa.int64()),
+        "endpoint_ignored": pa.nulls(size, pa.string()),
         "temperature": [spec.temperature] * size,
         "answer": np.where(correct, "1", "0"),
         "reference": ["1"] * size,
