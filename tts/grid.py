@@ -281,6 +281,19 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
         return _Composer(loader)(list(overrides))
 
 
+def cell_of(overrides: Sequence[str]) -> tuple[Cell, DictConfig]:
+    """The one cell a cell's recorded overrides compose (its manifest entry's `overrides`: the sweep's plain
+    overrides plus the cell's axis values), and the composed config. A preset's axes are not expanded: crossing
+    them with the cell's values would build its siblings (and, with `sweep.grids`, invalid mixes)."""
+    with _hydra() as loader:
+        composed = _Composer(loader)(list(overrides))
+    typed = _check_runtime(validate(composed))
+    data = resolved(typed)
+    return Cell(
+        identity.cell_id(data), tuple(overrides), typed, (), identity.configuration_id(data)
+    ), composed
+
+
 def expand(overrides: Sequence[str] = ()) -> Grid:
     """Expand `tts sweep` overrides (e.g. ["+sweep=smoke", "n=1,2"]) into a Grid of validated cells.
 

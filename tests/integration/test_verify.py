@@ -74,3 +74,16 @@ def test_verify_refuses_a_folder_without_a_manifest(tmp_path: Path) -> None:
     folder = tmp_path / "empty"
     with pytest.raises(FileNotFoundError, match="manifest"):
         verify(folder, k=1)
+
+
+def test_verify_rebuilds_cells_of_a_preset_with_sub_grids(ray_local: Any, tmp_path: Path) -> None:
+    """The smoke preset crosses named sub-grids (pools; beam search with its own beam_width): a cell's recorded
+    overrides carry its sub-grid's values, which must not be crossed with the preset's other sub-grids again."""
+    grid = expand(["+sweep=smoke", f"results_dir={tmp_path / 'results'}", "dataset.per_level=1"])
+    summary = run_sweep(grid, builder=FakeEngineBuilder(), live=False)
+    assert summary.failed == 0
+    folder = tmp_path / "results" / "smoke"
+    beam = next(c.id for c in grid.cells if c.strategy == "beam_search")
+    report = verify(folder, cells=[beam], scratch=tmp_path / "scratch", builder=FakeEngineBuilder())
+    assert [c.cell_id for c in report.checks] == [beam] and report.skipped == []
+    assert report.differences == 0 and report.checks[0].rows == 3  # levels 1, 3, 5: one problem each

@@ -24,11 +24,11 @@ import math
 import random
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tts.grid import Cell, Grid, expand
+from tts.grid import Cell, Grid, cell_of
 from tts.store import SweepStore
 
 # Columns compared: cells (keyed by problem_id) and pool samples (keyed by problem_id, sample_idx).
@@ -141,25 +141,33 @@ def _compare(
                 check.differ(f"{name} {col}: stored {_short(a)} != recomputed {_short(b)}")
 
 
-def _rebuild(store: SweepStore, cell_ids: Sequence[str], scratch: Path) -> tuple[list[Cell], list[str], Any]:
-    """The cells as this version of tts builds them from their recorded overrides (results_dir: scratch)."""
+def _rebuild(store: SweepStore, cell_ids: Sequence[str], scratch: Path) -> tuple[list[Cell], list[str], Grid]:
+    """The cells as this version of tts builds them from their recorded overrides, as one sweep writing to
+    `scratch` (the stored sweep's name, its first cell's cluster settings)."""
     entries, _ = store.verified("cell")
-    cells: dict[str, Cell] = {}
+    cells: list[Cell] = []
     skipped = []
     base = None
     for cid in cell_ids:
         overrides = list(entries[cid].meta.get("overrides") or [])
-        grid = expand([*overrides, f"results_dir={scratch}"])
-        base = base or grid
-        match = [c for c in grid.cells if c.id == cid]
-        if match:
-            cells[cid] = match[0]
+        cell, composed = cell_of(overrides)
+        base = composed if base is None else base
+        if cell.id == cid:
+            cells.append(cell)
         else:
             skipped.append(
-                f"cell {cid}: its recorded overrides build another cell under this version of tts "
-                f"({', '.join(c.id for c in grid.cells[:3])}): its config or identity rule changed since"
+                f"cell {cid}: its recorded overrides build cell {cell.id} under this version of tts: its config "
+                "fields or the identity rule changed since it was written"
             )
-    return list(cells.values()), skipped, base
+    first = cells[0].config if cells else None
+    grid = Grid(
+        name=store.root.name,
+        cells=tuple(cells),
+        base=base,
+        cluster=first.cluster if first else None,
+        results_dir=str(scratch),
+    )
+    return cells, skipped, grid
 
 
 def choose_cells(store: SweepStore, names: Sequence[str], k: int, seed: int) -> list[str]:
@@ -208,10 +216,9 @@ def verify(
     if not ids:
         raise ValueError(f"{folder}: no finished cells to verify")
     scratch = Path(scratch) if scratch else Path(tempfile.mkdtemp(prefix="tts-verify-"))
-    todo, skipped, base = _rebuild(store, ids, scratch)
+    todo, skipped, grid = _rebuild(store, ids, scratch)
     checks: list[CellCheck] = []
     if todo:
-        grid = replace(base, cells=tuple(todo), results_dir=str(scratch))
         _run(grid, live, builder)
         new = SweepStore(Path(scratch) / grid.name)
         seen_pools: set[str] = set()
