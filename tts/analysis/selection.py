@@ -91,28 +91,11 @@ class Group:
     @classmethod
     def build(cls, values: pd.DataFrame, problems: pd.DataFrame, config_ids: Sequence[str]) -> Group:
         """values: (config_id, problem_id, y_sum, rows[, seed]); without a seed column a problem is one unit.
-        problems: (problem_id, fold, stratum) of the group."""
-        pids = pd.Index(problems["problem_id"])
-        cids = pd.Index(list(config_ids))
-        v = values[values["config_id"].isin(cids) & values["problem_id"].isin(pids)]
-        r, k = pids.get_indexer(v["problem_id"]), cids.get_indexer(v["config_id"])
-        seeds = v["seed"].to_numpy() if "seed" in v.columns else np.zeros(len(v), dtype=np.int64)
-        absent = np.setdiff1d(np.arange(len(pids)), r)  # problems no configuration has: one empty unit each
-        fill = np.full(len(absent), seeds[0] if len(seeds) else 0, dtype=seeds.dtype)
-        pairs = pd.DataFrame({"p": np.concatenate([r, absent]), "s": np.concatenate([seeds, fill])})
-        units = pairs.drop_duplicates().sort_values(["p", "s"], kind="stable")
-        u = pd.MultiIndex.from_frame(units).get_indexer(pd.MultiIndex.from_frame(pairs.iloc[: len(r)]))
-        y, c = np.zeros((len(units), len(cids))), np.zeros((len(units), len(cids)))
-        np.add.at(y, (u, k), v["y_sum"].to_numpy(float))
-        np.add.at(c, (u, k), v["rows"].to_numpy(float))
-        return cls(
-            np.asarray(cids),
-            y,
-            c,
-            units["p"].to_numpy(np.int64),
-            problems["fold"].to_numpy(int),
-            pd.factorize(problems["stratum"])[0],
-        )
+        problems: (problem_id, fold, stratum) of the group. Cut from the values' integer index
+        (tts.analysis.cube), built once per values frame."""
+        from tts.analysis.cube import Index
+
+        return Index.of(values).group(problems, config_ids)
 
 
 def weights(
@@ -203,6 +186,53 @@ def choose(sums: Sums, columns: np.ndarray, chooser: Chooser = argmax_chooser) -
         ins = np.take_along_axis(_acc(tY, tC), np.maximum(pick, 0)[:, None], 1)[:, 0]
     ins = np.where((pick >= 0) & np.isfinite(ins), ins, np.nan)
     return Choice(heldout, ins, np.where(pick >= 0, cols[np.maximum(pick, 0)], -1), np.stack(fold_picks))
+
+
+def choose_masks(sums: Sums, masks: np.ndarray) -> Choice:
+    """`choose(sums, flatnonzero(mask))` (argmax chooser) for every row of `masks` (M x configs, boolean) at
+    once: each fold's training accuracies are computed once, the candidate sets are -inf masks over them and
+    every (set, fold, replicate) choice is one argmax. Returns a Choice whose arrays carry a leading M axis
+    (picks as column indices into the group; rows of an empty mask pick -1 and score NaN)."""
+    masks = np.asarray(masks, bool)
+    folds = sums.Y.shape[0]
+    tY, tC = sums.Y.sum(0), sums.C.sum(0)
+    full = _acc(tY, tC)
+    off = np.where(masks[:, None, :], 0.0, -np.inf)  # (M, 1, K)
+
+    def pick_of(acc: np.ndarray) -> np.ndarray:  # (M, 1 + R): first most accurate eligible column, -1 if none
+        masked = acc[None] + off
+        p = np.argmax(masked, axis=-1)
+        return np.where(np.isfinite(np.take_along_axis(masked, p[..., None], -1)[..., 0]), p, -1)
+
+    pick = pick_of(full)
+    num = np.zeros(pick.shape)
+    den = np.zeros(pick.shape)
+    fold_picks = []
+    for f in range(folds):
+        p = pick_of(_acc(tY - sums.Y[f], tC - sums.C[f]))
+        fold_picks.append(p)
+        ok, sel = p >= 0, np.maximum(p, 0)
+        num += np.where(ok, np.take_along_axis(sums.Y[f][None], sel[..., None], -1)[..., 0], np.nan)
+        den += np.where(ok, np.take_along_axis(sums.C[f][None], sel[..., None], -1)[..., 0], np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        heldout = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+        ins = np.take_along_axis(full[None], np.maximum(pick, 0)[..., None], -1)[..., 0]
+    ins = np.where((pick >= 0) & np.isfinite(ins), ins, np.nan)
+    return Choice(heldout, ins, pick, np.stack(fold_picks, axis=1))
+
+
+def intervals(reps: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
+    """`interval` of every row of `reps` (rows x (1 + R)): one vectorised quantile over the rows whose
+    replicates are all finite, the rest row by row (the same numbers as `interval`)."""
+    reps = np.asarray(reps, float)
+    lo, hi = np.full(len(reps), np.nan), np.full(len(reps), np.nan)
+    finite = np.isfinite(reps[:, 1:]).all(1)
+    if finite.any() and reps.shape[1] > 1:
+        q = np.quantile(reps[finite, 1:], [(1 - ci) / 2, 1 - (1 - ci) / 2], axis=1)
+        lo[finite], hi[finite] = q[0], q[1]
+    for i in np.flatnonzero(~finite):
+        lo[i], hi[i] = interval(reps[i], ci)
+    return lo, hi
 
 
 def interval(reps: np.ndarray, ci: float) -> tuple[float, float]:

@@ -45,6 +45,20 @@ class AnalysisData:
     method: str = "none"
     binning: pd.DataFrame | None = None
 
+    def __post_init__(self) -> None:
+        # every table reads all values: read them once, and keep the one frame (its integer index,
+        # tts.analysis.cube, is cached per frame)
+        fetch, memo = self.values, {}
+
+        def values(ids: Sequence[str] | None = None) -> pd.DataFrame:
+            if ids is not None:
+                return fetch(ids)
+            if "all" not in memo:
+                memo["all"] = fetch(None)
+            return memo["all"]
+
+        self.values = values
+
 
 def row_y(rows: pd.DataFrame) -> pd.Series:
     """Per-row correctness the analysis averages: `expected_correct` when present (exact over the pool,

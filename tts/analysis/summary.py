@@ -24,7 +24,10 @@ scan would have to compute the same per-problem table each time).
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -36,6 +39,7 @@ from tts.analysis.io import (
     NoResultsError,
     connect,
     ensure_difficulty,
+    fingerprint,
     result_files,
     results_stamp,
     sweep_settings,
@@ -51,7 +55,10 @@ from tts.analysis.keys import (
 from tts.analysis.source import AnalysisData, configurations
 
 SUMMARY_DIR = "summary"
-VERSION = 5  # 4: configs carry `parallel` (tts.analysis.revisions); 5: problem values per seed
+VERSION = (
+    6  # 4: configs carry `parallel` (tts.analysis.revisions); 5: problem values per seed; 6: per-cell parts
+)
+PARTS = "parts"
 METHOD_PREFERENCE = ("oracle_quantile", "dataset_level", "absolute", "predicted")
 _Y = "COALESCE(CAST(expected_correct AS DOUBLE), CAST(correct AS DOUBLE))"
 _SUMS = ["y_sum", "y_sq", "rows", *[f"{m}_sum" for m in COMPUTE_COLUMNS]]
@@ -112,15 +119,36 @@ def _configs(con: duckdb.DuckDBPyConnection, files: Sequence[str]) -> pd.DataFra
     wanted = [c for c in names if c in (*DESCRIPTIVE, *SEED_COLUMNS, "config_id") or c.startswith("config.")]
     picks = ", ".join(f'any_value("{c}") AS "{c}"' for c in wanted)
     pool = "bool_or(expected_correct IS NOT NULL)" if "expected_correct" in names else "false"
-    cells = con.sql(f"SELECT cell_id, {picks}, {pool} AS _pool FROM {scan} GROUP BY cell_id").df()
+    cells = con.sql(
+        f"SELECT cell_id, {picks}, {pool} AS _pool, any_value(filename) AS file "
+        f"FROM {_scan(files, filename=True, union=True)} GROUP BY cell_id"
+    ).df()
     cells["config_id"] = configuration_ids(cells)
     cells["seed"] = row_seeds(cells)
     cells["expected_correct"] = np.where(cells.pop("_pool").astype(bool), 1.0, np.nan)
-    return cells[["cell_id", "config_id", "seed"]].merge(configurations(cells), on="config_id", how="left")
+    out = cells[["cell_id", "file", "config_id", "seed"]]
+    return out.merge(configurations(cells), on="config_id", how="left")
+
+
+def _identity(path: str) -> str:
+    st = os.stat(path)
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def _read_cells(out: Path) -> pd.DataFrame | None:
+    path = out / "cells.parquet"
+    meta_path = out / "meta.json"
+    if not path.is_file() or not meta_path.is_file():
+        return None
+    if json.loads(meta_path.read_text()).get("version") != VERSION:
+        return None
+    return pq.read_table(path).to_pandas()
 
 
 def build_summary(results_dir: str | Path, *, force: bool = False, threads: int | None = None) -> Path:
-    """Materialise the summary (see module doc) unless it is up to date; returns its folder."""
+    """Bring the summary (see module doc) up to date and return its folder: cell files already summarised (same
+    path, size and mtime) are kept, new or rewritten ones are scanned into one new part, removed ones dropped;
+    `force` rescans every file."""
     out = _summary_dir(results_dir)
     meta_path = out / "meta.json"
     if not force and meta_path.is_file():
@@ -130,42 +158,107 @@ def build_summary(results_dir: str | Path, *, force: bool = False, threads: int 
     files = _files(results_dir)
     difficulty = ensure_difficulty(results_dir)
     stamp = results_stamp(results_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    con = connect(threads)
-    cells = _configs(con, files)
-    con.register("cellmap", cells[["cell_id", "config_id", "seed"]])
-    _run(
-        con,
-        lambda u: (
-            f"""CREATE TEMP TABLE pv AS SELECT c.config_id, r.problem_id, c.seed, {_sum_sql("r.")}
-        FROM {_scan(files, union=u)} r JOIN cellmap c USING (cell_id) WHERE r.status = 'ok'
-        GROUP BY c.config_id, r.problem_id, c.seed"""
-        ),
-        fetch=False,
+    (out / PARTS).mkdir(parents=True, exist_ok=True)
+    known = None if force else _read_cells(out)
+    ident = pd.DataFrame({"file": files, "ident": [_identity(f) for f in files]})
+    if known is not None:
+        same = known.merge(ident, on=["file", "ident"], how="inner")
+        kept = known[known["file"].isin(set(same["file"]))]
+    else:
+        kept = pd.DataFrame(columns=["file", "ident", "part", "cell_id"])
+    new = ident[~ident["file"].isin(set(kept["file"]))]
+    frames = [kept]
+    if len(new):
+        part = f"{len(list((out / PARTS).glob('*.arrow'))):06d}-{os.getpid()}-{time.time_ns()}"
+        con = connect(threads)
+        cells = _configs(con, new["file"].tolist()).merge(ident, on="file", how="left").assign(part=part)
+        _scan_part(con, new["file"].tolist(), out / PARTS / f"{part}.arrow")
+        frames.append(cells)
+    cells = (
+        pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else kept
     )
-    tmp = out / ".problems.parquet.tmp"
-    con.execute(
-        f"COPY (SELECT * FROM pv ORDER BY config_id, problem_id, seed) TO '{tmp}' "
-        "(FORMAT parquet, ROW_GROUP_SIZE 32768)"
-    )
-    tmp.replace(out / "problems.parquet")
-    cfg = cells.drop(columns=["cell_id", "seed"]).drop_duplicates("config_id").sort_values("config_id")
-    con.register("cfg", cfg)
-    diff = difficulty[["policy", "problem_id", "method", "bin"]].astype({"bin": str})
-    con.register("diff", diff)
-    sums = ", ".join(f"sum(pv.{c}) AS {c}" for c in _SUMS)
-    counts = "count(DISTINCT pv.problem_id) AS problems, count(DISTINCT pv.seed) AS seeds"
-    per_bin = con.sql(f"""SELECT pv.config_id, d.method, d.bin, {sums}, {counts}
-        FROM pv JOIN cfg USING (config_id) JOIN diff d ON d.policy = cfg.policy AND d.problem_id = pv.problem_id
-        GROUP BY pv.config_id, d.method, d.bin""").df()
-    whole = con.sql(f"SELECT config_id, {sums}, {counts} FROM pv GROUP BY config_id").df()
-    methods = sorted(diff["method"].unique()) or ["none"]
-    stats = pd.concat([per_bin, *[whole.assign(method=m, bin=ALL_BIN) for m in methods]], ignore_index=True)
+    # a cell rewritten (same id, new file) keeps only its newest rows: drop its older summary rows
+    cells = cells.drop_duplicates("cell_id", keep="last").reset_index(drop=True)
+    for stale in set(p.stem for p in (out / PARTS).glob("*.arrow")) - set(cells["part"]):
+        (out / PARTS / f"{stale}.arrow").unlink(missing_ok=True)
+    _write(cells, out / "cells.parquet")
+    cfg = _config_table(cells)
     _write(cfg, out / "configs.parquet")
-    _write(stats, out / "stats.parquet")
-    _write(_binning(results_dir, difficulty), out / "binning.parquet")
-    meta_path.write_text(json.dumps({"fingerprint": stamp, "version": VERSION, "methods": methods}))
+    methods = sorted(difficulty["method"].unique()) or ["none"]
+    pools = fingerprint(result_files(results_dir, "pool")) if len(difficulty) else ""
+    old = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    binning = out / "binning.parquet"
+    if (
+        force
+        or not binning.is_file()
+        or old.get("pools") != pools
+        or old.get("difficulty") != _diff_stamp(results_dir)
+    ):
+        _write(_binning(results_dir, difficulty), binning)
+    meta = {
+        "fingerprint": stamp,
+        "version": VERSION,
+        "methods": methods,
+        "pools": pools,
+        "difficulty": _diff_stamp(results_dir),
+    }
+    meta_path.write_text(json.dumps(meta))
     return out
+
+
+def _diff_stamp(results_dir: str | Path) -> str:
+    from tts.analysis.io import difficulty_path
+
+    return fingerprint([difficulty_path(results_dir)])
+
+
+def _scan_part(con: duckdb.DuckDBPyConnection, files: Sequence[str], path: Path) -> None:
+    """One Arrow file of the rows of `files` (status ok), projected to what the summary sums: cell and problem
+    (dictionary-coded), y, y^2 and every compute measure. No grouping here: a (cell, problem) has one row in a
+    normal cell, and any repeats are summed when parts are combined."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.feather as feather
+
+    names = {r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {_scan(files, union=True)}").fetchall()}
+
+    def col(name: str) -> str:
+        return f"CAST({name} AS DOUBLE)" if name in names else "CAST(NULL AS DOUBLE)"
+
+    # NULL counts as 0 in every sum (as SQL's sum skips it; a sum of only NULLs reads 0, not NULL)
+    y = f"COALESCE({col('expected_correct')}, {col('correct')}, 0.0)"
+    measures = ", ".join(f"COALESCE({col(m)}, 0.0) AS {m}" for m in COMPUTE_COLUMNS)
+
+    def go(union: bool) -> pa.Table:
+        return con.sql(
+            f"SELECT cell_id, problem_id, {y} AS y, {measures} FROM {_scan(files, union=union)} "
+            "WHERE status = 'ok'"
+        ).to_arrow_table()
+
+    try:
+        table = go(False)
+    except (duckdb.InvalidInputException, duckdb.BinderException) as exc:
+        if "schema mismatch" not in str(exc) and "not found" not in str(exc):
+            raise
+        table = go(True)
+    table = table.combine_chunks()
+    cols = {
+        "cell_id": pc.dictionary_encode(table["cell_id"].cast(pa.string())),
+        "problem_id": pc.dictionary_encode(table["problem_id"].cast(pa.string())),
+        "y": table["y"],
+        **{m: table[m] for m in COMPUTE_COLUMNS},
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    feather.write_feather(pa.table(cols), tmp, compression="lz4")
+    tmp.replace(path)
+
+
+def _config_table(cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration (configs.parquet): its first cell's columns, `pool` if any cell has one."""
+    cols = [c for c in cells.columns if c not in ("cell_id", "seed", "file", "ident", "part")]
+    pool = cells.groupby("config_id")["pool"].any()
+    cfg = cells[cols].drop_duplicates("config_id").sort_values("config_id").reset_index(drop=True)
+    return cfg.assign(pool=cfg["config_id"].map(pool).astype(bool))
 
 
 def _write(df: pd.DataFrame, path: Path) -> None:
@@ -206,27 +299,137 @@ def pick_method(results_dir: str | Path, methods: Sequence[str]) -> str:
 
 
 def load_summary(results_dir: str | Path, method: str | None = None, *, build: bool = True) -> AnalysisData:
-    """AnalysisData for one difficulty method from the materialised summary (built first when `build`)."""
+    """AnalysisData for one difficulty method from the summary (brought up to date first when `build`): the
+    parts combined into per (config, problem, seed) values, and their per (config, bin) stats."""
     out = build_summary(results_dir) if build else _summary_dir(results_dir)
-    if not (out / "stats.parquet").is_file():
+    if not (out / "cells.parquet").is_file() or not (out / "meta.json").is_file():
         raise NoResultsError(f"{out}: no summary; run `tts analyze {results_dir}` (or build_summary) first")
     methods = json.loads((out / "meta.json").read_text())["methods"]
     method = method or pick_method(results_dir, methods)
     if method not in methods:
         raise ValueError(f"method: {method!r} has no bins in {results_dir}; available: {', '.join(methods)}")
-    stats = pq.read_table(out / "stats.parquet", filters=[("method", "=", method)]).to_pandas()
-    stats = stats.merge(pq.read_table(out / "configs.parquet").to_pandas(), on="config_id", how="left")
+    cfg = pq.read_table(out / "configs.parquet").to_pandas()
+    combined = combine(out)
+    values = combined.values
+    bins = _bins(results_dir, method, out, values, cfg)
+    per_bin = bins if method != "none" else None  # without bins: the ALL_BIN rows only
+    stats = per_bin_stats(combined, cfg, per_bin).assign(method=method).merge(cfg, on="config_id", how="left")
     binning = pq.read_table(out / "binning.parquet").to_pandas()
     return AnalysisData(
         stats=stats,
-        bins=_bins(results_dir, method, out),
+        bins=bins,
         method=method,
-        values=lambda ids=None: _problem_values(out / "problems.parquet", ids),
+        values=lambda ids=None: _select(values, ids),
         binning=binning[binning["method"] == method].drop(columns="method"),
     )
 
 
-def _bins(results_dir: str | Path, method: str, out: Path) -> pd.DataFrame:
+def _select(values: pd.DataFrame, ids: Sequence[str] | None) -> pd.DataFrame:
+    keep = values if ids is None else values[values["config_id"].isin([str(i) for i in ids])]
+    return keep[["config_id", "problem_id", "seed", "y_sum", "rows"]]
+
+
+@dataclass
+class Combined:
+    """The current cells' rows of every part, coded: config (index into `configs`), problem (into `problems`,
+    sorted ids), seed (into `seeds`) and the summed columns, one entry per row (`rows`) and one per (config,
+    problem, seed) (`values`, ordered by config_id, problem_id, seed)."""
+
+    configs: np.ndarray
+    problems: pd.Index
+    seeds: np.ndarray
+    config: np.ndarray
+    problem: np.ndarray
+    seed: np.ndarray
+    columns: dict[str, np.ndarray]
+    values: pd.DataFrame
+    slot_config: np.ndarray
+    slot_problem: np.ndarray
+    slot_seed: np.ndarray
+
+
+def _rank_codes(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct values, code of every entry), by hashing rather than sorting every entry."""
+    codes, found = pd.factorize(raw)
+    found = np.asarray(found)
+    rank = np.empty(len(found), np.int64)
+    rank[np.argsort(found, kind="stable")] = np.arange(len(found))
+    return np.sort(found), rank[codes] if len(codes) else codes.astype(np.int64)
+
+
+def combine(out: Path) -> Combined:
+    """Read every part, keep the rows of current cells, and sum them per (config, problem, seed)."""
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    cells = pq.read_table(out / "cells.parquet", columns=["cell_id", "part", "config_id", "seed"]).to_pandas()
+    configs = np.sort(cells["config_id"].astype(str).unique()).astype(object)
+    tables = []
+    for part, mine in cells.groupby("part", sort=True):
+        tables.append((feather.read_table(out / PARTS / f"{part}.arrow", memory_map=True), mine))
+    problems = pa.chunked_array(
+        [t["problem_id"].combine_chunks().dictionary for t, _ in tables] or [pa.array([], pa.string())]
+    )
+    # problem codes in id order: values come out ordered (config_id, problem_id, seed), as the rows always were
+    puniq = pd.Index(np.sort(pd.unique(np.asarray(problems.to_numpy(zero_copy_only=False), dtype=object))))
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("config", "problem", "seed", "y", *COMPUTE_COLUMNS)}
+    for t, mine in tables:
+        cell = t["cell_id"].combine_chunks()
+        names = pd.Index(np.asarray(cell.dictionary.to_numpy(zero_copy_only=False), dtype=object))
+        current = mine.drop_duplicates("cell_id").set_index("cell_id").reindex(names)  # NaN: replaced cells
+        cfg_code = pd.Index(configs).get_indexer(
+            current["config_id"].astype(object).where(current["config_id"].notna(), "")
+        )
+        rows = cell.indices.to_numpy(zero_copy_only=False)
+        live = cfg_code[rows] >= 0
+        keep = None if live.all() else live
+
+        def pick(v: np.ndarray, keep: np.ndarray | None = keep) -> np.ndarray:
+            return v if keep is None else v[keep]
+
+        prob = t["problem_id"].combine_chunks()
+        pmap = puniq.get_indexer(np.asarray(prob.dictionary.to_numpy(zero_copy_only=False), dtype=object))
+        parts["config"].append(pick(cfg_code[rows]))
+        parts["problem"].append(pick(pmap[prob.indices.to_numpy(zero_copy_only=False)]))
+        parts["seed"].append(pick(current["seed"].fillna(0).to_numpy(np.int64)[rows]))
+        for col in ("y", *COMPUTE_COLUMNS):
+            parts[col].append(pick(t[col].to_numpy()))
+    cat = {k: v[0] if len(v) == 1 else np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
+    cc, pc_ = cat.pop("config").astype(np.int64), cat.pop("problem").astype(np.int64)
+    seed_vals, sd = _rank_codes(cat.pop("seed").astype(np.int64))
+    ns, npb = max(len(seed_vals), 1), max(len(puniq), 1)
+    key = (cc * npb + pc_) * ns + sd
+    span = len(configs) * npb * ns
+    if span <= 8 * len(key) + 10_000_000:  # a counting sort: one pass, repeats summed by bincount
+        cnt = np.bincount(key, minlength=span)
+        slots = cnt > 0
+        pos = (np.cumsum(slots) - 1)[key]
+        size = int(slots.sum())
+        y_sum = np.bincount(pos, weights=cat["y"], minlength=size)
+        key, counts = np.flatnonzero(slots), cnt[slots]
+    else:
+        order = np.argsort(key, kind="stable")
+        skey = key[order]
+        start = np.flatnonzero(np.diff(skey, prepend=-1))
+        counts = np.diff(np.append(start, len(skey)))
+        y_sum = np.add.reduceat(cat["y"][order], start) if len(skey) else np.zeros(0)
+        key = skey[start]
+    kc, kp, ks = key // (npb * ns), (key // ns) % npb, key % ns
+    values = pd.DataFrame(
+        {
+            "config_id": pd.Categorical.from_codes(kc, categories=configs),
+            "problem_id": pd.Categorical.from_codes(kp, categories=puniq.astype(str)),
+            "seed": seed_vals[ks] if len(seed_vals) else np.zeros(len(key), np.int64),
+            "y_sum": y_sum,
+            "rows": counts.astype(np.int64),
+        }
+    )
+    return Combined(configs, puniq, seed_vals, cc, pc_, sd, cat, values, kc, kp, ks)
+
+
+def _bins(
+    results_dir: str | Path, method: str, out: Path, values: pd.DataFrame, cfg: pd.DataFrame
+) -> pd.DataFrame:
     from tts.analysis.io import difficulty_path
 
     path = difficulty_path(results_dir)
@@ -235,14 +438,56 @@ def _bins(results_dir: str | Path, method: str, out: Path) -> pd.DataFrame:
             path, columns=["policy", "problem_id", "method", "bin"], filters=[("method", "=", method)]
         ).to_pandas()
         return d.drop(columns="method").astype({"bin": str})
-    pv = pq.read_table(out / "problems.parquet", columns=["config_id", "problem_id"]).to_pandas()
-    cfg = pq.read_table(out / "configs.parquet", columns=["config_id", "policy"]).to_pandas()
-    return pv.merge(cfg, on="config_id")[["policy", "problem_id"]].drop_duplicates().assign(bin=ALL_BIN)
+    pairs = values[["config_id", "problem_id"]].astype(str).drop_duplicates()
+    pv = pairs.merge(cfg[["config_id", "policy"]], on="config_id")
+    return pv[["policy", "problem_id"]].drop_duplicates().assign(bin=ALL_BIN).reset_index(drop=True)
 
 
-def _problem_values(path: Path, ids: Sequence[str] | None) -> pd.DataFrame:
-    cols = ["config_id", "problem_id", "seed", "y_sum", "rows"]
-    filters = None if ids is None else [("config_id", "in", [str(i) for i in ids])]
-    if ids is not None and not len(filters[0][2]):
-        return pd.DataFrame(columns=cols)
-    return pq.read_table(path, columns=cols, filters=filters).to_pandas()
+def per_bin_stats(data: Combined, cfg: pd.DataFrame, bins: pd.DataFrame | None) -> pd.DataFrame:
+    """Per (config, bin) sums over the rows (`combine`), `problems` and `seeds` (distinct counts), plus the
+    ALL_BIN rows over every problem; `bins` (policy, problem_id, bin) of one method, or None."""
+    configs = pd.Index(data.configs)
+    policy = cfg.set_index("config_id")["policy"].reindex(configs).astype(str)
+    nconf, nprob, nseed = len(configs), max(len(data.problems), 1), max(len(data.seeds), 1)
+    first_pair = np.diff(data.slot_config * nprob + data.slot_problem, prepend=-1) != 0
+    y = data.columns["y"]
+    columns = {"y_sum": y, "y_sq": y * y, **{f"{m}_sum": data.columns[m] for m in COMPUTE_COLUMNS}}
+    ways = []
+    if bins is not None and len(bins):
+        pol = pd.Index(policy.unique())
+        pol_of = pol.get_indexer(policy)
+        labels = pd.Index(pd.unique(bins["bin"].astype(str)))
+        lookup = np.full((len(pol), nprob), -1, np.int64)
+        bp = pol.get_indexer(bins["policy"].astype(str))
+        bq = data.problems.get_indexer(bins["problem_id"].astype(str))
+        ok = (bp >= 0) & (bq >= 0)
+        lookup[bp[ok], bq[ok]] = labels.get_indexer(bins["bin"].astype(str))[ok]
+
+        def bin_of(c: np.ndarray, p: np.ndarray) -> np.ndarray:
+            return np.where(pol_of[c] >= 0, lookup[np.maximum(pol_of[c], 0), p], -1)
+
+        ways.append((bin_of, np.asarray(labels, dtype=object)))
+    ways.append((lambda c, p: np.zeros(len(c), np.int64), np.asarray([ALL_BIN], dtype=object)))
+    out = []
+    for bin_of, names in ways:
+        nb = len(names)
+        size = nconf * nb
+        b = bin_of(data.config, data.problem)
+        keep = b >= 0
+        g = (data.config * nb + b)[keep]
+        row = {k: np.bincount(g, weights=v[keep], minlength=size) for k, v in columns.items()}
+        row["rows"] = np.bincount(g, minlength=size)
+        sb = bin_of(data.slot_config, data.slot_problem)
+        sk = sb >= 0
+        sg = (data.slot_config * nb + sb)[sk]
+        row["problems"] = np.bincount(sg, weights=first_pair[sk], minlength=size)
+        seen = np.zeros(size * nseed, bool)
+        seen[sg * nseed + data.slot_seed[sk]] = True
+        row["seeds"] = seen.reshape(size, nseed).sum(1)
+        idx = np.flatnonzero(row["rows"] > 0)
+        df = pd.DataFrame({k: v[idx] for k, v in row.items()})
+        df.insert(0, "bin", names[idx % nb])
+        df.insert(0, "config_id", np.asarray(configs, dtype=object)[idx // nb])
+        out.append(df)
+    stats = pd.concat(out, ignore_index=True)
+    return stats.astype({"rows": np.int64, "problems": np.int64, "seeds": np.int64})

@@ -29,8 +29,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from tts.analysis.cube import Index
 from tts.analysis.keys import ALL_BIN, DESCRIPTIVE
-from tts.analysis.selection import Group, Sums, assign_folds, choose, fold_sizes, interval
+from tts.analysis.selection import (
+    Group,
+    Sums,
+    assign_folds,
+    choose,
+    choose_masks,
+    fold_sizes,
+    interval,
+    intervals,
+)
 from tts.analysis.settings import AnalysisConfig
 from tts.analysis.source import AnalysisData, bin_sort_key, with_means
 
@@ -102,68 +112,78 @@ def config_groups(
     """Per (policy, PRM, dataset, bin): its candidates in preference order, their per-problem matrix (problems
     of the bin that any candidate has, with their seeds) and per-fold bootstrap sums (problems, then seeds)."""
     folds = fold_frame(data.bins, cfg.folds)
-    values = data.values(None)
+    index = Index.of(data.values(None))  # groups, weights and sums cached across tables (tts.analysis.cube)
     for key, cand in s.groupby(GROUP, sort=True, dropna=False):
         policy, _, dataset, bin_ = key
         cand = cand.sort_values([*order, "config_id"]).reset_index(drop=True)
         probs = folds[folds["policy"] == policy]
         if str(bin_) != ALL_BIN:
             probs = probs[probs["bin"] == str(bin_)]
-        group = Group.build(values, probs.rename(columns={"bin": "stratum"}), cand["config_id"])
-        has = group.c.sum(1) > 0
-        if not has.any():
-            continue
-        group = group.keep(has)
-        w = group.weights(cfg.replicates, cfg.seed, f"{policy}|{dataset}|{bin_}")
-        yield key, cand, group, Sums.of(group, w, cfg.folds)
+        got = index.selection(
+            probs.rename(columns={"bin": "stratum"}),
+            cand["config_id"],
+            folds=cfg.folds,
+            replicates=cfg.replicates,
+            seed=cfg.seed,
+            key=f"{policy}|{dataset}|{bin_}",
+        )
+        if got is not None:
+            yield key, cand, *got
 
 
-def _row(
+def _rows(
     key: tuple, cand: pd.DataFrame, group: Group, sums: Sums, eligible: np.ndarray, cfg: AnalysisConfig
-) -> dict | None:
-    """One table row: the held-out winner among the `eligible` columns, its in-sample figure and the
-    held-out gains over each baseline within the same columns."""
-    cols = np.flatnonzero(eligible)
-    if not len(cols):
-        return None
-    ch = choose(sums, cols)
-    if ch.pick[0] < 0:
-        return None
-    win = cand.iloc[int(ch.pick[0])]
-    row = dict(zip(GROUP, key, strict=True)) | {c: win[c] for c in WINNER if c in cand.columns}
-    lo, hi = interval(ch.heldout, cfg.ci)
-    ilo, ihi = interval(ch.in_sample, cfg.ci)
+) -> list[dict | None]:
+    """One table row per row of `eligible` (budgets x columns): the held-out winner among its columns, its
+    in-sample figure and the held-out gains over each baseline within the same columns (None: no winner).
+    Every budget's and baseline's selection, in every fold and replicate, comes from one `choose_masks`."""
+    eligible = np.asarray(eligible, bool)
+    nb = len(eligible)
+    masks = [eligible]
+    for strategy in cfg.baselines.values():
+        masks.append(eligible & (cand["strategy"] == strategy).to_numpy()[None, :])
+    ch = choose_masks(sums, np.concatenate(masks))
+    main = ch.heldout[:nb]
+    gains = [main - ch.heldout[(i + 1) * nb : (i + 2) * nb] for i in range(len(cfg.baselines))]
+    lo, hi = intervals(np.concatenate([main, ch.in_sample[:nb], *gains]), cfg.ci)
     problems = len(group.fold)
     smallest = fold_sizes(group, cfg.folds)
-    row |= {
-        "accuracy": ch.heldout[0],
-        "ci_low": lo,
-        "ci_high": hi,
-        "in_sample": ch.in_sample[0],
-        "in_sample_low": ilo,
-        "in_sample_high": ihi,
-        "optimism": ch.in_sample[0] - ch.heldout[0],
-        "fold_agree": bool((ch.fold_picks[:, 0] == ch.pick[0]).all()),
-        "problems": problems,
-        "fold_problems": smallest,
-        "fold_ok": smallest >= cfg.min_fold_problems,
-        "candidates": len(cols),
-        "binning_samples": win.get("binning_samples", 0.0),
-        "binning_flops": win.get("binning_flops", 0.0),
-        "flops_charged": win.get("flops_charged", np.nan),
-    }
-    for label, strategy in cfg.baselines.items():
-        base = np.flatnonzero(eligible & (cand["strategy"] == strategy).to_numpy())
-        got = choose(sums, base) if len(base) else None
-        gain = ch.heldout - got.heldout if got is not None else np.full_like(ch.heldout, np.nan)
-        glo, ghi = interval(gain, cfg.ci)
+    out: list[dict | None] = []
+    for b in range(nb):
+        pick = int(ch.pick[b, 0])
+        if not eligible[b].any() or pick < 0:
+            out.append(None)
+            continue
+        win = cand.iloc[pick]
+        row = dict(zip(GROUP, key, strict=True)) | {c: win[c] for c in WINNER if c in cand.columns}
         row |= {
-            f"base:{label}": got.heldout[0] if got is not None else np.nan,
-            f"gain:{label}": gain[0],
-            f"gain_low:{label}": glo,
-            f"gain_high:{label}": ghi,
+            "accuracy": main[b, 0],
+            "ci_low": lo[b],
+            "ci_high": hi[b],
+            "in_sample": ch.in_sample[b, 0],
+            "in_sample_low": lo[nb + b],
+            "in_sample_high": hi[nb + b],
+            "optimism": ch.in_sample[b, 0] - main[b, 0],
+            "fold_agree": bool((ch.fold_picks[b, :, 0] == pick).all()),
+            "problems": problems,
+            "fold_problems": smallest,
+            "fold_ok": smallest >= cfg.min_fold_problems,
+            "candidates": int(eligible[b].sum()),
+            "binning_samples": win.get("binning_samples", 0.0),
+            "binning_flops": win.get("binning_flops", 0.0),
+            "flops_charged": win.get("flops_charged", np.nan),
         }
-    return row
+        for i, label in enumerate(cfg.baselines):
+            j = (2 + i) * nb + b
+            has = masks[1 + i][b].any()
+            row |= {
+                f"base:{label}": ch.heldout[(i + 1) * nb + b, 0] if has else np.nan,
+                f"gain:{label}": gains[i][b, 0],
+                f"gain_low:{label}": lo[j],
+                f"gain_high:{label}": hi[j],
+            }
+        out.append(row)
+    return out
 
 
 def sort_rows(df: pd.DataFrame, extra: list[str]) -> pd.DataFrame:
@@ -182,8 +202,8 @@ def generation_matched(s: pd.DataFrame, data: AnalysisData, cfg: AnalysisConfig)
     rows = []
     for key, cand, group, sums in config_groups(s, data, cfg, ["generations_charged", "flops_charged"]):
         gens = cand["generations_charged"].to_numpy(float)
-        for b in budgets:
-            row = _row(key, cand, group, sums, gens <= b * (1 + 1e-9), cfg)
+        eligible = gens[None, :] <= budgets[:, None] * (1 + 1e-9)
+        for b, row in zip(budgets, _rows(key, cand, group, sums, eligible, cfg), strict=True):
             if row is not None:
                 rows.append(row | {"budget": b})
     return sort_rows(pd.DataFrame(rows), ["budget"])
@@ -208,8 +228,9 @@ def _log_budget_matched(
         f = np.maximum(cand[measure].fillna(0).to_numpy(float), 1.0)
         lo = math.floor(math.log2(f.min()) / cfg.grid_step)
         hi = math.ceil(math.log2(f.max()) / cfg.grid_step)
-        for b in 2.0 ** (np.arange(lo, hi + 1) * cfg.grid_step):
-            row = _row(key, cand, group, sums, f <= b * (1 + 1e-12), cfg)
+        grid = 2.0 ** (np.arange(lo, hi + 1) * cfg.grid_step)
+        eligible = f[None, :] <= grid[:, None] * (1 + 1e-12)
+        for b, row in zip(grid, _rows(key, cand, group, sums, eligible, cfg), strict=True):
             if row is not None:
                 rows.append(row | {name: b})
     return sort_rows(pd.DataFrame(rows), [name])
@@ -235,15 +256,15 @@ def cross_size(s: pd.DataFrame, data: AnalysisData, cfg: AnalysisConfig) -> pd.D
     A large policy's single-sample configurations that score the same in every bootstrap replicate (one sample
     pool reached through several strategies or PRMs at N = 1) are one reference: listed once, the cheapest."""
     whole = s[s["bin"].astype(str) == ALL_BIN].drop_duplicates("config_id")
-    values = data.values(None)
+    index = Index.of(data.values(None))
     rows = []
     for dataset, cand in whole.groupby("dataset", sort=True):
         cand = cand.sort_values(["policy_params", "flops", "config_id"]).reset_index(drop=True)
-        v = values[values["config_id"].isin(cand["config_id"])]
-        probs = pd.DataFrame({"policy": "*", "problem_id": pd.unique(v["problem_id"])})
+        probs = pd.DataFrame({"policy": "*", "problem_id": index.problems_of(cand["config_id"])})
         probs = probs.assign(fold=assign_folds(probs, cfg.folds, strata=None), stratum=ALL_BIN)
-        group = Group.build(v, probs, cand["config_id"])
-        sums = Sums.of(group, group.weights(cfg.replicates, cfg.seed, f"cross|{dataset}"), cfg.folds)
+        group = index.group(probs, cand["config_id"])
+        w = index.weights(group, cfg.replicates, cfg.seed, f"cross|{dataset}")
+        sums = Sums.of(group, w, cfg.folds)
         params = cand["policy_params"].to_numpy(float)
         single = (cand["n"] == 1) & (cand["generations"] <= 1 + 1e-9)
         seen: set[tuple[str, bytes]] = set()

@@ -1,0 +1,214 @@
+"""Per-unit value matrices of many configurations, cut from one integer-coded index of the per-problem values.
+
+Why: the held-out tables need, per (policy, PRM, dataset, bin), a (units x configurations) matrix of sums
+(tts.analysis.selection.Group; a unit is one (problem, seed)). Building each from the values DataFrame with
+pandas (`isin` over string ids, a MultiIndex per group) costs a full pass over every value per group: at 10M
+values and a hundred groups per table that pass was most of the time. Here the values are coded once (config,
+problem and seed as integers, rows ordered by configuration), so a group's matrix is a gather of its
+configurations' rows, a lookup of its problems and one bincount, with no string work; the same group asked for
+again (the generation-, FLOPs- and tokens-matched tables share their groups) is served from a cache, and so are
+bootstrap weights (they depend only on the group's key and unit layout, not on its configurations).
+
+`Index.of(values)` is cached per values frame (keep the frame alive: `AnalysisData` memoises `values(None)`);
+`Index.group(problems, config_ids)` equals `Group.build(values, problems, config_ids)` exactly (same units, same
+order, same sums).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from tts.analysis.selection import Group, Sums
+
+_CACHE: dict[int, tuple[weakref.ref, Index]] = {}
+
+
+def _codes(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return col.cat.codes.to_numpy(np.int64), pd.Index(col.cat.categories.astype(str))
+    codes, uniques = pd.factorize(col.astype(str), sort=False)
+    return codes.astype(np.int64), pd.Index(uniques)
+
+
+class Index:
+    """The values (config_id, problem_id, seed, y_sum, rows) coded as integers, rows grouped by configuration."""
+
+    def __init__(self, values: pd.DataFrame) -> None:
+        cfg, self.configs = _codes(values["config_id"])
+        prob, self.problems = _codes(values["problem_id"])
+        seeds = (
+            values["seed"].to_numpy(np.int64) if "seed" in values.columns else np.zeros(len(values), np.int64)
+        )
+        seed, found = pd.factorize(seeds)  # hashing, not a sort of every row; then codes in seed order
+        rank = np.empty(len(found), np.int64)
+        rank[np.argsort(found, kind="stable")] = np.arange(len(found))
+        self.seed_values, seed = np.sort(found), rank[seed]
+        sorted_already = bool(len(cfg) < 2 or (np.diff(cfg) >= 0).all())  # the summary is stored by config
+        order = np.arange(len(cfg)) if sorted_already else np.argsort(cfg, kind="stable")
+        self.order = order  # original row of each stored row
+        self.prob = prob[order]
+        self.seed = seed.astype(np.int64)[order]
+        self.y = values["y_sum"].to_numpy(float)[order]
+        self.c = values["rows"].to_numpy(float)[order]
+        counts = np.bincount(cfg, minlength=len(self.configs))
+        self.start = np.concatenate([[0], np.cumsum(counts)])
+        self._groups: dict[tuple, Group] = {}
+        self.weights_cache: dict[tuple, np.ndarray] = {}
+
+    @classmethod
+    def of(cls, values: pd.DataFrame) -> Index:
+        """The index of `values`, built once per frame while it lives."""
+        hit = _CACHE.get(id(values))
+        if hit is not None and hit[0]() is values:
+            return hit[1]
+        index = cls(values)
+        key = id(values)
+        _CACHE[key] = (weakref.ref(values, lambda _: _CACHE.pop(key, None)), index)
+        return index
+
+    def _rows(self, config_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(stored rows of the configurations, column of each) for the known ids, in the order given."""
+        codes = self.configs.get_indexer(np.asarray([str(i) for i in config_ids], dtype=object))
+        known = np.flatnonzero(codes >= 0)
+        spans = [np.arange(self.start[codes[j]], self.start[codes[j] + 1]) for j in known]
+        if not spans:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate(spans), np.repeat(known, [len(x) for x in spans])
+
+    def problems_of(self, config_ids: Sequence[str]) -> np.ndarray:
+        """Distinct problem ids of the configurations' values, in order of first appearance in the frame."""
+        rows, _ = self._rows(config_ids)
+        rows = rows[np.argsort(self.order[rows], kind="stable")]
+        return np.asarray(self.problems)[pd.unique(self.prob[rows])]
+
+    def selection(
+        self,
+        problems: pd.DataFrame,
+        config_ids: Sequence[str],
+        *,
+        folds: int,
+        replicates: int,
+        seed: int,
+        key: str,
+    ) -> tuple[Group, Sums] | None:
+        """The group of `problems` x `config_ids` on the problems any of them has (None: none has one), and its
+        per-fold bootstrap sums (weights seeded by `key`, tts.analysis.selection.weights). Computed once per
+        (problems, configuration set, key), in sorted column order, and permuted to the order asked for."""
+        from tts.analysis.selection import Group, Sums
+
+        ids = np.asarray([str(i) for i in config_ids], dtype=object)
+        canon = np.sort(ids)
+        ident = ("sel", self._key(problems, canon), folds, replicates, seed, key)
+        hit = self._groups.get(ident)
+        if hit is None:
+            group = self.group(problems, canon)
+            has = group.c.sum(1) > 0
+            if not has.any():
+                self._groups[ident] = hit = (None, None)
+            else:
+                group = group.keep(has)
+                w = self.weights(group, replicates, seed, key)
+                self._groups[ident] = hit = (group, _sums(group, w, folds))
+        group, sums = hit
+        if group is None:
+            return None
+        if np.array_equal(canon, ids):
+            return group, sums
+        perm = pd.Index(canon).get_indexer(ids)
+        return (
+            Group(ids, group.unit_y[:, perm], group.unit_c[:, perm], group.problem, group.fold, group.strata),
+            Sums(sums.Y[:, :, perm], sums.C[:, :, perm]),
+        )
+
+    def weights(self, group: Group, replicates: int, seed: int, key: str) -> np.ndarray:
+        """`group.weights(replicates, seed, key)`, cached per (key, unit layout): the PRM groups of a (policy,
+        dataset, bin) and the three budget tables share them."""
+        ident = (key, replicates, seed, group.strata.tobytes(), group.problem.tobytes())
+        if ident not in self.weights_cache:
+            self.weights_cache[ident] = group.weights(replicates, seed, key)
+        return self.weights_cache[ident]
+
+    @staticmethod
+    def _key(problems: pd.DataFrame, canon: np.ndarray) -> tuple:
+        return (
+            "\x00".join(problems["problem_id"].astype(str).tolist()),
+            problems["fold"].to_numpy(int).tobytes(),
+            pd.factorize(problems["stratum"])[0].tobytes(),
+            "\x00".join(canon),
+        )
+
+    def group(self, problems: pd.DataFrame, config_ids: Sequence[str]) -> Group:
+        """The Group of `problems` (problem_id, fold, stratum) x `config_ids` (see Group.build); cached by its
+        problem layout and configuration set, columns permuted to the order asked for."""
+        ids = np.asarray([str(i) for i in config_ids], dtype=object)
+        pids = pd.Index(problems["problem_id"].astype(str))
+        canon = np.sort(ids)
+        key = self._key(problems, canon)
+        base = self._groups.get(key)
+        if base is None:
+            base = self._build(pids, problems, canon)
+            self._groups[key] = base
+        if np.array_equal(canon, ids):
+            return base
+        from tts.analysis.selection import Group
+
+        perm = pd.Index(canon).get_indexer(ids)
+        return Group(ids, base.unit_y[:, perm], base.unit_c[:, perm], base.problem, base.fold, base.strata)
+
+    def _build(self, pids: pd.Index, problems: pd.DataFrame, ids: np.ndarray) -> Group:
+        from tts.analysis.selection import Group
+
+        rows, col = self._rows(ids)
+        where = pids.get_indexer(self.problems)  # problem code -> position in `problems` (-1: not asked)
+        r = where[self.prob[rows]]
+        keep = r >= 0
+        rows, col, r = rows[keep], col[keep], r[keep]
+        seed = self.seed[rows]
+        nseeds = max(len(self.seed_values), 1)
+        absent = np.setdiff1d(np.arange(len(pids)), r)  # one empty unit each, as Group.build
+        key = np.concatenate([r * nseeds + seed, absent * nseeds])
+        present = np.zeros(len(pids) * nseeds, bool)  # (problem, seed) slots: sorted without a sort
+        present[key] = True
+        units = np.flatnonzero(present)
+        u = (np.cumsum(present) - 1)[key[: len(rows)]]
+        k = len(ids)
+        size = len(units) * k
+        y = np.bincount(u * k + col, weights=self.y[rows], minlength=size).reshape(len(units), k)
+        c = np.bincount(u * k + col, weights=self.c[rows], minlength=size).reshape(len(units), k)
+        return Group(
+            ids,
+            y,
+            c,
+            (units // nseeds).astype(np.int64),
+            problems["fold"].to_numpy(int),
+            pd.factorize(problems["stratum"])[0],
+        )
+
+
+def _sums(group: Group, w: np.ndarray, folds: int) -> Sums:
+    """`Sums.of(group, w, folds)` with the same numbers, cheaper: the weights cast to float64 once, and the row
+    counts multiplied once per distinct column (complete grids: every configuration has the same counts)."""
+    from tts.analysis.selection import Sums
+
+    w64 = w.astype(np.float64)
+    distinct: dict[bytes, int] = {}
+    firsts: list[int] = []
+    inverse = np.zeros(group.unit_c.shape[1], np.int64)
+    for j, col in enumerate(group.unit_c.T):
+        inverse[j] = distinct.setdefault(col.tobytes(), len(firsts))
+        if inverse[j] == len(firsts):
+            firsts.append(j)
+    uc = group.unit_c[:, firsts]
+    Y, C = [], []
+    for f in range(folds):
+        m = (group.fold == f)[group.problem]
+        wf = w64[:, m]
+        Y.append(wf @ group.unit_y[m])
+        C.append((wf @ uc[m])[:, inverse])
+    return Sums(np.stack(Y), np.stack(C))
