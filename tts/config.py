@@ -219,6 +219,30 @@ def _check_policy_backend(p: PolicyConfig) -> None:
         raise _fail("policy.max_retries", p.max_retries, "must be >= 0")
 
 
+def _check_prm_endpoint(r: PRMConfig) -> None:
+    """A verifier on an endpoint: a kind that has an endpoint form, a URL, the served name, a tokenizer for
+    pooling PRMs (prm.tokenizer, or prm.model as a folder / embedded name), bounds like the policy's."""
+    from tts.engines import ENDPOINT_PRM_KINDS
+
+    if r.kind not in ENDPOINT_PRM_KINDS:
+        raise _not_one_of("prm.kind", r.kind, tuple(ENDPOINT_PRM_KINDS))
+    if not str(r.base_url).startswith(("http://", "https://")):
+        raise _fail("prm.base_url", r.base_url, "give the server's URL, e.g. http://127.0.0.1:8001/v1")
+    if not r.model:
+        raise _fail("prm.model", r.model, "give the served model name (GET <base_url>/models lists it)")
+    if r.kind == "vllm_pooling":
+        _check_model("prm.tokenizer" if r.tokenizer else "prm.model", r.tokenizer or r.model)
+    if r.api_key_env is not None and not ENV_NAME.match(r.api_key_env):
+        raise ConfigError(
+            "prm.api_key_env: invalid value (not shown: it may be a key); give the NAME of an environment "
+            "variable that holds the key"
+        )
+    if r.max_concurrency < 1:
+        raise _fail("prm.max_concurrency", r.max_concurrency, "must be >= 1")
+    if r.timeout_s <= 0 or r.max_retries < 0:
+        raise _fail("prm.timeout_s / prm.max_retries", (r.timeout_s, r.max_retries), "must be > 0 / >= 0")
+
+
 def _reject_unknown_keys(cfg: DictConfig) -> None:
     """Hydra's `+group.key=value` can add a key a schema does not have, and `to_object` would then drop it
     silently (a typo like `+strategy.beam_widht=4` must not pass as the default)."""
@@ -325,7 +349,9 @@ def validate(cfg: DictConfig | TTSConfig) -> TTSConfig:
     r = obj.prm
     if r.aggregation not in AGGREGATIONS:
         raise _not_one_of("prm.aggregation", r.aggregation, AGGREGATIONS)
-    if r.kind in ("vllm_pooling", "judge"):
+    if r.base_url is not None:
+        _check_prm_endpoint(r)
+    elif r.kind in ("vllm_pooling", "judge"):
         _check_model("prm.model", r.model)
     if r.kind == "vllm_pooling" and r.format not in ("qwen_math_prm", "step_tag"):
         raise _not_one_of("prm.format", r.format, ("qwen_math_prm", "step_tag"))

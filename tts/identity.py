@@ -43,9 +43,10 @@ field. The SamplingSettings entry of the same name (top_k, min_p, the thinking m
 request) follows the same rule in the pool and generation keys. A field without a neutral default changes ids
 and needs a results schema bump instead.
 
-Endpoints (policy.backend openai): the served model name (`policy.model`) and, where pinned, the server's
-revision or fingerprint (`policy.fingerprint`) are in every id; `base_url` and the other transport fields
-(ENDPOINT_TRANSPORT_FIELDS) say where and how to send, a sweep-level setting in no id but the engine key.
+Endpoints (policy.backend openai; a PRM with base_url): the served model name (`policy.model`, `prm.model`) and,
+where pinned, the server's revision or fingerprint (`policy.fingerprint`) are in every id; `base_url` and the
+other transport fields (ENDPOINT_TRANSPORT_FIELDS) say where and how to send, a sweep-level setting in no id but
+the engine keys.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ NEUTRAL_LATE_FIELDS: tuple[tuple[str, Any], ...] = (
     ("engine.batch_invariant", False),
     ("policy.backend", "vllm"),
     ("policy.fingerprint", None),
+    ("prm.tokenizer", None),
 )
 # Endpoint policies (policy.backend openai): where and how requests are sent, not what they compute. In no id but
 # the engine key (which client actor serves the policy); the served model name and fingerprint are in every id.
@@ -112,9 +114,10 @@ def without_neutral_fields(config: Mapping[str, Any]) -> dict[str, Any]:
     """A deep copy of a resolved config without the NEUTRAL_LATE_FIELDS that hold their default and without the
     endpoint transport fields (ENDPOINT_TRANSPORT_FIELDS: sweep-level, in no id but the engine key)."""
     data = copy.deepcopy(dict(config))
-    if isinstance(data.get("policy"), dict):
-        for key in ENDPOINT_TRANSPORT_FIELDS:
-            data["policy"].pop(key, None)
+    for group in ("policy", "prm"):
+        if isinstance(data.get(group), dict):
+            for key in ENDPOINT_TRANSPORT_FIELDS:
+                data[group].pop(key, None)
     for path, default in NEUTRAL_LATE_FIELDS:
         group, _, key = path.partition(".")
         node = data.get(group)
@@ -188,13 +191,18 @@ def policy_key(config: Mapping[str, Any]) -> str:
 
 def prm_id(config: Mapping[str, Any]) -> str:
     """The scorer's name inside its actor: the PRM's name and a hash of everything but its aggregation."""
-    model_fields = {k: v for k, v in config["prm"].items() if k != "aggregation"}
+    prm = without_neutral_fields({"prm": config["prm"]})["prm"]
+    model_fields = {k: v for k, v in prm.items() if k != "aggregation"}
     return f"{config['prm']['name']}:{stable_hash(model_fields, 8)}"
 
 
 def prm_engine_key(config: Mapping[str, Any]) -> str:
     """The key of a PRM engine of its own (a PRM served by the policy's engine uses policy_key)."""
-    return f"prm:{prm_id(config)}:{stable_hash(_engine_settings(config), 8)}"
+    transport = {
+        k: config["prm"].get(k) for k in ENDPOINT_TRANSPORT_FIELDS if config["prm"].get(k) is not None
+    }
+    extra = [transport] if transport.get("base_url") else []  # an endpoint: one client actor per server
+    return f"prm:{prm_id(config)}:{stable_hash([_engine_settings(config), *extra] if extra else _engine_settings(config), 8)}"
 
 
 def _engine_for_samples(config: Mapping[str, Any]) -> dict[str, Any]:

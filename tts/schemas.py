@@ -89,6 +89,16 @@ class PRMConfig:
     judge_prompt: str | None = None
     yes_token: str = "Yes"
     no_token: str = "No"
+    # An endpoint verifier (tts.engines.openai_prm): with base_url set, `model` is the served model name and
+    # `tokenizer` (pooling PRMs; default: `model` when that is a folder / embedded name) renders its input; kind
+    # vllm_pooling reads the server's /pooling (vllm serve --runner pooling), kind judge a chat endpoint. The
+    # transport fields are sweep-level, in no id (tts.identity.ENDPOINT_TRANSPORT_FIELDS), as the policy's.
+    tokenizer: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    max_concurrency: int = 8
+    timeout_s: float = 60.0
+    max_retries: int = 4
 
 
 @dataclass

@@ -105,3 +105,63 @@ def test_a_missing_key_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> Non
         policy = _policy(proxy.base_url)
         with pytest.raises(RuntimeError, match=KEY_ENV):
             policy.generate([GenerationRequest("x", n=1)])
+
+
+def test_a_pinned_fingerprint_the_server_does_not_report_fails() -> None:
+    with FaultProxy(None) as proxy:
+        policy = _policy(proxy.base_url)
+        policy.expected_fingerprint = "vllm-0.0.1-other"
+        with pytest.raises(RuntimeError, match="policy.fingerprint"):
+            policy.generate([GenerationRequest("x", n=1)])
+
+
+def test_the_endpoint_judge_reads_p_yes_from_top_logprobs_with_retries() -> None:
+    import math
+
+    from tts.engines.endpoint import EndpointSettings
+    from tts.engines.openai_prm import EndpointJudgePRM
+    from tts.engines.protocols import ScoreRequest
+
+    with FaultProxy(None, ["503"]) as proxy:
+        settings = EndpointSettings(proxy.base_url, "judge", backoff_base_s=0.01)
+        judge = EndpointJudgePRM(settings)
+        out = judge.score([ScoreRequest("Q:1+2", ("1+2=3", "A:3")), ScoreRequest("Q:2", ())])
+    yes, no = math.exp(-0.25) + math.exp(-2.0), math.exp(-1.5)
+    assert out[0].scores == pytest.approx((yes / (yes + no),) * 2) and out[0].tokens == 20
+    assert out[1].scores == () and judge.retries == 1
+    assert "Is the last step correct?" in proxy.bodies[-1]["messages"][0]["content"]
+    assert proxy.bodies[-1]["max_tokens"] == 1 and proxy.bodies[-1]["top_logprobs"] == 20
+
+
+def test_endpoint_fields_in_no_id_but_the_served_name_and_fingerprint_are() -> None:
+    from tts.grid import expand
+
+    base = [
+        "policy=zoo_policy_m_endpoint",
+        "prm=rule_arithmetic",
+        "dataset=chain",
+        "strategy=best_of_n",
+        "n=2",
+    ]
+    ids = {
+        extra: expand([*base, *extra]).cells[0].id
+        for extra in [
+            (),
+            ("policy.base_url=http://10.0.0.1:9000/v1", "policy.max_concurrency=3", "policy.timeout_s=5"),
+            ("policy.model=zoo-policy-m-v2",),
+            ("policy.fingerprint=vllm-0.32.0-abc",),
+        ]
+    }
+    values = list(ids.values())
+    assert values[0] == values[1] and len({values[0], values[2], values[3]}) == 3
+
+
+def test_an_api_key_given_as_api_key_env_is_rejected_without_echoing_it() -> None:
+    from tts.config import ConfigError
+    from tts.grid import expand
+
+    with pytest.raises(ConfigError, match="policy.api_key_env") as err:
+        expand(["policy=zoo_policy_m_endpoint", "policy.api_key_env=sk-live-12345-secret"])
+    assert "sk-live" not in str(err.value)
+    with pytest.raises(ConfigError, match="policy.base_url"):
+        expand(["policy=zoo_policy_m_endpoint", "policy.base_url=null"])

@@ -16,3 +16,5 @@ POLICY_BACKENDS: Registry = Registry("policy backend")
 POLICY_BACKENDS.register("vllm", "tts.engines.vllm_policy:build")
 POLICY_BACKENDS.register("openai", "tts.engines.openai_policy:build")
 ENDPOINT_BACKENDS = ("openai",)  # backends that hold no model: no device, a client actor
+# PRM kinds that also run against an endpoint (a PRMConfig with base_url): the builder used then.
+ENDPOINT_PRM_KINDS = {"vllm_pooling": "tts.engines.openai_prm:build", "judge": "tts.engines.openai_prm:build"}

@@ -112,6 +112,15 @@ class RetryCounter:
                 await asyncio.sleep(delay)
 
 
+def check_fingerprint(expected: str | None, reported: str | None, field: str) -> None:
+    """A pinned fingerprint (in the ids) must be the one the server reports, else the results would mix."""
+    if expected and reported and expected != reported:
+        raise RuntimeError(
+            f"{field}: pinned {expected!r}, but the server reports {reported!r}; pin the new one (new ids) "
+            "or point base_url at the server you pinned"
+        )
+
+
 def _status(exc: BaseException) -> str:
     code = getattr(exc, "status_code", None)
     return f"HTTP {code}" if code else "no response"

@@ -17,7 +17,8 @@ What a server honours: `n`, `seed` (only when temperature > 0, as in-process), `
 stop strings; top_k / min_p go in the request body where set (vLLM's extensions). `unhonoured` collects what a
 server ignored (fewer choices than `n`: the rest are requested one by one; no logprobs: per-completion token
 counts come from `usage`; no `stop_reason`: a stop cannot be told from EOS; a server that is not vLLM: `seed`
-is best effort), and the rows record it. Token counts come from `usage` (prompt, completion, cached prompt
+is best effort), and the rows record it. A pinned `policy.fingerprint` (it enters the ids) must equal the
+server's `system_fingerprint`: another one (an upgraded server) fails the cell rather than mixing results. Token counts come from `usage` (prompt, completion, cached prompt
 tokens where reported: vLLM with --enable-prompt-tokens-details); per completion from its logprobs' tokens.
 """
 
@@ -28,7 +29,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from tts.engines.endpoint import EndpointSettings, RetryCounter, run_async
+from tts.engines.endpoint import EndpointSettings, RetryCounter, check_fingerprint, run_async
 from tts.engines.protocols import Completion, Conversation, FinishReason, Generation, GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class OpenAIPolicy:
         renderer: Any = None,
         params: int = 0,
         prompt_format: tuple[str | None, str, tuple[tuple[str, str], ...]] = (None, "{question}", ()),
+        expected_fingerprint: str | None = None,
     ) -> None:
         self.settings = settings
         self.prompt_format = prompt_format  # (system prompt, prompt template, few-shot pairs): chat requests
@@ -63,7 +65,8 @@ class OpenAIPolicy:
         self.model_path = settings.model
         self.counter = RetryCounter(settings)
         self.unhonoured: set[str] = set()
-        self.fingerprint: str | None = None
+        self.fingerprint: str | None = None  # what the server reports (system_fingerprint)
+        self.expected_fingerprint = expected_fingerprint  # pinned in the config (policy.fingerprint)
 
     @property
     def retries(self) -> int:
@@ -129,6 +132,7 @@ class OpenAIPolicy:
             ]
         if resp.system_fingerprint:
             self.fingerprint = resp.system_fingerprint
+            check_fingerprint(self.expected_fingerprint, resp.system_fingerprint, "policy.fingerprint")
         if not str(resp.system_fingerprint or "").startswith("vllm"):
             self.unhonoured.add("seed")  # a seed is best effort on servers that are not vLLM
         usage = resp.usage
@@ -252,4 +256,10 @@ def build(policy_cfg: Any, engine_cfg: Any = None) -> OpenAIPolicy:
         params = renderer.param_count
     few_shot = tuple((str(ex.question), str(ex.answer)) for ex in (policy_cfg.few_shot or ()))
     prompt_format = (policy_cfg.system_prompt, policy_cfg.prompt_template, few_shot)
-    return OpenAIPolicy(settings, renderer=renderer, params=params, prompt_format=prompt_format)
+    return OpenAIPolicy(
+        settings,
+        renderer=renderer,
+        params=params,
+        prompt_format=prompt_format,
+        expected_fingerprint=policy_cfg.fingerprint,
+    )

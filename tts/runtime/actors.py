@@ -55,13 +55,22 @@ def resolve(target: str) -> Callable[..., Any]:
 def build_engines(spec: EngineSpec) -> tuple[Any, dict[str, Any]]:
     """The real builder: a policy from tts.engines.POLICY_BACKENDS (in-process vLLM, or an endpoint client) and
     PRM scorers from tts.engines.PRM_KINDS."""
-    from tts.engines import POLICY_BACKENDS, PRM_KINDS
+    from tts.engines import POLICY_BACKENDS
 
     policy = None
     if spec.policy is not None:
         policy = POLICY_BACKENDS.get(spec.policy.backend)(spec.policy, spec.engine)
-    prms = {pid: PRM_KINDS.get(p.kind)(p, spec.engine, policy=policy) for pid, p in spec.prms}
+    prms = {pid: _prm_builder(p)(p, spec.engine, policy=policy) for pid, p in spec.prms}
     return policy, prms
+
+
+def _prm_builder(prm: PRMConfig) -> Callable[..., Any]:
+    """The builder of a PRM: its kind's (tts.engines.PRM_KINDS), or its endpoint form when it has a base_url."""
+    from tts.engines import ENDPOINT_PRM_KINDS, PRM_KINDS
+
+    if getattr(prm, "base_url", None):
+        return resolve(ENDPOINT_PRM_KINDS[prm.kind])
+    return PRM_KINDS.get(prm.kind)
 
 
 def endpoint_only(spec: EngineSpec) -> bool:

@@ -4,7 +4,8 @@ Why: endpoint clients must survive rate limits, server errors and stalled respon
 a test must show it against a real server. `FaultProxy` listens on 127.0.0.1, answers the first POSTs with the
 scripted faults (an HTTP status such as "429" or "500"; "stall": no answer for `stall_s`), then forwards every request to `upstream`
 (e.g. a `vllm serve` at http://127.0.0.1:8000) and relays its answer. Without an upstream it answers
-/v1/completions itself with a canned completion (`FAKE_TEXT`) so that unit tests need no server. It records the
+/v1/completions itself with a canned completion (`FAKE_TEXT`), and /v1/chat/completions with one "Yes" token and
+its top logprobs (`JUDGE_TOP`), so that unit tests need no server. It records the
 Authorization headers it saw (`keys_seen`), so a test can check the key from the environment was sent.
 """
 
@@ -91,7 +92,9 @@ class FaultProxy:
 
     def _forward(self, handler: BaseHTTPRequestHandler, body: bytes | None) -> None:
         if self.upstream is None:
-            self._reply(handler, 200, _canned(json.loads(body or b"{}")))
+            request = json.loads(body or b"{}")
+            chat = handler.path.endswith("/chat/completions")
+            self._reply(handler, 200, _canned_chat(request) if chat else _canned(request))
             return
         req = urllib.request.Request(
             self.upstream + handler.path,
@@ -150,4 +153,35 @@ def _canned(request: dict[str, Any]) -> dict[str, Any]:
             "completion_tokens": 4 * n,
             "total_tokens": prompt_tokens + 4 * n,
         },
+    }
+
+
+JUDGE_TOP = [
+    ("Yes", -0.25),
+    (" yes", -2.0),
+    ("No", -1.5),
+    ("Maybe", -3.0),
+]  # P(yes) = (e^-.25 + e^-2) / (+ e^-1.5)
+
+
+def _canned_chat(request: dict[str, Any]) -> dict[str, Any]:
+    """A /v1/chat/completions answer: one token "Yes" with the top logprobs JUDGE_TOP; 10 prompt tokens."""
+    top = [{"token": t, "logprob": lp, "bytes": None} for t, lp in JUDGE_TOP]
+    return {
+        "id": "chat-fake",
+        "object": "chat.completion",
+        "created": 0,
+        "model": request.get("model", "fake"),
+        "system_fingerprint": "vllm-fake",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Yes"},
+                "finish_reason": "length",
+                "logprobs": {
+                    "content": [{"token": "Yes", "logprob": -0.25, "bytes": None, "top_logprobs": top}]
+                },
+            }
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11},
     }
