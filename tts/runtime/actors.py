@@ -117,8 +117,10 @@ class EngineActor:
         builder = resolve(spec.builder) if isinstance(spec.builder, str) else spec.builder
         self.policy, self.prms = builder(spec)
         self.load_s = time.monotonic() - started
-        self._cache: OrderedDict[str, list[Generation]] = OrderedDict()
-        self._cache_size = cache_size
+        # a policy that replays stored generations (tts.runtime.rescore.ReplayPolicy) serves them as cache hits
+        preloaded = dict(getattr(self.policy, "preloaded", None) or {})
+        self._cache: OrderedDict[str, list[Generation]] = OrderedDict(preloaded)
+        self._cache_size = cache_size + len(preloaded)
 
     def _guard(self, fn: Callable[[], Any]) -> Any:
         try:
