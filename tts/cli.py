@@ -37,6 +37,7 @@ _FORWARDED = {
     "report": ("tts.analysis.report:main", "write the report of a results folder (tts.analysis.report)"),
     "demo": ("tts.demo:main", "run one strategy on a few problems and show its search (tts.demo)"),
     "zoo": ("tts.zoo.cli:main", "train the zoo's policies and PRMs: zoo train --out DIR (tts.zoo)"),
+    "pools": ("tts.runtime.pools_io:main", "pools export DIR --out FILE | pools import FILE --out DIR (HF datasets Parquet)"),
     "rescore": ("tts.runtime.rescore:main", "score a sweep's stored pools with another verifier: rescore DIR prm=NAME"),
 }
 

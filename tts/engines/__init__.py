@@ -12,6 +12,7 @@ from tts.registry import Registry
 
 # Entries: the entry-point group "tts.prms" (built-ins declared in pyproject.toml) and TTS_PLUGINS modules.
 PRM_KINDS: Registry = Registry("PRM kind", group="tts.prms")
+PRM_KINDS.register("stored", "tts.engines.stored_prm:build")  # scores that come with imported pools
 POLICY_BACKENDS: Registry = Registry("policy backend")
 POLICY_BACKENDS.register("vllm", "tts.engines.vllm_policy:build")
 POLICY_BACKENDS.register("openai", "tts.engines.openai_policy:build")
