@@ -67,3 +67,103 @@ def test_the_comparison_can_fail(tables) -> None:
     bumped = want.assign(ci_high=want["ci_high"] + 1e-6)
     with pytest.raises(AssertionError):
         assert_same_table(tables.generation, bumped, "generation")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tts.testing.synthetic import write_results
+
+    spec = SyntheticSpec(n_problems=40, budgets=(1, 4), seeds=(0, 1), pool_size=8)
+    return write_results(tmp_path_factory.mktemp("scale") / "sweep", spec)
+
+
+def _land_a_cell(folder: Path, cell_id: str, seed: int) -> None:
+    """A new seed of an existing configuration, written through the store as a sweep would."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import tts.store
+
+    table = pq.read_table(sorted((folder / "cells").glob("*.parquet"))[0])
+    table = table.set_column(
+        table.schema.get_field_index("cell_id"), "cell_id", pa.array([cell_id] * len(table))
+    )
+    for col in ("seed", "config.seed"):
+        if col in table.column_names:
+            i = table.schema.get_field_index(col)
+            table = table.set_column(i, col, pa.array([seed] * len(table), table.schema.field(col).type))
+    tts.store.SweepStore(folder).write("cell", cell_id, table)
+
+
+def test_a_new_cell_is_summarised_alone_and_matches_a_rebuild(folder: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from tts.analysis import summary
+
+    out = summary.build_summary(folder)
+    parts = set((out / "parts").glob("*.arrow"))
+    assert len(parts) == 1
+    _land_a_cell(folder, "landed-cell", seed=7)
+    summary.build_summary(folder)
+    added = set((out / "parts").glob("*.arrow")) - parts
+    assert len(added) == 1 and parts <= set((out / "parts").glob("*.arrow"))  # old part kept, one new part
+    import pyarrow.feather as feather
+
+    assert set(feather.read_table(next(iter(added)))["cell_id"].to_pylist()) == {"landed-cell"}
+    incremental = summary.load_summary(folder)
+    again = tmp_path / "again"
+    shutil.copytree(folder, again)
+    shutil.rmtree(again / "summary")
+    rebuilt = summary.load_summary(again)
+    keys = ["config_id", "bin"]
+    a = incremental.stats.sort_values(keys).reset_index(drop=True)
+    b = rebuilt.stats.sort_values(keys).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a.drop(columns="hyperparams"), b.drop(columns="hyperparams"))
+    assert (a["seeds"] == 3).any()  # the landed seed counts
+    va = incremental.values(None).astype({"config_id": str, "problem_id": str}).reset_index(drop=True)
+    vb = rebuilt.values(None).astype({"config_id": str, "problem_id": str}).reset_index(drop=True)
+    pd.testing.assert_frame_equal(va, vb)
+    t1 = compute_optimal_tables(incremental, CFG)
+    t2 = compute_optimal_tables(rebuilt, CFG)
+    assert_same_table(t1.generation, t2.generation, "generation")
+
+
+def test_grading_from_the_summary_equals_the_scan(folder: Path) -> None:
+    from tts.analysis import summary
+    from tts.analysis.io import grading_table
+
+    summary.build_summary(folder)
+    got = summary.grading(folder)
+    want = grading_table(folder)
+    assert len(want) > 0
+    key = ["config_id"]
+    got, want = got.sort_values(key).reset_index(drop=True), want.sort_values(key).reset_index(drop=True)
+    assert got["config_id"].tolist() == want["config_id"].tolist()
+    for col in ("rows", "accuracy", "accuracy_no_fallback", "fallback_share", "unrecorded_share"):
+        np.testing.assert_allclose(
+            got[col].to_numpy(float), want[col].to_numpy(float), rtol=1e-12, err_msg=col
+        )
+
+
+def test_watch_analyzes_again_when_a_cell_lands(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tts.analysis import report
+
+    args = report._parser().parse_args(
+        [str(folder), "--no-plots", "--set", "replicates=20", "--watch", "0.05"]
+    )
+    real, calls = report.analyze, []
+
+    def analyze(root: Path, a) -> int:
+        calls.append(len(list((root / "cells").glob("*.parquet"))))
+        code = real(root, a)
+        if len(calls) == 1:
+            _land_a_cell(folder, "watched-cell", seed=8)  # lands while the first analysis is on screen
+        return code
+
+    monkeypatch.setattr(report, "analyze", analyze)
+    assert report.watch(folder, args, rounds=2) == 0
+    assert calls[1] == calls[0] + 1  # the second analysis saw the landed cell
+    out = capsys.readouterr().out
+    assert out.count("Compute-optimal configurations") == 2

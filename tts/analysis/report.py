@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from tts.analysis.io import NoResultsError, grading_table, schema_warning
+from tts.analysis.io import NoResultsError, schema_warning
 from tts.analysis.keys import ALL_BIN
 from tts.analysis.text import columns_for, markdown, plain, with_ci_text
 
@@ -211,6 +211,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--no-plots", action="store_true", help="skip the plots")
     ap.add_argument("--rebuild", action="store_true", help="rebuild the summary even if it is up to date")
+    ap.add_argument(
+        "--watch",
+        nargs="?",
+        const=10.0,
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="keep running: re-render the report whenever new cells land (polls every SECONDS, default 10; "
+        "only the new cell files are read); Ctrl-C stops",
+    )
     return ap
 
 
@@ -361,14 +371,47 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.watch is None:
+        return analyze(root, args)
+    return watch(root, args)
+
+
+def watch(root: Path, args: argparse.Namespace, *, rounds: int | None = None) -> int:
+    """`tts analyze --watch`: analyze, then again each time the folder's results change (manifests and
+    difficulty.parquet: tts.analysis.io.results_stamp); the summary reads only the cells that landed since.
+    `rounds`: stop after that many analyses (tests)."""
+    import time
+
+    from tts.analysis.io import results_stamp
+
+    done, seen, code = 0, None, 0
+    try:
+        while rounds is None or done < rounds:
+            stamp = results_stamp(root) if any(root.rglob("manifest.jsonl")) else None
+            if stamp is not None and stamp != seen:
+                # the stamp from before: a cell landing mid-analysis is never missed (our own first write of
+                # difficulty.parquet costs one extra analysis)
+                seen = stamp
+                code = analyze(root, args)
+                done += 1
+                print(f"tts analyze: watching {root} (every {args.watch:g} s; Ctrl-C stops)", flush=True)
+            if rounds is None or done < rounds:
+                time.sleep(args.watch)
+    except KeyboardInterrupt:
+        return code
+    return code
+
+
+def analyze(root: Path, args: argparse.Namespace) -> int:
+    """One analysis of `root` (what `tts analyze` does once)."""
     import json
 
-    from tts.analysis import plots as plotting
     from tts.analysis.completeness import folder_state
     from tts.analysis.difficulty import bin_counts, bin_warnings
     from tts.analysis.revisions import ratio_tables, report_lines
     from tts.analysis.settings import load_analysis_config
     from tts.analysis.summary import build_summary, load_summary
+    from tts.analysis.summary import grading as summary_grading
     from tts.analysis.tables import candidates, compute_optimal_tables
     from tts.strategies import STRATEGIES
 
@@ -402,6 +445,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ratios, ratio_winners = ratio_tables(cands, data, cfg)
     paths: list[Path] = []
     if not args.no_plots:
+        from tts.analysis import plots as plotting  # matplotlib: imported only when plotting
+
         paths = plotting.all_plots(cands, tables.flops, root / "plots", method=data.method)
         paths += plotting.revision_ratio(ratios, root / "plots", method=data.method)
         paths += plotting.adaptive_allocation(
@@ -431,7 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "small": small,
         "bin_warnings": warnings,
         "schema_note": schema_note,
-        "grading": grading_table(root),
+        "grading": summary_grading(root),
         "adaptive": comp,
         "adaptive_notes": adaptive_notes,
         "state": state,

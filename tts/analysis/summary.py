@@ -1,24 +1,26 @@
-"""The pre-aggregated summary of a results folder, built with DuckDB.
+"""The summary of a results folder: each cell file scanned once (DuckDB), combined per analysis.
 
 Why DuckDB: a sweep's rows are spread over one Parquet file per cell (thousands of files, 10M+ rows). DuckDB
-scans a file list in parallel, reads only the columns a query names, and joins and aggregates without
-materialising rows in Python; a plain pandas groupby over the same rows must first build every row in memory
-(pyarrow alone has no hash join to the bins; an arrow-dataset scan fed to DuckDB was 2-3x slower than DuckDB's
-own Parquet reader). bench/bench_compute_optimal.py, 10M synthetic rows in 2,088 cell files, 2 busy cores:
-before held-out selection, table from the summary ~0.2 s, plain pandas ~25-32 s. With held-out selection and
-CIs that redo it (every configuration's per-problem values, all groups): 200k rows / 2,088 files, 200
-replicates, a loaded 2-core machine: 8.9 s vs pandas' in-sample table without CIs 5.9 s.
+scans a file list in parallel and reads only the columns a query names; a plain pandas groupby over the same rows
+must first build every row in memory. Why parts: a running sweep adds cells, and the analysis should read only
+those. Held-out selection needs every configuration's per-problem values, so there is one path: the summary.
 
-Held-out selection needs every configuration's per-problem values, so there is one path: the summary (a raw
-scan would have to compute the same per-problem table each time).
-
-`build_summary` materialises, once per set of result files (fingerprinted), under <results>/summary/:
-  configs.parquet   config_id + the DESCRIPTIVE columns, hyperparams, pool (tts.analysis.source.configurations)
-  problems.parquet  per (config, problem, seed): y_sum, y_sq, rows, and sums of every compute measure; sorted
-                    by config_id, so fetching a few configurations' problems reads a few row groups
-  stats.parquet     per (config, method, bin): the same sums over the bin's problems, `problems` and `seeds`
-  binning.parquet   per (policy, method, bin): mean samples / tokens / PRM tokens spent assigning bins
-`load_summary` turns these into an AnalysisData (tts.analysis.source) in well under a second.
+`build_summary` brings <results>/summary/ up to date (cheap when nothing changed: the folder's manifests are
+fingerprinted):
+  cells.parquet     per cell file: path, identity (size, mtime), the part holding its rows, cell_id, config_id
+                    (tts.analysis.keys), seed, the configuration's DESCRIPTIVE columns, hyperparams, pool, parallel,
+                    and per-cell grading sums (`grading`, the report's fallback section without a scan)
+  parts/*.arrow     the rows of the cells scanned together (one part per update): cell and problem ids
+                    (dictionary-coded), y (`expected_correct`, else `correct`) and every compute measure; status ok
+                    only; one query over the new files, columns projected, no grouping
+  configs.parquet   one row per configuration
+  binning.parquet   per (policy, method, bin): mean samples / tokens / PRM tokens spent assigning bins (recomputed
+                    only when the pools or difficulty.parquet change)
+A new or rewritten cell file is scanned into a new part; files already summarised are not read again; a part no
+current cell uses is deleted. `load_summary` combines the parts (a counting sort on integer codes: per (config,
+problem, seed) sums, ordered as the rows always were) and the per (config, bin) stats of one difficulty method
+into an AnalysisData (tts.analysis.source). bench/bench_compute_optimal.py measures both against the previous
+implementation on 10M rows.
 """
 
 from __future__ import annotations
@@ -55,9 +57,9 @@ from tts.analysis.keys import (
 from tts.analysis.source import AnalysisData, configurations
 
 SUMMARY_DIR = "summary"
-VERSION = (
-    6  # 4: configs carry `parallel` (tts.analysis.revisions); 5: problem values per seed; 6: per-cell parts
-)
+# 4: configs carry `parallel` (tts.analysis.revisions); 5: problem values per seed; 6: per-cell parts;
+# 7: per-cell grading sums (tts.analysis.io.grading_table without a scan)
+VERSION = 7
 PARTS = "parts"
 METHOD_PREFERENCE = ("oracle_quantile", "dataset_level", "absolute", "predicted")
 _Y = "COALESCE(CAST(expected_correct AS DOUBLE), CAST(correct AS DOUBLE))"
@@ -120,14 +122,51 @@ def _configs(con: duckdb.DuckDBPyConnection, files: Sequence[str]) -> pd.DataFra
     picks = ", ".join(f'any_value("{c}") AS "{c}"' for c in wanted)
     pool = "bool_or(expected_correct IS NOT NULL)" if "expected_correct" in names else "false"
     cells = con.sql(
-        f"SELECT cell_id, {picks}, {pool} AS _pool, any_value(filename) AS file "
+        f"SELECT cell_id, {picks}, {pool} AS _pool, any_value(filename) AS file, {_grading_sql(names)} "
         f"FROM {_scan(files, filename=True, union=True)} GROUP BY cell_id"
     ).df()
     cells["config_id"] = configuration_ids(cells)
     cells["seed"] = row_seeds(cells)
     cells["expected_correct"] = np.where(cells.pop("_pool").astype(bool), 1.0, np.nan)
-    out = cells[["cell_id", "file", "config_id", "seed"]]
+    out = cells[["cell_id", "file", "config_id", "seed", *GRADING]]
     return out.merge(configurations(cells), on="config_id", how="left")
+
+
+GRADING = ["g_key", "g_rows", "g_correct", "g_no_fallback", "g_fallback", "g_unrecorded"]
+
+
+def _grading_sql(names: Sequence[str]) -> str:
+    """Per-cell sums behind tts.analysis.io.grading_table (its rows: status ok, correct known)."""
+    kind = "extraction" if "extraction" in names else "NULL::VARCHAR"
+    key = "coalesce(config_id, cell_id)" if "config_id" in names else "cell_id"
+    flag = "coalesce(fallback_extraction, false)" if "fallback_extraction" in names else "false"
+    fallback = f"({flag} OR coalesce({kind}, '') = 'last_number')"
+    where = "FILTER (WHERE status = 'ok' AND correct IS NOT NULL)"
+    return (
+        f"any_value({key}) AS g_key, count(*) {where} AS g_rows, "
+        f"coalesce(sum(correct::DOUBLE) {where}, 0) AS g_correct, "
+        f"coalesce(sum((correct AND NOT {fallback})::DOUBLE) {where}, 0) AS g_no_fallback, "
+        f"coalesce(sum({fallback}::DOUBLE) {where}, 0) AS g_fallback, "
+        f"coalesce(sum(({kind} IS NULL)::DOUBLE) {where}, 0) AS g_unrecorded"
+    )
+
+
+def grading(results_dir: str | Path) -> pd.DataFrame:
+    """tts.analysis.io.grading_table from the summary's per-cell sums (no scan of the rows)."""
+    cells = pq.read_table(_summary_dir(results_dir) / "cells.parquet").to_pandas()
+    cells = cells[cells["g_rows"] > 0]
+    g = cells.groupby("g_key", sort=False)
+    out = g[["policy", "prm", "strategy", "n"]].first()
+    sums = g[["g_rows", "g_correct", "g_no_fallback", "g_fallback", "g_unrecorded"]].sum()
+    out = out.assign(
+        rows=sums["g_rows"].astype(np.int64),
+        accuracy=sums["g_correct"] / sums["g_rows"],
+        accuracy_no_fallback=sums["g_no_fallback"] / sums["g_rows"],
+        fallback_share=sums["g_fallback"] / sums["g_rows"],
+        unrecorded_share=sums["g_unrecorded"] / sums["g_rows"],
+    )
+    out = out.rename_axis("config_id").reset_index()
+    return out.sort_values(["policy", "prm", "strategy", "n"]).reset_index(drop=True)
 
 
 def _identity(path: str) -> str:
@@ -255,7 +294,7 @@ def _scan_part(con: duckdb.DuckDBPyConnection, files: Sequence[str], path: Path)
 
 def _config_table(cells: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration (configs.parquet): its first cell's columns, `pool` if any cell has one."""
-    cols = [c for c in cells.columns if c not in ("cell_id", "seed", "file", "ident", "part")]
+    cols = [c for c in cells.columns if c not in ("cell_id", "seed", "file", "ident", "part", *GRADING)]
     pool = cells.groupby("config_id")["pool"].any()
     cfg = cells[cols].drop_duplicates("config_id").sort_values("config_id").reset_index(drop=True)
     return cfg.assign(pool=cfg["config_id"].map(pool).astype(bool))
