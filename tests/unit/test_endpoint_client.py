@@ -165,3 +165,24 @@ def test_an_api_key_given_as_api_key_env_is_rejected_without_echoing_it() -> Non
     assert "sk-live" not in str(err.value)
     with pytest.raises(ConfigError, match="policy.base_url"):
         expand(["policy=zoo_policy_m_endpoint", "policy.base_url=null"])
+
+
+def test_without_a_tokenizer_the_policy_sends_chat_messages_and_continues_a_partial_turn() -> None:
+    from tts.engines.openai_policy import build
+
+    cfg = PolicyConfig(
+        name="api",
+        model="gpt-x",
+        backend="openai",
+        chat_template=False,
+        system_prompt="Be brief.",
+        max_retries=0,
+    )
+    with FaultProxy(None) as proxy:
+        cfg.base_url = proxy.base_url
+        policy = build(cfg)
+        (gen,) = policy.generate([GenerationRequest(Conversation("Q:1+2", partial="1+2=3\n\n"), n=1)])
+    body = proxy.bodies[0]
+    assert [m["role"] for m in body["messages"]] == ["system", "user", "assistant"]
+    assert body["messages"][-1]["content"] == "1+2=3\n\n" and body["continue_final_message"] is True
+    assert gen.completions[0].text == "Yes" and gen.completions[0].tokens_out == 1 and gen.prompt_tokens == 10
