@@ -100,7 +100,7 @@ def test_a_search_and_learn_file_imports_and_analyzes(ray_local: Any, tmp_path: 
         == 0
     )
     df = load(tmp_path / "sal" / "sal")
-    assert set(df["strategy"]) == {"best_of_n", "weighted_best_of_n", "majority_vote"} and set(df["n"]) == {
+    assert {"best_of_n", "weighted_best_of_n", "majority_vote"} <= set(df["strategy"]) and set(df["n"]) == {
         1,
         2,
         4,

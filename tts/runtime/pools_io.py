@@ -17,8 +17,8 @@ scores per completion, `pred_*`, optional `unique_id`, `level`, `completion_toke
 written as stored pools of a new results folder (their manifest meta says where they came from: `imported_from`),
 and the pool cells are computed from them by the ordinary driver, which finds a stored pool for every cell and so
 starts no engine: ours are the exported cells rebuilt from their overrides (the analysis of the imported folder
-equals the original's); search-and-learn's become best-of-N, weighted best-of-N and majority vote at N = 1, 2,
-4, ..., N_max over its problems (dataset=local on the problems written beside them, prm kind `stored`, the
+equals the original's); search-and-learn's become the cells of every pool-based strategy (best-of-N, weighted
+best-of-N, majority vote, ...) at N = 1, 2, 4, ..., N_max over its problems (dataset=local on the problems written beside them, prm kind `stored`, the
 completions graded by this project's rules), so their pool estimators and tables come out of `tts analyze`.
 """
 
@@ -188,8 +188,10 @@ def _import_ours(rows: list[dict[str, Any]], file: Path, out: Path) -> list[Cell
 
 
 def _import_search_and_learn(rows: list[dict[str, Any]], file: Path, out: Path, policy: str) -> list[Cell]:
+    from tts.config import ConfigError
     from tts.grading import grade_many
     from tts.grading.rules import DEFAULT_RULES
+    from tts.strategies import STRATEGIES
 
     out.mkdir(parents=True, exist_ok=True)
     n_max = min(len(r["completions"]) for r in rows)
@@ -218,11 +220,18 @@ def _import_search_and_learn(rows: list[dict[str, Any]], file: Path, out: Path, 
         "prm.aggregation=last",
         f"sweep.name={out.name}",
     ]
-    cells = [
-        cell_of([*base, f"strategy={s}", f"n={n}"])[0]
-        for s in ("best_of_n", "weighted_best_of_n", "majority_vote")
-        for n in ns
-    ]
+    cells = []
+    for (
+        name,
+        entry,
+    ) in STRATEGIES.items():  # every pool-based strategy that runs on these pools with its defaults
+        if not entry.traits.pool_based:
+            continue
+        for n in ns:
+            try:
+                cells.append(cell_of([*base, f"strategy={name}", f"n={n}"])[0])
+            except ConfigError:
+                continue
     problems = Problems()
     problems.load(cells)
     by_question = {p.question: p for p in problems.for_cell(cells[0])}
