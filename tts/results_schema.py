@@ -46,13 +46,18 @@ Versions (SCHEMA_VERSION, recorded in every manifest line's `versions.results_sc
      guaranteed reproducible), and every cell row has `retries` (endpoint requests retried by the job that made
      the row: 429 / 5xx / timeouts; 0 in-process) and `endpoint_ignored` (request fields the endpoint did not
      honour, comma-joined; null in-process or when it honoured all); both null in rows written before them.
+  6  `trace` on search cell rows (cells without a sample pool): compact JSON of what the search did for that
+     problem (tts.runtime.cells.trace_json: StrategyResult.extra, a tree search's tree as parallel lists, each
+     final candidate's steps and step scores), for the first TTS_TRACE_PROBLEMS problems of a cell by problem
+     id (default 20; "all"); null elsewhere and in older rows. No id changed: version 5 folders analyze as
+     before, and their report.html has no trace to show.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 CELL_COLUMNS: dict[str, str] = {
     "sweep": "sweep name",
@@ -98,6 +103,7 @@ CELL_COLUMNS: dict[str, str] = {
     "candidate_scores": "list<float>: their aggregated PRM scores",
     "candidate_correct": "list<bool>: each candidate graded",
     "candidate_finish_reasons": "list<str>: eos | stop_string | length per candidate",
+    "trace": "JSON: the search's extra, tree (parent, step text, score, kept / dropped) and candidates' steps and step scores, for the first TTS_TRACE_PROBLEMS problems of a search cell (schema >= 6); else null",
     "wall_time_s": "wall time of the cell divided evenly over its problems",
     "retries": "endpoint requests retried (429 / 5xx / timeouts) by the job that made this row: a pool's generation and scoring (on every row of every cell of that pool) or a search cell's run; 0 for in-process engines and stored pools; null before it existed",
     "endpoint_ignored": "request fields an endpoint did not honour, comma-joined (n | seed | logprobs | stop_reason); null: in-process, or all honoured",

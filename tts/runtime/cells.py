@@ -332,8 +332,53 @@ def run_search_job(job: SearchJob, policy: Any, prm: Any) -> JobResult:
         candidates=True,
         rules=job.rules,
     )
+    traced = set(sorted(p.id for p in job.problems)[: trace_limit()])
+    for row, (problem, result) in zip(rows, pairs, strict=True):
+        row["trace"] = trace_json(result) if problem.id in traced else None
     generated = getattr(policy, "tokens_out", 0) - tokens_before
     return JobResult(job.uid, {job.cell.cell_id: rows}, None, generated, wall)
+
+
+TRACE_ENV = "TTS_TRACE_PROBLEMS"  # problems per search cell whose trace is stored: an int, or "all"
+TRACE_DEFAULT = 20
+TRACE_TEXT_CHARS = 600  # a stored step text is cut to this many characters (the bound on a trace's size)
+
+
+def trace_limit() -> int:
+    """How many problems of a search cell get a `trace` (TTS_TRACE_PROBLEMS; default 20, "all": every one).
+    Not part of any id: the trace records what a search did, never what it computes."""
+    import os
+
+    raw = os.environ.get(TRACE_ENV, str(TRACE_DEFAULT)).strip().lower()
+    if raw == "all":
+        return 1 << 62
+    try:
+        return max(int(raw), 0)
+    except ValueError:
+        raise ValueError(
+            f"{TRACE_ENV}={raw!r}: not a number of problems; set an integer >= 0 or 'all'"
+        ) from None
+
+
+def trace_json(result: StrategyResult) -> str:
+    """The `trace` column (results schema 6): the strategy's `extra` (a tree search's tree included) and every
+    final candidate's steps and step scores, as compact JSON, texts cut to TRACE_TEXT_CHARS."""
+    import json
+
+    def cut(text: str) -> str:
+        return text if len(text) <= TRACE_TEXT_CHARS else text[:TRACE_TEXT_CHARS] + "…"
+
+    extra = dict(result.extra)
+    tree = extra.get("tree")
+    if isinstance(tree, dict) and "text" in tree:
+        r5 = [None if x is None else round(float(x), 5) for x in tree.get("step_score", [])]
+        ranks = [round(float(x), 5) for x in tree.get("rank", [])]
+        extra["tree"] = {**tree, "text": [cut(t) for t in tree["text"]], "step_score": r5, "rank": ranks}
+    cands = [
+        {"steps": [cut(t) for t in c.steps], "step_scores": [round(float(x), 5) for x in c.step_scores]}
+        for c in result.candidates
+    ]
+    return json.dumps({"extra": extra, "candidates": cands}, separators=(",", ":"), default=str)
 
 
 def run_job(job: PoolJob | SearchJob, policy: Any, prm: Any) -> JobResult:

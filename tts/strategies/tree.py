@@ -45,6 +45,10 @@ Accounting per problem: tokens_in / tokens_cached / tokens_out sum every request
 prompt plus the partial solution of each request, rollouts included), prm_tokens every score request.
 generations = step-level samples / mean steps per group, i.e. N for beam search and DVTS and about N (k + 1)
 for lookahead (Snell et al.'s budget units).
+
+Trace. Every search records its tree in `StrategyResult.extra["tree"]` (SearchTree.as_dict: one entry per
+sampled child, node ids in sampling order; parent -1 is the root), so the report's trace viewer can show which
+beams were kept, resampled or dropped and which leaf was chosen. Recording never changes what is searched.
 """
 
 from __future__ import annotations
@@ -80,6 +84,7 @@ class Beam:
     step_scores: tuple[float, ...] = ()
     rank: float = 0.0  # ranking score: prefix aggregate, or the rollout's aggregate with lookahead
     origin: int = -1  # index of its first-step ancestor, for rules that track lineage (-1: not tracked)
+    node: int = field(default=-1, compare=False)  # its id in the problem's SearchTree (-1: the root)
 
     @property
     def finished(self) -> bool:
@@ -102,6 +107,50 @@ class Group:
 
 
 Advance = Callable[[Group, list[Beam]], None]
+
+
+@dataclass
+class SearchTree:
+    """One problem's search tree as parallel lists (node id = index): what the trace viewer draws.
+
+    status: kept (expanded further), finished (a final beam), dropped (pruned, or finished past the cap);
+    copies: how many times the advance rule kept the node (particle filtering's resampling keeps one particle
+    0, 1 or several times; the others 0 or 1)."""
+
+    parent: list[int] = field(default_factory=list)
+    depth: list[int] = field(default_factory=list)
+    group: list[int] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)  # the step's own text (not the whole prefix)
+    step_score: list[float | None] = field(default_factory=list)  # the PRM's score of this step
+    rank: list[float] = field(default_factory=list)  # the ranking score the advance rule saw
+    status: list[str] = field(default_factory=list)
+    copies: list[int] = field(default_factory=list)
+
+    def add(self, parent: Beam, child: Beam, depth: int, group: int) -> None:
+        child.node = len(self.parent)
+        self.parent.append(parent.node)
+        self.depth.append(depth)
+        self.group.append(group)
+        self.text.append(child.text[len(parent.text) :])
+        self.step_score.append(None)
+        self.rank.append(0.0)
+        self.status.append("dropped")
+        self.copies.append(0)
+
+    def settle(self, g: Group, children: list[Beam]) -> None:
+        """After the advance rule ran on `children`: their scores, and whether each was kept."""
+        kept: dict[int, int] = {}
+        for b in [*g.active, *g.finished]:
+            kept[id(b)] = kept.get(id(b), 0) + 1
+        for c in children:
+            self.step_score[c.node] = float(c.step_scores[-1]) if c.step_scores else None
+            self.rank[c.node] = float(c.rank)
+            self.copies[c.node] = kept.get(id(c), 0)
+            if self.copies[c.node]:
+                self.status[c.node] = "finished" if c.finished else "kept"
+
+    def as_dict(self) -> dict[str, list]:
+        return {k: list(v) for k, v in self.__dict__.items()}
 
 
 def keep_top(group: Group, children: list[Beam], filter_duplicates: bool = False) -> None:
@@ -379,6 +428,8 @@ def search(
         for i in range(len(problems))
         for _ in range(groups_per_problem)
     ]
+    trees = [SearchTree() for _ in problems]
+    group_ids = {id(g): k % groups_per_problem for k, g in enumerate(groups)}
     for step in range(max_steps):
         live = [g for g in groups if not g.done]
         if not live:
@@ -399,12 +450,14 @@ def search(
         scored_texts = _rollouts(children, prompts, policy, usage, sampling, lookahead)
         _score(children, scored_texts, problems, prm, usage, sampling)
         by_group: dict[int, list[Beam]] = {}
-        for (g, _), child in zip(parents, children, strict=True):
+        for (g, parent), child in zip(parents, children, strict=True):
             by_group.setdefault(id(g), []).append(child)
+            trees[child.problem].add(parent, child, step + 1, group_ids[id(g)])
         for g in live:
             advance(g, by_group.get(id(g), []))
+            trees[g.problem].settle(g, by_group.get(id(g), []))
     return [
-        _result(i, p, groups, usage[i], sampling, n, final_selection, include_unfinished)
+        _result(i, p, groups, usage[i], sampling, n, final_selection, include_unfinished, trees[i])
         for i, p in enumerate(problems)
     ]
 
@@ -489,12 +542,14 @@ def _result(
     n: int,
     final_selection: str = "argmax",
     include_unfinished: bool = False,
+    tree: SearchTree | None = None,
 ) -> StrategyResult:
     mine = [g for g in groups if g.problem == index]
     beams = [b for g in mine for b in g.finished]
     if include_unfinished or not beams:
         beams += [b for g in mine for b in g.active]
-    pairs = sorted((_candidate(b, sampling) for b in beams), key=lambda cf: -cf[0].score)[:n]
+    ranked = sorted(((b, _candidate(b, sampling)) for b in beams), key=lambda bc: -bc[1][0].score)[:n]
+    pairs = [cf for _, cf in ranked]
     steps = sum(g.steps for g in mine) / len(mine)
     chosen = (
         final_choice([c.answer for c, _ in pairs], [c.score for c, _ in pairs], final_selection)
@@ -520,5 +575,11 @@ def _result(
             "finished": sum(len(g.finished) for g in mine),
             "chosen": chosen,
             "final_selection": final_selection,
+            "tree": {
+                **(tree or SearchTree()).as_dict(),
+                "candidate_nodes": [
+                    b.node for b, _ in ranked
+                ],  # the final candidates' leaves, in their order
+            },
         },
     )
