@@ -6,6 +6,7 @@ talk to servers the same way. The official `openai` async client sends every req
 (`max_retries=0`), so that every retry is made, waited and COUNTED here (the `retries` column of result rows):
 429 (rate limit), 5xx, timeouts and dropped connections are retried `max_retries` times with delays
 min(cap, base x 2^attempt) x uniform(0.5, 1) ("equal jitter"); any other error (400: a bad request) fails at once.
+A request that fails for good raises `EndpointError` naming the model, the server, the status and the retries.
 
 The key: `api_key_env` names an environment variable; its value is read here, in the process that sends the
 requests, and is never stored on this object's fields, written to a config, a row, a manifest or a log (servers
@@ -62,6 +63,11 @@ class EndpointSettings:
         )
 
 
+class EndpointError(RuntimeError):
+    """A request that failed for good (not retryable, or out of retries). A plain error, so that it crosses Ray
+    intact (the `openai` client's errors hold HTTP objects that do not deserialize) and the cell's row says why."""
+
+
 def retryable(exc: BaseException) -> bool:
     """429, 5xx, timeouts and connection errors: worth another try."""
     import openai
@@ -96,7 +102,10 @@ class RetryCounter:
                     return await asyncio.wait_for(send(), timeout=s.timeout_s)
             except Exception as exc:
                 if not retryable(exc) or attempt >= s.max_retries:
-                    raise
+                    raise EndpointError(
+                        f"{s.model} at {s.base_url}: {type(exc).__name__} ({_status(exc)}) after {attempt} "
+                        f"retries: {str(exc)[:300]}"
+                    ) from None
                 delay = backoff_delay(attempt, s.backoff_base_s, s.backoff_cap_s)
                 self.retries += 1
                 log.warning(

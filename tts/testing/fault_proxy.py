@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -26,8 +26,15 @@ FAKE_TEXT = "1+2=3\n\nA:3"
 class FaultProxy:
     """Start with `with FaultProxy(upstream, faults) as proxy:`; `proxy.base_url` ends in /v1."""
 
-    def __init__(self, upstream: str | None, faults: Iterable[str] = (), stall_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        upstream: str | None,
+        faults: Iterable[str] = (),
+        stall_s: float = 5.0,
+        always_fail: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
         self.upstream = upstream.rstrip("/") if upstream else None
+        self.always_fail = always_fail  # requests it matches (by JSON body) always get a 500
         self.faults = list(faults)
         self.stall_s = stall_s
         self.lock = threading.Lock()
@@ -48,12 +55,16 @@ class FaultProxy:
                 auth = self.headers.get("Authorization") or ""
                 with proxy.lock:
                     proxy.keys_seen.add(auth.removeprefix("Bearer "))
-                    fault = proxy.faults.pop(0) if proxy.faults else "ok"
-                    proxy.served.append(fault)
                     try:
-                        proxy.bodies.append(json.loads(body or b"{}"))
+                        parsed = json.loads(body or b"{}")
                     except ValueError:
-                        proxy.bodies.append({})
+                        parsed = {}
+                    proxy.bodies.append(parsed)
+                    if proxy.always_fail is not None and proxy.always_fail(parsed):
+                        fault = "500"
+                    else:
+                        fault = proxy.faults.pop(0) if proxy.faults else "ok"
+                    proxy.served.append(fault)
                 if fault.isdigit():  # an HTTP error status: "429", "500", "400", ...
                     proxy._reply(self, int(fault), {"error": {"message": f"injected {fault}"}})
                 elif fault == "stall":
