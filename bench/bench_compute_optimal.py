@@ -310,7 +310,10 @@ def main(argv: list[str] | None = None) -> int:
     if "old" in results:
         old = results["old"]
         for phase in ("build", "tables"):
-            print(f"ratio old / new, {phase}: {old[phase]['wall'] / new[phase]['wall']:.1f}x (wall)")
+            print(
+                f"ratio old / new, {phase}: {old[phase]['wall'] / new[phase]['wall']:.1f}x (wall), "
+                f"{old[phase]['cpu'] / new[phase]['cpu']:.1f}x (CPU: on a shared machine the steadier one)"
+            )
         print(f"tables new vs old ({args.baseline_rev}): {same_tables(scratch / 'new', scratch / 'old')}")
     shutil.rmtree(scratch, ignore_errors=True)
     if args.incremental:
