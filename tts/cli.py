@@ -38,6 +38,7 @@ _FORWARDED = {
     "demo": ("tts.demo:main", "run one strategy on a few problems and show its search (tts.demo)"),
     "zoo": ("tts.zoo.cli:main", "train the zoo's policies and PRMs: zoo train --out DIR (tts.zoo)"),
     "pools": ("tts.runtime.pools_io:main", "pools export DIR --out FILE | pools import FILE --out DIR (HF datasets Parquet)"),
+    "export": ("tts.analysis.export:main", "export DIR --to mlflow|wandb: one tracker run per configuration"),
     "rescore": ("tts.runtime.rescore:main", "score a sweep's stored pools with another verifier: rescore DIR prm=NAME"),
 }
 

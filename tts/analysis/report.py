@@ -486,6 +486,9 @@ def analyze(root: Path, args: argparse.Namespace) -> int:
         ),
     }
     report = write_report(root, parts, meta)
+    from tts.analysis.html_report import write_html
+
+    page = write_html(root, parts, meta)
     print(
         f"Compute-optimal configurations (generation-matched, held-out; difficulty: {data.method}; "
         f"{int(round(cfg.ci * 100))}% bootstrap CI)\n"
@@ -493,7 +496,10 @@ def analyze(root: Path, args: argparse.Namespace) -> int:
     gen = with_ci_text(tables.generation, cfg.min_fold_problems)
     print(plain(gen, columns_for(gen, WINNER_COLS)) if len(gen) else "(no rows)")
     _print_adaptive(comp, adaptive_notes)
-    print(f"\nwrote {report}" + (f" and {len(paths)} plot files under {root / 'plots'}" if paths else ""))
+    print(
+        f"\nwrote {report}, {page}"
+        + (f" and {len(paths)} plot files under {root / 'plots'}" if paths else "")
+    )
     return 0
 
 
