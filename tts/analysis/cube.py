@@ -192,23 +192,7 @@ class Index:
 
 
 def _sums(group: Group, w: np.ndarray, folds: int) -> Sums:
-    """`Sums.of(group, w, folds)` with the same numbers, cheaper: the weights cast to float64 once, and the row
-    counts multiplied once per distinct column (complete grids: every configuration has the same counts)."""
+    """`Sums.of(group, w, folds)` (kept as a name for the cache above)."""
     from tts.analysis.selection import Sums
 
-    w64 = w.astype(np.float64)
-    distinct: dict[bytes, int] = {}
-    firsts: list[int] = []
-    inverse = np.zeros(group.unit_c.shape[1], np.int64)
-    for j, col in enumerate(group.unit_c.T):
-        inverse[j] = distinct.setdefault(col.tobytes(), len(firsts))
-        if inverse[j] == len(firsts):
-            firsts.append(j)
-    uc = group.unit_c[:, firsts]
-    Y, C = [], []
-    for f in range(folds):
-        m = (group.fold == f)[group.problem]
-        wf = w64[:, m]
-        Y.append(wf @ group.unit_y[m])
-        C.append((wf @ uc[m])[:, inverse])
-    return Sums(np.stack(Y), np.stack(C))
+    return Sums.of(group, w, folds)

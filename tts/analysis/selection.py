@@ -129,9 +129,23 @@ class Sums:
         weights (`Group.weights`)."""
         sel = np.ones(len(group.fold), bool) if rows is None else rows
         masks = [(sel & (group.fold == f))[group.problem] for f in range(folds)]
-        Y = np.stack([w[:, m] @ group.unit_y[m] for m in masks])
-        C = np.stack([w[:, m] @ group.unit_c[m] for m in masks])
-        return cls(Y.astype(np.float64), C.astype(np.float64))
+        # the same products as w[:, m] @ unit_y[m] (numpy casts w to float64 for them), with w cast once and
+        # the row counts multiplied once per distinct column (in a complete grid every column has the same)
+        w64 = w.astype(np.float64)
+        distinct: dict[bytes, int] = {}
+        firsts: list[int] = []
+        inverse = np.zeros(group.unit_c.shape[1], np.int64)
+        for j, col in enumerate(group.unit_c.T):
+            inverse[j] = distinct.setdefault(col.tobytes(), len(firsts))
+            if inverse[j] == len(firsts):
+                firsts.append(j)
+        uc = group.unit_c[:, firsts]
+        Y, C = [], []
+        for m in masks:
+            wf = w64[:, m]
+            Y.append(wf @ group.unit_y[m])
+            C.append((wf @ uc[m])[:, inverse])
+        return cls(np.stack(Y), np.stack(C))
 
     def __add__(self, other: Sums) -> Sums:
         return Sums(self.Y + other.Y, self.C + other.C)

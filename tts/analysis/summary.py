@@ -348,7 +348,7 @@ def load_summary(results_dir: str | Path, method: str | None = None, *, build: b
     if method not in methods:
         raise ValueError(f"method: {method!r} has no bins in {results_dir}; available: {', '.join(methods)}")
     cfg = pq.read_table(out / "configs.parquet").to_pandas()
-    combined = combine(out)
+    combined = _combined(out)
     values = combined.values
     bins = _bins(results_dir, method, out, values, cfg)
     per_bin = bins if method != "none" else None  # without bins: the ALL_BIN rows only
@@ -364,27 +364,45 @@ def load_summary(results_dir: str | Path, method: str | None = None, *, build: b
 
 
 def _select(values: pd.DataFrame, ids: Sequence[str] | None) -> pd.DataFrame:
-    keep = values if ids is None else values[values["config_id"].isin([str(i) for i in ids])]
-    return keep[["config_id", "problem_id", "seed", "y_sum", "rows"]]
+    if ids is None:
+        return (
+            values  # the one frame: every AnalysisData of this summary shares its index (tts.analysis.cube)
+        )
+    return values[values["config_id"].isin([str(i) for i in ids])]
+
+
+_LAST: dict[tuple[str, str], Combined] = {}
+
+
+def _combined(out: Path) -> Combined:
+    """`combine(out)`, reused while the summary is unchanged (its meta.json and cells.parquet): a report loads
+    the summary once per difficulty method (the tables' and the adaptive comparison's), and one values frame
+    keeps one integer index (tts.analysis.cube). Only the latest summary is held."""
+    st = (out / "cells.parquet").stat()
+    ident = (str(out.resolve()), f"{(out / 'meta.json').read_text()}|{st.st_size}|{st.st_mtime_ns}")
+    if ident not in _LAST:
+        _LAST.clear()
+        _LAST[ident] = combine(out)
+    return _LAST[ident]
 
 
 @dataclass
 class Combined:
-    """The current cells' rows of every part, coded: config (index into `configs`), problem (into `problems`,
-    sorted ids), seed (into `seeds`) and the summed columns, one entry per row (`rows`) and one per (config,
-    problem, seed) (`values`, ordered by config_id, problem_id, seed)."""
+    """The current cells' rows of every part, summed: per (config, problem, seed) in `values` (ordered by
+    config_id, problem_id, seed; `slot_*` the codes of each of its rows: config into `configs`, problem into
+    `problems`, sorted ids, seed into `seeds`), and per (config, problem) every summed column (`pair_*`: what
+    the per-bin stats add up, bins being per problem)."""
 
     configs: np.ndarray
     problems: pd.Index
     seeds: np.ndarray
-    config: np.ndarray
-    problem: np.ndarray
-    seed: np.ndarray
-    columns: dict[str, np.ndarray]
     values: pd.DataFrame
     slot_config: np.ndarray
     slot_problem: np.ndarray
     slot_seed: np.ndarray
+    pair_config: np.ndarray
+    pair_problem: np.ndarray
+    pair_columns: dict[str, np.ndarray]
 
 
 def _rank_codes(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -442,18 +460,35 @@ def combine(out: Path) -> Combined:
     if span <= 8 * len(key) + 10_000_000:  # a counting sort: one pass, repeats summed by bincount
         cnt = np.bincount(key, minlength=span)
         slots = cnt > 0
-        pos = (np.cumsum(slots) - 1)[key]
+        row_slot = (np.cumsum(slots) - 1)[key]
         size = int(slots.sum())
-        y_sum = np.bincount(pos, weights=cat["y"], minlength=size)
         key, counts = np.flatnonzero(slots), cnt[slots]
     else:
         order = np.argsort(key, kind="stable")
         skey = key[order]
-        start = np.flatnonzero(np.diff(skey, prepend=-1))
-        counts = np.diff(np.append(start, len(skey)))
-        y_sum = np.add.reduceat(cat["y"][order], start) if len(skey) else np.zeros(0)
-        key = skey[start]
+        first = np.diff(skey, prepend=-1) != 0
+        row_slot = np.empty(len(key), np.int64)
+        row_slot[order] = np.cumsum(first) - 1
+        key = skey[first]
+        size = len(key)
+        counts = np.bincount(row_slot, minlength=size)
+    y_sum = np.bincount(row_slot, weights=cat["y"], minlength=size)
     kc, kp, ks = key // (npb * ns), (key // ns) % npb, key % ns
+    first_pair = np.diff(kc * npb + kp, prepend=-1) != 0
+    pair_of_slot = np.cumsum(first_pair) - 1
+    npairs = int(first_pair.sum())
+    row_pair = pair_of_slot[row_slot]
+    del row_slot
+    y = cat.pop("y")
+    pair = {
+        "y_sum": np.bincount(row_pair, weights=y, minlength=npairs),
+        "y_sq": np.bincount(row_pair, weights=y * y, minlength=npairs),
+        "rows": np.bincount(row_pair, minlength=npairs).astype(np.int64),
+    }
+    del y
+    for m in COMPUTE_COLUMNS:
+        pair[f"{m}_sum"] = np.bincount(row_pair, weights=cat.pop(m), minlength=npairs)
+    del row_pair, cat, cc, pc_, sd
     values = pd.DataFrame(
         {
             "config_id": pd.Categorical.from_codes(kc, categories=configs),
@@ -463,7 +498,18 @@ def combine(out: Path) -> Combined:
             "rows": counts.astype(np.int64),
         }
     )
-    return Combined(configs, puniq, seed_vals, cc, pc_, sd, cat, values, kc, kp, ks)
+    return Combined(
+        configs,
+        puniq,
+        seed_vals,
+        values,
+        kc.astype(np.int32),
+        kp.astype(np.int32),
+        ks.astype(np.int32),
+        kc[first_pair].astype(np.int32),
+        kp[first_pair].astype(np.int32),
+        pair,
+    )
 
 
 def _bins(
@@ -483,14 +529,12 @@ def _bins(
 
 
 def per_bin_stats(data: Combined, cfg: pd.DataFrame, bins: pd.DataFrame | None) -> pd.DataFrame:
-    """Per (config, bin) sums over the rows (`combine`), `problems` and `seeds` (distinct counts), plus the
-    ALL_BIN rows over every problem; `bins` (policy, problem_id, bin) of one method, or None."""
+    """Per (config, bin) sums (`combine`'s per (config, problem) sums added up), `problems` and `seeds`
+    (distinct counts), plus the ALL_BIN rows over every problem; `bins` (policy, problem_id, bin) of one method,
+    or None."""
     configs = pd.Index(data.configs)
     policy = cfg.set_index("config_id")["policy"].reindex(configs).astype(str)
     nconf, nprob, nseed = len(configs), max(len(data.problems), 1), max(len(data.seeds), 1)
-    first_pair = np.diff(data.slot_config * nprob + data.slot_problem, prepend=-1) != 0
-    y = data.columns["y"]
-    columns = {"y_sum": y, "y_sq": y * y, **{f"{m}_sum": data.columns[m] for m in COMPUTE_COLUMNS}}
     ways = []
     if bins is not None and len(bins):
         pol = pd.Index(policy.unique())
@@ -511,20 +555,31 @@ def per_bin_stats(data: Combined, cfg: pd.DataFrame, bins: pd.DataFrame | None) 
     for bin_of, names in ways:
         nb = len(names)
         size = nconf * nb
-        b = bin_of(data.config, data.problem)
+        b = bin_of(data.pair_config, data.pair_problem)
         keep = b >= 0
-        g = (data.config * nb + b)[keep]
-        row = {k: np.bincount(g, weights=v[keep], minlength=size) for k, v in columns.items()}
-        row["rows"] = np.bincount(g, minlength=size)
+        g = (data.pair_config.astype(np.int64) * nb + b)[keep]
+        row = {k: np.bincount(g, weights=v[keep], minlength=size) for k, v in data.pair_columns.items()}
+        row["problems"] = np.bincount(g, minlength=size)
         sb = bin_of(data.slot_config, data.slot_problem)
         sk = sb >= 0
-        sg = (data.slot_config * nb + sb)[sk]
-        row["problems"] = np.bincount(sg, weights=first_pair[sk], minlength=size)
+        sg = (data.slot_config.astype(np.int64) * nb + sb)[sk]
         seen = np.zeros(size * nseed, bool)
         seen[sg * nseed + data.slot_seed[sk]] = True
         row["seeds"] = seen.reshape(size, nseed).sum(1)
         idx = np.flatnonzero(row["rows"] > 0)
-        df = pd.DataFrame({k: v[idx] for k, v in row.items()})
+        df = pd.DataFrame(
+            {
+                k: row[k][idx]
+                for k in [
+                    "y_sum",
+                    "y_sq",
+                    "rows",
+                    *[f"{m}_sum" for m in COMPUTE_COLUMNS],
+                    "problems",
+                    "seeds",
+                ]
+            }
+        )
         df.insert(0, "bin", names[idx % nb])
         df.insert(0, "config_id", np.asarray(configs, dtype=object)[idx // nb])
         out.append(df)
