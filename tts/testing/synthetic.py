@@ -263,6 +263,7 @@ def _cell_table(spec: SyntheticSpec, cfg: dict[str, Any], probs: pd.DataFrame, s
         "candidate_scores": pa.nulls(size, pa.list_(pa.float64())),
         "candidate_correct": pa.nulls(size, pa.list_(pa.bool_())),
         "candidate_finish_reasons": pa.nulls(size, pa.list_(pa.string())),
+        "trace": pa.nulls(size, pa.string()),  # results schema 6: search traces (none in synthetic cells)
         "wall_time_s": rng.uniform(0.5, 2.0, size) * n,
         "status": np.where(failed, "failed", "ok"),
         "error": pa.array(np.where(failed, "synthetic failure", None), pa.string()),
