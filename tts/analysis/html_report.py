@@ -42,11 +42,11 @@ def write_html(results_dir: Path, parts: dict, meta: dict) -> Path:
 
 
 def render(data: dict[str, Any]) -> str:
-    """The page: static HTML shell, the payload as JSON (`</` escaped so no text closes the script), the
-    inlined style and script."""
+    """The page: static HTML shell, the payload as JSON (every `<` written as \\u003c, so no model text can
+    close or open a script), the inlined style and script."""
     static = resources.files("tts.analysis") / "static"
     css, js = (static / "report.css").read_text(), (static / "report.js").read_text()
-    blob = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    blob = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in data["notes"])
     title = html.escape(data["title"])
     return f"""<!doctype html>

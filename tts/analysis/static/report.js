@@ -1,5 +1,5 @@
 // tts-sweep report.html: sortable, filterable tables; SVG charts with hover; the search-trace viewer.
-// Vanilla JS, inlined by tts.analysis.html_report; reads the JSON payload in <script id="report-data">.
+// Vanilla JS, inlined by tts.analysis.html_report; reads the JSON payload of the element #report-data.
 // Every model text is set through textContent (never innerHTML): step texts are untrusted.
 (function () {
   "use strict";
