@@ -27,6 +27,7 @@ from tts.analysis.keys import ALL_BIN
 from tts.analysis.text import columns_for, fmt_value, with_ci_text
 
 FILTER_KEYS = ("policy", "prm", "bin", "budget", "flops_budget", "tokens_budget", "strategy")
+PAGE_TRACES = 400  # traces in one page at most (about 5 KB each): report.html stays well under 5 MB
 TRACE_COLUMNS = [
     "config_id", "policy", "prm", "strategy", "n", "problem_id", "level", "answer", "reference", "correct",
     "candidate_answers", "candidate_scores", "candidate_correct", "candidate_finish_reasons", "trace",
@@ -236,9 +237,20 @@ def _traces(results_dir: Path, cands: pd.DataFrame) -> tuple[list[dict[str, Any]
                 "trace": json.loads(r["trace"]),
             })  # fmt: skip
     out.sort(key=lambda d: (d["config"], d["problem_id"]))
+    stored = len(out)
+    if stored > PAGE_TRACES:  # the page stays small: the same number of problems from every configuration
+        per = max(PAGE_TRACES // len({d["config"] for d in out}), 1)
+        kept: list[dict[str, Any]] = []
+        counts: dict[str, int] = {}
+        for d in out:
+            counts[d["config"]] = counts.get(d["config"], 0) + 1
+            if counts[d["config"]] <= per:
+                kept.append(d)
+        out = kept
     note = (
-        f"{len(out)} stored traces (search cells keep the first TTS_TRACE_PROBLEMS problems of each cell, "
-        "default 20; set TTS_TRACE_PROBLEMS=all before the sweep for every one)."
+        f"{len(out)} of {stored} stored traces shown (search cells keep the first TTS_TRACE_PROBLEMS problems of "
+        f"each cell, default 20, set TTS_TRACE_PROBLEMS=all before the sweep for every one; the page shows at "
+        f"most {PAGE_TRACES}, the first problems of every configuration)."
         if out
         else "No trace stored: this folder has no search cell written with results schema 6 or later "
         "(traces are recorded by tts sweep since then; pool-based strategies store their samples instead)."
