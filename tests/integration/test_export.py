@@ -170,7 +170,8 @@ def test_wandb_offline_export_writes_each_configuration(
         assert float(row["generations"]) == pytest.approx(hits[0]["summary"]["generations"], abs=1e-3)
     for w in winners:
         hp = w["hyperparameters"].replace(" (incomplete)", "")
-        run = next(r for r in configs if r["config"]["hyperparams"] == hp and r["config"]["n"] == w["N"])
+        want = {"policy": w["policy"], "strategy": w["chosen strategy"], "n": w["N"], "hyperparams": hp}
+        (run,) = [r for r in configs if all(r["config"][k] == v for k, v in want.items())]
         key = f"heldout_accuracy.bin_{w['bin']}.budget_{w['budget (generations)']}"
         assert f"{run['summary'][key]:.3f}" == w["held-out accuracy [CI]"].split(" ")[0]
     assert {"report.md", "report.html"} <= sweep[0]["files"]

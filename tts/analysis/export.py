@@ -173,6 +173,7 @@ def to_wandb(sx: SweepExport, project: str | None, mode: str, directory: Path | 
         with wandb.init(id=rid, name=cr.name, job_type="configuration", config=cr.params, **common) as run:
             run.summary.update(cr.metrics)
         ids[cr.config_id] = rid
+    wandb.teardown()  # waits for W&B's service to write every run out (offline: the run files are complete)
     return ids
 
 
