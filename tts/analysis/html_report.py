@@ -150,6 +150,13 @@ def _num(v: Any) -> float | None:
     return None if math.isnan(f) or math.isinf(f) else f
 
 
+def _pool_based(strategy: str) -> bool:
+    """Whether the strategy reads a shared sample pool (its traits; a strategy not registered here: no)."""
+    from tts.strategies import STRATEGIES
+
+    return strategy in STRATEGIES and STRATEGIES.get(strategy).traits.pool_based
+
+
 def _charts(cands: pd.DataFrame, flops: pd.DataFrame, generation: pd.DataFrame) -> list[dict[str, Any]]:
     """Chart points: every configuration's accuracy against the generations it spent (normal CI from its standard
     error), and the held-out compute-optimal curves against the FLOPs and generation budgets (bootstrap CIs)."""
@@ -159,7 +166,7 @@ def _charts(cands: pd.DataFrame, flops: pd.DataFrame, generation: pd.DataFrame) 
         if acc is None:
             continue
         series = f"{r['policy']} · {r['prm']} · {r['strategy']}"
-        if r["strategy"] not in ("best_of_n", "majority_vote", "weighted_best_of_n"):
+        if not _pool_based(r["strategy"]):  # pool strategies differ by N only: one series each
             series += f" · {r['hyperparams']}"
         pts.append({
             "bin": str(r["bin"]), "series": series, "x": _num(r.get("generations")) or 0.0, "y": acc,
