@@ -46,3 +46,23 @@ def test_model_text_cannot_break_out_of_the_page() -> None:
     assert json.loads(blob)["traces"][0]["trace"]["extra"]["tree"]["text"] == [evil]
     assert "<title>&lt;b&gt;x&lt;/b&gt;</title>" in page
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)  # no external resource
+
+
+def test_nan_and_infinite_values_reach_the_page_as_null() -> None:
+    """A plugin's `extra` or an empty bin's CI can hold NaN / inf, which JSON cannot: the page writes null
+    (the plugin-strategy integration test's page failed on one)."""
+    data = {
+        "title": "t",
+        "subtitle": "s",
+        "notes": [],
+        "tables": [],
+        "charts": [{"points": [{"y": float("nan"), "hi": float("inf")}]}],
+        "traces": [{"trace": {"extra": {"weights": (0.5, float("-inf"))}}}],
+        "trace_note": "",
+    }
+    blob = (
+        render(data).split('<script type="application/json" id="report-data">', 1)[1].split("</script>", 1)[0]
+    )
+    out = json.loads(blob)
+    assert out["charts"][0]["points"][0] == {"y": None, "hi": None}
+    assert out["traces"][0]["trace"]["extra"]["weights"] == [0.5, None]

@@ -42,12 +42,24 @@ def write_html(results_dir: Path, parts: dict, meta: dict) -> Path:
     return path
 
 
+def _finite(value: Any) -> Any:
+    """The payload with NaN and infinite floats as null (JSON has no NaN; a cell's `extra`, a score or a CI
+    bound may hold one), lists, tuples and dicts walked."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def render(data: dict[str, Any]) -> str:
     """The page: static HTML shell, the payload as JSON (every `<` written as \\u003c, so no model text can
     close or open a script), the inlined style and script."""
     static = resources.files("tts.analysis") / "static"
     css, js = (static / "report.css").read_text(), (static / "report.js").read_text()
-    blob = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
+    blob = json.dumps(_finite(data), separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in data["notes"])
     title = html.escape(data["title"])
     return f"""<!doctype html>
