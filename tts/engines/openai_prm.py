@@ -26,7 +26,7 @@ from typing import Any
 
 from tts.engines.endpoint import EndpointSettings, RetryCounter, run_async
 from tts.engines.protocols import ScoreRequest, StepScores
-from tts.engines.vllm_prm import QWEN_PRM_SEP, QWEN_PRM_SYSTEM, single_token
+from tts.engines.vllm_prm import QWEN_PRM_SEP, prm_text, single_token
 
 
 def _softmax_last_two(row: Sequence[float]) -> float:
@@ -67,17 +67,8 @@ class EndpointPoolingPRM:
         return self.counter.retries
 
     def render(self, question: str, steps: Sequence[str]) -> str:
-        """The text the PRM reads (as tts.engines.vllm_prm.VLLMPoolingPRM.render)."""
-        if self.format == "qwen_math_prm":
-            clean = [s.replace(QWEN_PRM_SEP, "") for s in steps]
-            messages = [
-                {"role": "system", "content": QWEN_PRM_SYSTEM},
-                {"role": "user", "content": question},
-                {"role": "assistant", "content": QWEN_PRM_SEP.join(clean) + QWEN_PRM_SEP},
-            ]
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
-        clean = [s.replace(self.step_tag, "").strip() for s in steps]
-        return f"{question} " + "\n".join(f"{s} {self.step_tag}" for s in clean)
+        """The text the PRM reads: the same as in-process (tts.engines.vllm_prm.prm_text)."""
+        return prm_text(self.tokenizer, self.format, self.step_tag, question, steps)
 
     def _ids(self, req: ScoreRequest) -> list[int]:
         text = self.render(req.question, req.steps)

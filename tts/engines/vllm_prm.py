@@ -90,6 +90,22 @@ def _softmax_pair(row: Sequence[float]) -> float:
     return eb / (ea + eb)
 
 
+def prm_text(tokenizer: Any, format: str, step_tag: str, question: str, steps: Sequence[str]) -> str:
+    """The text a pooling PRM reads for one candidate, in-process or behind an endpoint: the Qwen2.5-Math-PRM
+    chat layout (steps joined by its separator) or Math-Shepherd's (each step followed by the step tag), with
+    separators stripped from the steps themselves."""
+    if format == "qwen_math_prm":
+        clean = [s.replace(QWEN_PRM_SEP, "") for s in steps]
+        messages = [
+            {"role": "system", "content": QWEN_PRM_SYSTEM},
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": QWEN_PRM_SEP.join(clean) + QWEN_PRM_SEP},
+        ]
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+    clean = [s.replace(step_tag, "").strip() for s in steps]
+    return f"{question} " + "\n".join(f"{s} {step_tag}" for s in clean)
+
+
 class VLLMPoolingPRM:
     """A `PRMScorer` on a vLLM pooling model. See the module docstring for the two formats."""
 
@@ -152,16 +168,7 @@ class VLLMPoolingPRM:
     # ------------------------------------------------------------------------------------------- inputs
     def render(self, question: str, steps: Sequence[str]) -> str:
         """The text the PRM reads for one candidate (separators stripped from the steps themselves)."""
-        if self.format == "qwen_math_prm":
-            clean = [s.replace(QWEN_PRM_SEP, "") for s in steps]
-            messages = [
-                {"role": "system", "content": QWEN_PRM_SYSTEM},
-                {"role": "user", "content": question},
-                {"role": "assistant", "content": QWEN_PRM_SEP.join(clean) + QWEN_PRM_SEP},
-            ]
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
-        clean = [s.replace(self.step_tag, "").strip() for s in steps]
-        return f"{question} " + "\n".join(f"{s} {self.step_tag}" for s in clean)
+        return prm_text(self.tokenizer, self.format, self.step_tag, question, steps)
 
     # -------------------------------------------------------------------------------------------- score
     def score(self, requests: Sequence[ScoreRequest]) -> list[StepScores]:
