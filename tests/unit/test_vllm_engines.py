@@ -29,7 +29,9 @@ class FakeTokenizer:
         self.vocab = vocab or {}
 
     def apply_chat_template(self, messages, add_generation_prompt=False, tokenize=False, **template_vars):
-        assert set(template_vars) <= {"strftime_now"}, template_vars  # the pinned clock, as transformers takes it
+        assert set(template_vars) <= {"strftime_now"}, (
+            template_vars
+        )  # the pinned clock, as transformers takes it
         text = "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages)
         return text + ("<assistant>" if add_generation_prompt else "")
 

@@ -81,7 +81,9 @@ def test_tokenizer_is_one_token_per_character_and_matches_the_prm_renderer():
     assert len(ids) == len(text) and tok.decode(ids) == text
     assert policy_prompt(tok, "1+2") == "<|im_start|>user\n1+2<|im_end|>\n<|im_start|>assistant\n"
     steps = ["1+2=3", "\\boxed{3}"]
-    served = VLLMPoolingPRM.render(SimpleNamespace(format="qwen_math_prm", tokenizer=tok), "1+2", steps)
+    served = VLLMPoolingPRM.render(
+        SimpleNamespace(format="qwen_math_prm", tokenizer=tok, step_tag=""), "1+2", steps
+    )
     assert prm_text(tok, "1+2", steps) == served
     sep = tok.convert_tokens_to_ids("<extra_0>")
     assert tok.encode(served, add_special_tokens=False).count(sep) == 2
