@@ -10,6 +10,7 @@ the command that needs them, so `tts --help` and `tts ls` are instant.
     tts repair results/smoke                     rebuild a lost manifest.jsonl from the result files
     tts verify results/smoke --cells 2           recompute 2 cells in a scratch folder, compare sample by sample
     tts analyze results/smoke                    difficulty bins, FLOPs, compute-optimal tables, plots
+    tts slurm submit +sweep=smoke --nodes 2 --gpus-per-node 8 --time 12:00:00   the same sweep on Slurm
 """
 
 from __future__ import annotations
@@ -37,9 +38,16 @@ _FORWARDED = {
     "report": ("tts.analysis.report:main", "write the report of a results folder (tts.analysis.report)"),
     "demo": ("tts.demo:main", "run one strategy on a few problems and show its search (tts.demo)"),
     "zoo": ("tts.zoo.cli:main", "train the zoo's policies and PRMs: zoo train --out DIR (tts.zoo)"),
-    "pools": ("tts.runtime.pools_io:main", "pools export DIR --out FILE | pools import FILE --out DIR (HF datasets Parquet)"),
+    "slurm": ("tts.runtime.slurm:main", "run a sweep on Slurm: slurm submit +sweep=NAME --nodes K ..."),
+    "rescore": (
+        "tts.runtime.rescore:main",
+        "score a sweep's stored pools with another verifier: rescore DIR prm=NAME",
+    ),
+    "pools": (
+        "tts.runtime.pools_io:main",
+        "pools export DIR --out FILE | pools import FILE --out DIR (HF datasets Parquet)",
+    ),
     "export": ("tts.analysis.export:main", "export DIR --to mlflow|wandb: one tracker run per configuration"),
-    "rescore": ("tts.runtime.rescore:main", "score a sweep's stored pools with another verifier: rescore DIR prm=NAME"),
 }
 
 
@@ -128,6 +136,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 2
     from tts.data import DataSetError
     from tts.runtime.driver import SweepLockedError, SweepNeedsRepairError, run_sweep
+    from tts.runtime.stops import EXIT_CLUSTER_LOST, EXIT_SIGTERM, ClusterLostError
 
     try:
         if args.dry_run:
@@ -137,6 +146,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except (DataSetError, SweepLockedError, SweepNeedsRepairError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ClusterLostError as exc:  # the Ray head (GCS) went away: finished cells are kept
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CLUSTER_LOST
     except KeyboardInterrupt:
         again = " ".join(["tts", "sweep", *args.overrides])
         print(
@@ -144,6 +156,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
+    if summary.stopped:  # SIGTERM (Slurm preemption, time limit): work in flight was finished and written
+        again = " ".join(["tts", "sweep", *args.overrides])
+        print(f"stopped by {summary.stopped}: finished cells are kept; resume with: {again}", file=sys.stderr)
+        return EXIT_SIGTERM
     return 1 if summary.failed else 0
 
 

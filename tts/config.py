@@ -66,6 +66,7 @@ class ClusterConfig:
     max_inflight_per_engine: int = 2
     max_tries: int = 3
     max_engine_restarts: int = 8  # Ray restarts a dead engine actor this many times (its work is requeued)
+    gcs_timeout_s: float = 30.0  # ray mode: the GCS silent this long, the driver stops (saying how to resume)
 
 
 @dataclass
@@ -393,6 +394,8 @@ def validate(cfg: DictConfig | TTSConfig) -> TTSConfig:
         raise _fail("cluster.max_tries", c.max_tries, "must be >= 1")
     if c.max_inflight_per_engine < 1:
         raise _fail("cluster.max_inflight_per_engine", c.max_inflight_per_engine, "must be >= 1")
+    if not c.gcs_timeout_s > 0:
+        raise _fail("cluster.gcs_timeout_s", c.gcs_timeout_s, "must be > 0 seconds")
 
     k = obj.difficulty
     if k.method not in DIFFICULTY_METHODS:

@@ -24,11 +24,11 @@ from tts.runtime.actors import EngineSpec
 from tts.runtime.engine_pool import EnginePool
 from tts.testing.fake_actors import FakeEngineBuilder
 
-def spec(key, num_gpus, tp=1, policy=True, replicas=1):
+def spec(key, num_gpus, tp=1, policy=True, replicas=1, load_s=0.0):
     eng = EngineConfig(num_gpus=num_gpus, tensor_parallel_size=tp, num_cpus=1, replicas=replicas)
     pol = PolicyConfig(name=key, model="embedded:smollm2-135m") if policy else None
     prms = () if policy else (("judge:x", PRMConfig(name="j", kind="judge", model="embedded:smollm2-135m")),)
-    return EngineSpec(key, key, pol, prms, eng, FakeEngineBuilder())
+    return EngineSpec(key, key, pol, prms, eng, FakeEngineBuilder(load_s=load_s))
 
 def start(pool, keys, out=None):
     for k in keys:
@@ -53,7 +53,8 @@ ray.init(num_cpus=8, num_gpus=2, include_dashboard=False, log_to_driver=False)
 pool = EnginePool({"a": spec("a", 1), "b": spec("b", 1)}, max_restarts=0)
 res["whole"] = start(pool, ["a", "b"])
 pool.shutdown()
-pool = EnginePool({"policy": spec("policy", 0.5), "prm": spec("prm", 0.5, policy=False)}, max_restarts=0)
+pool = EnginePool({"policy": spec("policy", 0.5, load_s=1.0), "prm": spec("prm", 0.5, policy=False, load_s=1.0)},
+                  max_restarts=0)
 shared = {}
 res["half"] = start(pool, ["policy", "prm"], shared)
 res["half_handles_after_first_pump"] = shared["handles_after_first_pump"]
@@ -108,10 +109,18 @@ def test_two_whole_gpu_engines_get_gpu_0_and_gpu_1(placed: dict[str, Any]) -> No
     assert len(a["gpu_ids"]) == 1 and len(b["gpu_ids"]) == 1
 
 
-def test_two_engines_at_0_5_gpu_share_one_gpu_and_start_one_after_the_other(placed: dict[str, Any]) -> None:
+def test_two_engines_at_0_5_gpu_share_one_gpu_and_load_one_after_the_other(placed: dict[str, Any]) -> None:
     policy, prm = placed["half"]["policy"][0], placed["half"]["prm"][0]
     assert policy["gpu_ids"] == prm["gpu_ids"] and len(policy["gpu_ids"]) == 1, "co-located on one GPU"
-    assert placed["half_handles_after_first_pump"] == 1, "fractional engines start one at a time"
+    assert placed["half_handles_after_first_pump"] == 2, "both actors are created at once"
+    assert policy["start_lock"] == prm["start_lock"] and policy["start_lock"].endswith(
+        "-gpu" + policy["gpu_ids"][0] + ".lock"
+    )
+    first, second = sorted([policy, prm], key=lambda i: i["load_started"])
+    assert first["load_ended"] <= second["load_started"], (
+        "the second loads once the first is built (1 s each)"
+    )
+    assert second["start_wait_s"] >= 0.5
 
 
 def test_tp2_engine_gets_a_packed_placement_group_of_2_gpus(placed: dict[str, Any]) -> None:

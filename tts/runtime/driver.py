@@ -10,12 +10,15 @@ Why: this is the one place that ties the pieces together, in order:
   4. start Ray (local `ray.init()`, or connect to a cluster), plan the engines, run the scheduler;
   5. write each finished pool / cell atomically as it arrives, failures as `status=failed` rows with the error;
   6. release engines, shut Ray down if we started it, print a one-line summary with the results path.
+A SIGTERM (Slurm preemption or time limit) stops the scheduler from taking work; a Ray cluster whose GCS stops
+answering ends the run with a message saying how to resume (tts.runtime.stops). Either way finished cells stay.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +44,13 @@ from tts.runtime.plan import (
 from tts.runtime.progress import Progress
 from tts.runtime.resume import resume_notes, stale_cells
 from tts.runtime.scheduler import Scheduler, Work
+from tts.runtime.stops import (
+    CLUSTER_LOST_REASON,
+    ClusterLostError,
+    GcsWatch,
+    cluster_lost_message,
+    sigterm_stops,
+)
 from tts.store import SweepStore
 
 log = logging.getLogger(__name__)
@@ -60,10 +70,12 @@ class SweepSummary:
     requeued: int
     tokens: int
     wall_s: float
+    stopped: str | None = None  # why the run stopped before the end ("SIGTERM"); a rerun resumes
 
     def line(self) -> str:
+        state = f" stopped by {self.stopped} (rerun to resume)" if self.stopped else ""
         return (
-            f"sweep {self.name}: {self.computed} cells computed, {self.skipped} already finished, "
+            f"sweep {self.name}{state}: {self.computed} cells computed, {self.skipped} already finished, "
             f"{self.failed} failed ({self.total} total) in {self.wall_s:.0f} s, {self.engine_loads} engine loads, "
             f"{self.tokens} tokens generated -> {self.path}"
         )
@@ -116,6 +128,8 @@ class Driver:
         self.pool_sha: dict[str, str] = {}  # pool id -> sha256 of the version cells are derived from
         self.progress: Progress | None = None
         self.engine_pool: EnginePool | None = None
+        # held while a result is written: a driver that loses its cluster exits between two writes
+        self.writing = threading.Lock()
 
     # ---- results
     def _params(self, work: Work, cell: Cell) -> tuple[int, int, str | None]:
@@ -142,7 +156,8 @@ class Driver:
             "seeding": seeding_mode(work.cells[0].config.engine, work.cells[0].config.policy),
             **extra,
         }
-        entry = self.store.write_rows("pool", work.uid, rows, meta=meta)
+        with self.writing:
+            entry = self.store.write_rows("pool", work.uid, rows, meta=meta)
         self.pool_meta[work.uid] = meta
         self.pool_sha[work.uid] = entry.sha256
 
@@ -211,14 +226,15 @@ class Driver:
             meta.update(pool_id=pool[0], pool_sha256=pool[1])
         if status == "ok":
             meta["seeding"] = rows[0].get("seeding") if rows else None
-        self.store.write_rows(
-            "cell",
-            cell.id,
-            rows,
-            status=status,
-            config=identity.cell_fields(resolved(cell.config)),
-            meta=meta,
-        )
+        with self.writing:
+            self.store.write_rows(
+                "cell",
+                cell.id,
+                rows,
+                status=status,
+                config=identity.cell_fields(resolved(cell.config)),
+                meta=meta,
+            )
 
     def on_event(self, kind: str, data: dict[str, Any]) -> None:
         if self.progress is None or self.engine_pool is None:
@@ -330,34 +346,64 @@ class Driver:
             on_failure=self.on_failure,
             on_event=self.on_event,
         )
+        watch = self._watch_gcs(scheduler, skipped) if cluster.mode == "ray" else None
         try:
-            self._bin(todo, scheduler)
-            todo_ids = {c.id for c in todo}
-            works = pool_works(
-                grid.cells,
-                todo_ids,
-                self._problems_for,
-                self._stored_pool,
-                sweep=grid.name,
-                builder=self.builder,
-            )
-            works += search_works(grid.cells, todo_ids, self._problems_for, builder=self.builder)
-            self.progress.jobs_total += len(works)
-            scheduler.run(order_works(works))
+            with sigterm_stops(scheduler.stop):
+                self._run_works(todo, scheduler)
         finally:
             self.progress.stop()
-            self.engine_pool.shutdown()
+            if scheduler.stopping != CLUSTER_LOST_REASON:  # with the GCS gone, releasing would block
+                self.engine_pool.shutdown()
             if started_ray:
                 from tts.runtime.local_ray import shutdown
 
                 shutdown()  # ray.shutdown(), and the local session's watchdog stands down
+            if watch is not None:
+                watch.done.set()
+        if scheduler.stopping == CLUSTER_LOST_REASON and watch is not None:
+            raise ClusterLostError(watch.lost_message)
         p = self.progress
         summary.computed, summary.failed, summary.tokens = p.done, p.failed, p.tokens
         summary.engine_loads = self.engine_pool.actors_created
         summary.engine_deaths, summary.requeued = scheduler.engine_deaths, scheduler.requeues
+        summary.stopped = scheduler.stopping
         summary.wall_s = time.monotonic() - started
         p.close(summary.line())
         return summary
+
+    def _watch_gcs(self, scheduler: Scheduler, skipped: int) -> GcsWatch | None:
+        """A thread that stops the sweep, with a message saying how to resume, when the GCS goes away."""
+        import ray
+
+        try:
+            address = ray.get_runtime_context().gcs_address
+        except Exception:  # Ray Client (ray://): no GCS address to watch from here
+            log.warning("cannot watch the cluster's GCS from this driver: a lost head ends it as Ray decides")
+            return None
+        resume = " ".join(["tts", "sweep", *self.grid.overrides])
+
+        def on_lost(silent_s: float) -> str:
+            scheduler.stop(CLUSTER_LOST_REASON)
+            done = skipped + (self.progress.done if self.progress else 0)
+            return cluster_lost_message(address, silent_s, done, str(self.store.root), resume)
+
+        watch = GcsWatch(address, self.grid.cluster.gcs_timeout_s, on_lost, self.writing)
+        watch.start()
+        return watch
+
+    def _run_works(self, todo: list[Cell], scheduler: Scheduler) -> None:
+        """Bin problems if needed, then run every pool and search job of `todo` (until done or stopped)."""
+        grid = self.grid
+        self._bin(todo, scheduler)
+        if scheduler.stopping:
+            return
+        todo_ids = {c.id for c in todo}
+        works = pool_works(
+            grid.cells, todo_ids, self._problems_for, self._stored_pool, sweep=grid.name, builder=self.builder
+        )
+        works += search_works(grid.cells, todo_ids, self._problems_for, builder=self.builder)
+        self.progress.jobs_total += len(works)
+        scheduler.run(order_works(works))
 
     def _problems_for(self, cell: Cell) -> list[Any]:
         return self.problems.for_cell(self.cells.get(cell.id, cell), self.bins)
@@ -400,6 +446,8 @@ class Driver:
             reserved = {key for w in works for key in w.keys} | set(self.engine_pool.engines)
             scheduler.run(works, reserved=reserved)
             scheduler.on_result = original
+            if scheduler.stopping:  # bins from part of the samples would be wrong: the rerun bins again
+                return
             rows = [r for res in results for r in (res.sample_rows or [])]
             if rows:
                 frames.append(

@@ -7,8 +7,9 @@ engine keys it needs: its policy's actor, and its PRM's, which is
   - nothing for rule-based / none PRMs (they run inside the light strategy task).
 `EnginePool` creates `replicas` actors per key with the resources the engine config asks for:
   - CPU (num_gpus 0): `num_cpus`;
-  - one GPU or a fraction (0.5 co-locates a policy and a PRM on one GPU; fractional engines start one after the
-    other, so that each one's memory profiling sees the other's allocation);
+  - one GPU or a fraction (0.5 co-locates a policy and a PRM on one GPU; engines that share a GPU load one after
+    the other on that GPU, CPU engines one after the other on their node, so that each one's memory profiling
+    sees the other's allocation; other devices and nodes load at the same time: tts.runtime.device_lock);
   - tensor parallelism > 1: a placement group of `tensor_parallel_size` bundles {GPU: 1, CPU: num_cpus} packed on
     one node; the actor runs in bundle 0 without a GPU and vLLM places its workers in the bundles
     (distributed_executor_backend "ray").
@@ -34,11 +35,11 @@ from tts.grid import Cell, resolved
 from tts.runtime.actors import (
     CLIENT_CPUS,
     DEFAULT_BUILDER,
-    EngineActor,
     EngineSpec,
     endpoint_env,
     endpoint_only,
 )
+from tts.runtime.device_lock import GPU, NODE, LockedEngineActor
 
 log = logging.getLogger(__name__)
 MODEL_PRM_KINDS = ("vllm_pooling", "judge")  # PRM kinds that load a model
@@ -94,7 +95,8 @@ def actor_options(spec: EngineSpec, max_restarts: int) -> tuple[dict[str, Any], 
     """Ray options for one replica of `spec`, and the placement group it needs (None without TP)."""
     e = spec.engine
     opts: dict[str, Any] = {"max_restarts": max_restarts, "max_task_retries": 0, "max_concurrency": 1}
-    if endpoint_only(spec):  # a client actor: no device; the key variable passed from the driver's environment
+    # a client actor: no device; the key variable passed from the driver's environment
+    if endpoint_only(spec):
         return {**opts, "num_cpus": CLIENT_CPUS, "num_gpus": 0, **endpoint_env(spec)}, None
     if e.num_gpus and e.tensor_parallel_size > 1:
         from ray.util.placement_group import placement_group
@@ -154,10 +156,18 @@ class Engine:
 
     @property
     def fractional(self) -> bool:
-        """CPU engines and GPU fractions start one at a time (they share a device's memory)."""
+        """CPU engines and GPU fractions share a device's memory: they load one at a time per device."""
         if endpoint_only(self.spec):  # a client actor loads nothing: it starts beside anything
             return False
         return self.spec.engine.num_gpus < 1 and self.spec.engine.tensor_parallel_size == 1
+
+
+def start_lock(engine: Engine) -> str | None:
+    """The start lock an engine's actor loads under: its GPU's (a fraction of one GPU), its node's (CPU), or
+    none (whole GPUs, tensor parallelism, endpoint clients)."""
+    if not engine.fractional:
+        return None
+    return GPU if engine.spec.engine.num_gpus > 0 else NODE
 
 
 def actor_state(handle: Any) -> str | None:
@@ -201,19 +211,12 @@ class EnginePool:
         self._queue.extend(engine.replicas)
 
     def pump(self) -> None:
-        """Create queued actors (whole-GPU / TP ones at once, fractional ones one at a time) and probe
-        restarting ones."""
+        """Create queued actors (all at once: engines that share a device queue for it themselves, see
+        tts.runtime.device_lock) and probe restarting ones."""
         import ray
 
-        busy = any(
-            r.handle is not None and r.info is None and r.error is None and self.engines[r.key].fractional
-            for e in self.engines.values()
-            for r in e.replicas
-        )
         for replica in list(self._queue):
             engine = self.engines[replica.key]
-            if engine.fractional and busy:
-                continue
             misfit = self._misfit(engine.spec) if self.check_fit else None
             if misfit:
                 self._queue.remove(replica)
@@ -225,14 +228,14 @@ class EnginePool:
                 break  # in order: a later, smaller engine must not take the room this one waits for
             opts, pg = actor_options(engine.spec, self.max_restarts)
             replica.pg = pg
-            replica.handle = ray.remote(EngineActor).options(**opts).remote(engine.spec)
+            replica.handle = (
+                ray.remote(LockedEngineActor).options(**opts).remote(engine.spec, start_lock(engine))
+            )
             replica.ready_ref = replica.handle.info.remote()
             self.actors_created += 1
             replica.started_at = time.monotonic()
             self._queue.remove(replica)
             log.info("starting engine %s replica %d", engine.spec.label, replica.index)
-            if engine.fractional:
-                busy = True
         now = time.monotonic()
         for engine in self.engines.values():
             for r in engine.replicas:

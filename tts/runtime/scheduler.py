@@ -5,7 +5,9 @@ Why a hand-written loop and not Ray Data / a task DAG: jobs need different engin
 started lazily and may die and come back (Ray restarts the actor, its in-flight jobs are requeued), and one bad
 job must be recorded as failed without stopping the rest. `ray.wait` over task refs and engine `info` refs keeps
 the loop event-driven. The task body is `tts.runtime.cells.run_job` against actor proxies; strategies never see
-Ray.
+Ray. A task whose worker or node died (`is_node_loss`) is requeued like one whose engine died. `stop()` (SIGTERM,
+a lost GCS: tts.runtime.stops) ends the loop once the work in flight is done; what breaks meanwhile is dropped,
+not recorded as failed (a rerun computes it).
 """
 
 from __future__ import annotations
@@ -82,6 +84,17 @@ def is_actor_death(exc: BaseException) -> bool:
     return isinstance(exc, RayActorError) or isinstance(cause, RayActorError)
 
 
+def is_node_loss(exc: BaseException) -> bool:
+    """The task's worker process or its node died under it (a node removed, preempted, out of memory): not
+    the job's fault, like an engine death."""
+    from ray.exceptions import NodeDiedError, WorkerCrashedError
+
+    cause = getattr(exc, "cause", None)
+    return isinstance(exc, (NodeDiedError, WorkerCrashedError)) or isinstance(
+        cause, (NodeDiedError, WorkerCrashedError)
+    )
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """The actor is restarting (its process died earlier): the call never ran."""
     from ray.exceptions import ActorUnavailableError
@@ -124,6 +137,14 @@ class Scheduler:
         self.engine_deaths = 0  # actor deaths seen (each one restarts the actor, which reloads its engines)
         self._remote: Any = None
         self._warmed: list[Any] = []  # refs of warm-up tasks (never waited on)
+        self.stopping: str | None = None  # why the run stops early (tts.runtime.stops): no new work is taken
+        self.dropped = 0  # jobs left unfinished by an early stop (a rerun computes them)
+
+    def stop(self, reason: str) -> None:
+        """Take no new work: `run` returns once the work in flight has finished (safe from a signal handler
+        or another thread: it only sets a flag that the loop reads within a second)."""
+        if self.stopping is None:
+            self.stopping = reason
 
     def _remote_task(self) -> Any:
         if self._remote is None:
@@ -143,11 +164,12 @@ class Scheduler:
             warm = ray.remote(num_cpus=TASK_NUM_CPUS, max_retries=0)(_warm_up)
             slots = self.max_inflight * max(1, len({k for w in works for k in w.keys}))
             self._warmed = [warm.remote() for _ in range(min(len(works), slots))]
-        while self.pending or self.inflight:
-            self._launch()
-            self.pool.pump()
-            if not self.inflight and self.pending and self.pool.stalled():
-                self._make_room()
+        while (self.pending and not self.stopping) or self.inflight:
+            if not self.stopping:
+                self._launch()
+                self.pool.pump()
+                if not self.inflight and self.pending and self.pool.stalled():
+                    self._make_room()
             watched = self.pool.watch_refs()
             refs = list(self.inflight) + list(watched)
             if not refs:
@@ -171,8 +193,12 @@ class Scheduler:
                         )
                 else:
                     self._finish(ref)
-            self._release_idle(reserved)
+            if not self.stopping:
+                self._release_idle(reserved)
             self.on_event("tick", {})
+        if self.stopping:
+            self.dropped += len(self.pending)
+            self.pending.clear()
 
     def _launch(self) -> None:
         for work in list(self.pending):
@@ -227,6 +253,12 @@ class Scheduler:
         try:
             result = ray.get(ref)
         except Exception as exc:
+            if self.stopping:  # the cluster is going away with us: not the job's failure, a rerun computes it
+                log.info(
+                    "job %s dropped while stopping (%s): %s", work.uid, self.stopping, error_text(exc, 200)
+                )
+                self.dropped += 1
+                return
             if is_actor_death(exc):  # Ray restarts the actor; give it no work until it answers again
                 for r in replicas:
                     if self.pool.mark_recovering(r):
@@ -244,17 +276,16 @@ class Scheduler:
     def _failed(self, work: Work, exc: BaseException) -> None:
         text = error_text(exc)
         work.errors.append(text)
-        if is_actor_death(exc):
-            work.tries -= 1  # an engine death is not the job's fault: it does not use up a try
+        death = is_actor_death(exc) or is_node_loss(exc)
+        if death:
+            work.tries -= 1  # an engine or node death is not the job's fault: it does not use up a try
             if not is_unavailable(exc):  # "the actor is restarting" is not another death
                 work.deaths += 1
             retry = work.deaths < self.max_deaths
         else:
             retry = work.tries < self.max_tries
         log.warning("job %s failed (try %d, engine deaths %d): %s", work.uid, work.tries, work.deaths, text)
-        self.on_event(
-            "retry" if retry else "fail", {"uid": work.uid, "error": text, "death": is_actor_death(exc)}
-        )
+        self.on_event("retry" if retry else "fail", {"uid": work.uid, "error": text, "death": death})
         if retry:
             self.requeues += 1
             self.pending.appendleft(work)
