@@ -352,7 +352,7 @@ def validate(cfg: DictConfig | TTSConfig) -> TTSConfig:
         raise _not_one_of("prm.aggregation", r.aggregation, AGGREGATIONS)
     if r.base_url is not None:
         _check_prm_endpoint(r)
-    elif r.kind in ("vllm_pooling", "judge"):
+    elif r.kind in ("vllm_pooling", "judge", "likelihood"):
         _check_model("prm.model", r.model)
     if r.kind == "vllm_pooling" and r.format not in ("qwen_math_prm", "step_tag"):
         raise _not_one_of("prm.format", r.format, ("qwen_math_prm", "step_tag"))

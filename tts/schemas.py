@@ -76,7 +76,7 @@ class PRMConfig:
     """A process reward model / verifier. `kind` selects the implementation (see tts.engines.PRM_KINDS)."""
 
     name: str = MISSING
-    kind: str = MISSING  # none | rule_arithmetic | vllm_pooling | judge
+    kind: str = MISSING  # none | rule_arithmetic | vllm_pooling | judge | likelihood
     model: str | None = None
     params: int | None = None
     aggregation: str = "last"  # last | min | prod | mean

@@ -123,8 +123,11 @@ def is_test_question(question: str) -> bool:
     return hashlib.sha1(question.encode()).digest()[0] < TEST_FRACTION_BYTE
 
 
-def generate(levels: Sequence[int], per_level: int, seed: int = 0, split: str = "test") -> list[Problem]:
-    """`per_level` distinct problems of each level in `levels` from `split` ("test" or "train")."""
+def generate(
+    levels: Sequence[int], per_level: int, seed: int = 0, split: str = "test", distinct: bool = True
+) -> list[Problem]:
+    """`per_level` distinct problems of each level in `levels` from `split` ("test" or "train"). With
+    `distinct=False` questions may repeat (training streams: level 1 has only ~10,600 train-split questions)."""
     if per_level <= 0:
         raise ValueError(f"per_level: invalid value {per_level!r}; must be a positive integer")
     if split not in ("test", "train"):
@@ -136,16 +139,18 @@ def generate(levels: Sequence[int], per_level: int, seed: int = 0, split: str = 
             raise ValueError(f"dataset.levels: unknown chain level {level!r}; allowed: {sorted(LEVELS)}")
         rng = random.Random(f"chain/{split}/{seed}/{level}")
         seen: set[str] = set()
-        while len(seen) < per_level:
+        drawn = 0
+        while drawn < per_level:
             operands, ops = draw(rng, LEVELS[level])
             question = expression(operands, ops)
-            if question in seen or is_test_question(question) != want_test:
+            if (distinct and question in seen) or is_test_question(question) != want_test:
                 continue
             seen.add(question)
+            drawn += 1
             steps = solution_steps(operands, ops)
             problems.append(
                 Problem(
-                    id=f"chain/{split}/L{level}/{len(seen) - 1:04d}",
+                    id=f"chain/{split}/L{level}/{drawn - 1:04d}",
                     question=question,
                     answer=str(_value(operands, ops)),
                     dataset=DATASET,

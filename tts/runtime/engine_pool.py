@@ -42,7 +42,7 @@ from tts.runtime.actors import (
 from tts.runtime.device_lock import GPU, NODE, LockedEngineActor
 
 log = logging.getLogger(__name__)
-MODEL_PRM_KINDS = ("vllm_pooling", "judge")  # PRM kinds that load a model
+MODEL_PRM_KINDS = ("vllm_pooling", "judge", "likelihood")  # PRM kinds that load a model
 
 
 def policy_key(cfg: TTSConfig) -> str:
@@ -54,8 +54,8 @@ def prm_id(cfg: TTSConfig) -> str:
 
 
 def prm_shares_policy(cfg: TTSConfig) -> bool:
-    """A judge PRM on the policy's own model reuses the policy's engine."""
-    return cfg.prm.kind == "judge" and cfg.prm.model == cfg.policy.model
+    """A judge or likelihood verifier on the policy's own model reuses the policy's engine."""
+    return cfg.prm.kind in ("judge", "likelihood") and cfg.prm.model == cfg.policy.model
 
 
 def prm_key(cfg: TTSConfig) -> str | None:

@@ -13,8 +13,11 @@ from pathlib import Path
 WEIGHTS = Path(__file__).parent / "weights"
 POLICY_NAMES = ("zoo-policy-s", "zoo-policy-m", "zoo-policy-l")  # the size ladder, each trained from scratch
 REVISION_POLICY = "zoo-policy-r"  # zoo-policy-m fine-tuned to revise its own attempts (tts.zoo.revision)
-PRM_NAMES = ("zoo-prm-s", "zoo-prm-l")
-ZOO_NAMES = (*POLICY_NAMES, REVISION_POLICY, *PRM_NAMES)  # every shipped model
+PRM_NAMES = ("zoo-prm-s", "zoo-prm-l")  # the weak and the strong PRM
+ORM_NAMES = (
+    "zoo-orm",
+)  # an outcome reward model: one score for the finished solution, read at its last step
+ZOO_NAMES = (*POLICY_NAMES, REVISION_POLICY, *PRM_NAMES, *ORM_NAMES)  # every shipped model
 
 
 def weights_dir(name: str) -> Path:

@@ -22,11 +22,19 @@ def write(folder: Path, name: str, data: dict[str, Any], eval_config: dict[str, 
         f"- Data: {data['train_data']}",
         f"- Loss (mean per 50 steps): first {data['loss_curve'][0]}, last {data['loss_curve'][-1]}",
     ]
-    if data["kind"] == "prm":
+    if "train_flops" in data:
+        lines.append(
+            f"- Training compute: {data['train_tokens']:,} tokens processed (padding included), "
+            f"{data['train_flops']:.3g} FLOPs (6 x parameters x tokens)"
+        )
+    if data["kind"] in ("prm", "orm"):
         lines += [
-            f"- Body initialised from {data['init_from']}",
+            f"- Body initialised from {data['init_from']}; objective `{data.get('objective', 'steps')}` "
+            "(tts.zoo.train.train_prm)",
             f"- Held-out step AUROC: {data.get('heldout_auroc')} ({data.get('heldout_steps')} steps of all zoo "
             "policies' samples on held-out test-split problems)",
+            f"- Held-out outcome AUROC (last-step score vs the answer's correctness): "
+            f"{data.get('heldout_outcome_auroc')}",
         ]
     if "eval" in data:
         rows = data["eval"]

@@ -21,46 +21,71 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from tts.zoo.train import ModelSpec, TrainSpec
 
 POLICIES: dict[str, tuple[ModelSpec, TrainSpec]] = {
-    "zoo-policy-s": (ModelSpec(64, 2, 2, 192), TrainSpec(steps=1200, batch=32, warmup=100, seed=11)),
-    "zoo-policy-m": (ModelSpec(96, 3, 3, 288), TrainSpec(steps=1500, batch=32, warmup=100, seed=12)),
-    "zoo-policy-l": (ModelSpec(128, 4, 2, 512), TrainSpec(steps=1800, batch=32, warmup=100, seed=13)),
+    "zoo-policy-s": (ModelSpec(64, 2, 2, 192), TrainSpec(steps=2000, batch=32, warmup=100, seed=11)),
+    "zoo-policy-m": (ModelSpec(96, 3, 3, 288), TrainSpec(steps=2500, batch=32, warmup=100, seed=12)),
+    "zoo-policy-l": (ModelSpec(192, 4, 6, 576), TrainSpec(steps=3000, batch=32, warmup=100, seed=13)),
 }
 
 
 @dataclass(frozen=True)
 class PRMRecipe:
+    """A verifier in the Qwen2.5-Math-PRM layout; `objective` is what its head is trained to say
+    (tts.zoo.train.train_prm): `prefix` (every token: "the text so far is right", with a language-modelling
+    loss), `steps` (one bit per step tag: the recipe that learns little, kept for the weak verifier) or
+    `outcome` (an ORM: every token says whether the final answer is right; read at the last step)."""
+
     spec: ModelSpec
     train: TrainSpec
     init_from: str  # the policy whose body it starts from
     sampled_from: tuple[str, ...]  # whose samples it is trained on
     problems: int  # train-split problems sampled (each policy)
     samples: int  # samples per problem (each policy)
+    objective: str = "steps"
+    negative_share: float = 0.0  # of each batch: synthetic hard negatives (tts.zoo.train.corrupt)
 
 
+ALL_POLICIES = ("zoo-policy-s", "zoo-policy-m", "zoo-policy-l")
+# Verifiers that are a policy's own likelihood (tts.engines.likelihood_prm, conf/prm/zoo_judge_l.yaml): nothing
+# to train, measured beside the trained ones.
+JUDGES: dict[str, str] = {"zoo-judge-l": "zoo-policy-l"}
 PRMS: dict[str, PRMRecipe] = {
-    "zoo-prm-l": PRMRecipe(
-        ModelSpec(128, 4, 2, 512),
-        TrainSpec(steps=250, batch=16, lr=1e-3, warmup=30, seed=21),
+    "zoo-prm-l": PRMRecipe(  # the better trained PRM: dense objective on the largest body
+        POLICIES["zoo-policy-l"][0],
+        TrainSpec(steps=800, batch=32, lr=1e-3, warmup=50, seed=21),
         init_from="zoo-policy-l",
-        sampled_from=("zoo-policy-s", "zoo-policy-m", "zoo-policy-l"),
-        problems=200,
+        sampled_from=ALL_POLICIES,
+        problems=300,
         samples=8,
+        objective="prefix",
+        negative_share=0.3,
     ),
-    "zoo-prm-s": PRMRecipe(
-        ModelSpec(64, 2, 2, 192),
-        TrainSpec(steps=80, batch=16, lr=1e-3, warmup=10, seed=22),
-        init_from="zoo-policy-s",
-        sampled_from=("zoo-policy-s",),
-        problems=100,
-        samples=4,
+    "zoo-prm-s": PRMRecipe(  # the weak PRM: the same objective on the middle body, shorter
+        POLICIES["zoo-policy-m"][0],
+        TrainSpec(steps=400, batch=32, lr=1e-3, warmup=50, seed=22),
+        init_from="zoo-policy-m",
+        sampled_from=ALL_POLICIES,
+        problems=300,
+        samples=8,
+        objective="prefix",
+        negative_share=0.3,
+    ),
+    "zoo-orm": PRMRecipe(  # the outcome reward model
+        POLICIES["zoo-policy-m"][0],
+        TrainSpec(steps=600, batch=32, lr=1e-3, warmup=50, seed=23),
+        init_from="zoo-policy-m",
+        sampled_from=ALL_POLICIES,
+        problems=300,
+        samples=8,
+        objective="outcome",
+        negative_share=0.3,
     ),
 }
 
@@ -107,32 +132,92 @@ def save_prm(prm: Any, tokenizer: Any, folder: Path) -> None:
     tokenizer.save_pretrained(folder)
 
 
+def _mean_ci(values: list[float]) -> tuple[float, float, float]:
+    """Mean over problems and its normal-approximation 95% interval."""
+    n = len(values)
+    mean = sum(values) / n
+    half = 1.96 * math.sqrt(sum((v - mean) ** 2 for v in values) / max(1, n - 1) / n)
+    return mean, max(0.0, mean - half), min(1.0, mean + half)
+
+
 def _level_table(
-    problems: list[Any], samples: list[list[str]], greedy: list[list[str]], prm_best: dict
-) -> dict:
+    problems: list[Any],
+    samples: list[list[str]],
+    greedy: list[list[str]],
+    scores: dict[str, list[list[float]]],
+) -> tuple[dict, dict]:
+    """Per level: greedy and T>0 pass@1, pass@k, majority@k and, per verifier, best-of-k and weighted
+    best-of-k on the last-step score, each the exact expectation the sweep's own estimators give
+    (tts.strategies.estimators) over the whole pool; returns (means, 95% intervals over problems)."""
     from tts.grading import extract_answer
+    from tts.strategies.estimators import (
+        expected_best_of_k,
+        expected_majority_at_k,
+        expected_weighted_best_of_k,
+    )
     from tts.zoo.train import is_correct
 
+    k = len(samples[0])
     table: dict[int, dict[str, float]] = {}
+    intervals: dict[int, dict[str, list[float]]] = {}
     for level in sorted({p.level for p in problems}):
         idx = [i for i, p in enumerate(problems) if p.level == level]
-        row: dict[str, float] = {"problems": len(idx)}
-        row["greedy"] = sum(is_correct(problems[i], greedy[i][0]) for i in idx) / len(idx)
-        flags = [[is_correct(problems[i], t) for t in samples[i]] for i in idx]
-        row["pass@1"] = sum(sum(f) / len(f) for f in flags) / len(idx)
-        row[f"pass@{len(flags[0])}"] = sum(any(f) for f in flags) / len(idx)
-        maj = 0
-        for i, f in zip(idx, flags, strict=True):
+        per: dict[str, list[float]] = {"greedy": [], "pass@1": [], f"pass@{k}": [], f"majority@{k}": []}
+        for i in idx:
+            flags = [is_correct(problems[i], t) for t in samples[i]]
             answers = [extract_answer(t).answer for t in samples[i]]
-            counts = Counter(a for a in answers if a is not None)
-            if counts:
-                top = counts.most_common(1)[0][0]
-                maj += f[answers.index(top)]
-        row[f"majority@{len(flags[0])}"] = maj / len(idx)
-        for name, best in prm_best.items():
-            row[f"{name}-bon@{len(flags[0])}"] = sum(flags[k][best[i]] for k, i in enumerate(idx)) / len(idx)
-        table[level] = row
-    return table
+            ids = {a: j for j, a in enumerate(dict.fromkeys(a for a in answers if a is not None))}
+            groups = [None if a is None else ids[a] for a in answers]
+            per["greedy"].append(float(is_correct(problems[i], greedy[i][0])))
+            per["pass@1"].append(sum(flags) / k)
+            per[f"pass@{k}"].append(float(any(flags)))
+            per[f"majority@{k}"].append(expected_majority_at_k(groups, flags, k))
+            for name, rows in scores.items():
+                per.setdefault(f"{name}-bon@{k}", []).append(expected_best_of_k(rows[i], flags, k))
+                per.setdefault(f"{name}-weighted@{k}", []).append(
+                    expected_weighted_best_of_k(groups, rows[i], flags, k)
+                )
+        stats = {m: _mean_ci(v) for m, v in per.items()}
+        table[level] = {"problems": len(idx)} | {m: round(v[0], 4) for m, v in stats.items()}
+        intervals[level] = {m: [round(v[1], 4), round(v[2], 4)] for m, v in stats.items()}
+    return table, intervals
+
+
+def last_scores(score: Any, problems: list[Any], texts: list[list[str]]) -> list[list[float]]:
+    """Each sample's last-step verifier score (`score(rows)`: per-step scores of LabelledSolutions; an empty
+    sample scores 0), per problem."""
+    from tts.data.chain import STEP_DELIMITER
+    from tts.zoo.train import LabelledSolution
+
+    where, rows = [], []
+    for i, (problem, group) in enumerate(zip(problems, texts, strict=True)):
+        for k, text in enumerate(group):
+            steps = tuple(s.strip() for s in text.split(STEP_DELIMITER) if s.strip())
+            if steps:
+                where.append((i, k))
+                rows.append(LabelledSolution(problem, steps, (False,) * len(steps)))
+    last = [[0.0] * len(group) for group in texts]
+    for (i, k), scores in zip(where, score(rows), strict=True):
+        last[i][k] = scores[-1]
+    return last
+
+
+def _stage_key(*parts: Any) -> dict[str, Any]:
+    """What a finished model's `stage.json` must match to be reused by a resumed run (its recipe, as JSON)."""
+    return json.loads(json.dumps([asdict(p) if hasattr(p, "__dataclass_fields__") else p for p in parts]))
+
+
+def _finished(folder: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The card fields of a model trained earlier with the same recipe (resumable model by model), or None."""
+    stage = folder / "stage.json"
+    if not stage.exists():
+        return None
+    data = json.loads(stage.read_text())
+    return data["card"] if data.get("key") == key else None
+
+
+def _save_stage(folder: Path, key: Any, card: dict[str, Any]) -> None:
+    (folder / "stage.json").write_text(json.dumps({"key": key, "card": card}, indent=1) + "\n")
 
 
 def _policy_job(job: tuple[str, ModelSpec, TrainSpec, Path]) -> dict[str, Any]:
@@ -147,19 +232,27 @@ def _policy_job(job: tuple[str, ModelSpec, TrainSpec, Path]) -> dict[str, Any]:
     torch.set_num_threads(1)
     tokenizer = build_tokenizer()
     start = time.perf_counter()
+    counts: dict[str, int] = {}
     with (out / f"train-{name}.log").open("a") as f:
-        model, curve = train_policy(spec, train, tokenizer, log=lambda m: print(m, file=f, flush=True))
+        model, curve = train_policy(
+            spec, train, tokenizer, log=lambda m: print(m, file=f, flush=True), counts=counts
+        )
+    params = sum(p.numel() for p in model.parameters())
     save_policy(model, tokenizer, out / name)
-    return {
+    card = {
         "kind": "policy",
         "architecture": "Qwen2ForCausalLM",
         "spec": asdict(spec),
         "train": asdict(train),
-        "params": sum(p.numel() for p in model.parameters()),
+        "params": params,
         "train_seconds": round(time.perf_counter() - start, 1),
+        "train_tokens": counts["tokens"],
+        "train_flops": 6 * params * counts["tokens"],
         "loss_curve": [round(x, 4) for x in curve],
         "train_data": f"{train.steps * train.batch} train-split chain problems, levels 1-{max(LEVELS)} uniform",
     }
+    _save_stage(out / name, _stage_key(spec, train), card)
+    return card
 
 
 def _load_policy(folder: Path) -> Any:
@@ -167,24 +260,6 @@ def _load_policy(folder: Path) -> Any:
     from transformers import Qwen2ForCausalLM
 
     return Qwen2ForCausalLM.from_pretrained(folder, dtype="float32").eval()
-
-
-def best_of(prm: Any, tokenizer: Any, problems: list[Any], texts: list[list[str]]) -> list[int]:
-    """Index of the sample with the highest last-step PRM score, per problem (an empty sample scores 0)."""
-    from tts.data.chain import STEP_DELIMITER
-    from tts.zoo.train import LabelledSolution, prm_scores
-
-    where, rows = [], []
-    for i, (problem, group) in enumerate(zip(problems, texts, strict=True)):
-        for k, text in enumerate(group):
-            steps = tuple(s.strip() for s in text.split(STEP_DELIMITER) if s.strip())
-            if steps:
-                where.append((i, k))
-                rows.append(LabelledSolution(problem, steps, (False,) * len(steps)))
-    last = [[0.0] * len(group) for group in texts]
-    for (i, k), scores in zip(where, prm_scores(prm, tokenizer, rows), strict=True):
-        last[i][k] = scores[-1]
-    return [max(range(len(row)), key=row.__getitem__) for row in last]
 
 
 def train_zoo(out: Path, cfg: ZooConfig | None = None) -> dict[str, Any]:
@@ -229,6 +304,13 @@ def _revision_stage(init: Any, out: Path, cfg: ZooConfig, log: Any) -> dict[str,
     from tts.zoo.tokenizer import build_tokenizer
 
     tokenizer = build_tokenizer()
+    init_stage = out / revision.RECIPE.init_from / "stage.json"
+    under = json.loads(init_stage.read_text())["key"] if init_stage.exists() else None
+    key = _stage_key(revision.RECIPE, cfg.scale, cfg.temperature, cfg.seed, cfg.eval_per_level, under)
+    done = _finished(out / revision.NAME, key) if under is not None else None
+    if done is not None:
+        log(f"{revision.NAME}: kept (trained earlier with the same recipe)")
+        return done
     model, card = revision.stage(
         init,
         tokenizer,
@@ -240,6 +322,8 @@ def _revision_stage(init: Any, out: Path, cfg: ZooConfig, log: Any) -> dict[str,
         log=log,
     )
     save_policy(model, tokenizer, out / revision.NAME)
+    if under is not None:
+        _save_stage(out / revision.NAME, key, card)
     return card
 
 
@@ -257,105 +341,207 @@ def _train_alone(out: Path, cfg: ZooConfig, log: Any) -> dict[str, Any]:
     return {revision.NAME: card}
 
 
-def _train_all(out: Path, cfg: ZooConfig, log: Any) -> dict[str, Any]:
-    from tts.zoo import revision
-    from tts.zoo.tokenizer import build_tokenizer
-    from tts.zoo.train import auroc, label_samples, prm_scores, sample, train_prm, train_problems
-
-    tokenizer = build_tokenizer()
+def train_policies(out: Path, cfg: ZooConfig, log: Any) -> dict[str, Any]:
+    """Train the size ladder (resumable: a policy whose `stage.json` holds the same recipe is kept), on
+    `cfg.threads` worker processes of one torch thread each, largest first so the longest job starts first;
+    returns each policy's card fields."""
     card_data: dict[str, Any] = {}
     jobs = []
     for name, (spec, train) in POLICIES.items():
         train = replace(
             train, steps=_scaled(train.steps, cfg.scale, 4), warmup=_scaled(train.warmup, cfg.scale, 2)
         )
-        jobs.append((name, spec, train, out))
-    log(
-        f"training {len(jobs)} policies in parallel, one thread each: {[(j[0], j[1], j[2].steps) for j in jobs]}"
-    )
-    if cfg.threads > 1:
+        done = _finished(out / name, _stage_key(spec, train))
+        if done is not None:
+            card_data[name] = done
+            log(f"{name}: kept (trained earlier with the same recipe)")
+        else:
+            jobs.append((name, spec, train, out))
+    jobs.sort(key=lambda j: -j[1].hidden * j[1].hidden * j[1].layers)
+    log(f"training {len(jobs)} policies on {cfg.threads} workers: {[(j[0], j[1], j[2].steps) for j in jobs]}")
+    if cfg.threads > 1 and len(jobs) > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(len(jobs), mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(min(cfg.threads, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
             results = list(pool.map(_policy_job, jobs))
     else:
         results = [_policy_job(j) for j in jobs]
-    policies: dict[str, Any] = {}
     for (name, _, _, _), info in zip(jobs, results, strict=True):
         card_data[name] = info
-        policies[name] = _load_policy(out / name)
         log(
             f"{name}: {info['params']:,} parameters, {info['train_seconds']} s, loss {info['loss_curve'][-1]}"
         )
+    return {name: card_data[name] for name in POLICIES}
 
-    # PRM training data: each listed policy's samples on train-split problems, labelled by the step checker
-    sample_cache: dict[tuple[str, int, int], list[Any]] = {}
-    prms: dict[str, Any] = {}
+
+def _samples(
+    out: Path, cfg: ZooConfig, policies: dict[str, Any], policy: str, n_problems: int, n: int
+) -> list[Any]:
+    """`policy`'s labelled samples on train-split problems (cached in `out/samples/`, so a resumed run does not
+    sample again; the cache key is the count, the seed and the policy's own stage.json)."""
+    from tts.data.chain import check_steps
+    from tts.zoo.tokenizer import build_tokenizer
+    from tts.zoo.train import LabelledSolution, label_samples, sample, train_problems
+
+    problems = train_problems(n_problems, seed=5000 + cfg.seed)
+    stage = json.loads((out / policy / "stage.json").read_text())["key"]
+    cache = out / "samples" / f"{policy}-{n_problems}x{n}-T{cfg.temperature}-s{cfg.seed}.json"
+    if cache.exists() and json.loads(cache.read_text())["policy_stage"] == stage:
+        texts = json.loads(cache.read_text())["steps"]
+        return [
+            LabelledSolution(problems[i], tuple(st), tuple(check_steps(problems[i], st))) for i, st in texts
+        ]
+    texts = sample(policies[policy], build_tokenizer(), problems, n, cfg.temperature, seed=cfg.seed)
+    rows = label_samples(problems, texts)
+    index = {p.id: i for i, p in enumerate(problems)}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"policy_stage": stage, "steps": [[index[r.problem.id], list(r.steps)] for r in rows]}
+    cache.write_text(json.dumps(payload))
+    return rows
+
+
+def _load_prm(folder: Path, spec: ModelSpec) -> Any:
+    """The saved (fp16) verifier, upcast to fp32."""
+    from safetensors.torch import load_file
+
+    from tts.zoo.tokenizer import build_tokenizer
+    from tts.zoo.train import prm_module
+
+    prm = prm_module(spec, build_tokenizer())
+    prm.load_state_dict({k: v.float() for k, v in load_file(folder / "model.safetensors").items()})
+    return prm.eval()
+
+
+def train_verifiers(out: Path, cfg: ZooConfig, policies: dict[str, Any], log: Any) -> dict[str, Any]:
+    """Train every verifier of PRMS (resumable: one whose stage.json holds the same recipe, and the same
+    policies under it, is kept) on its policies' labelled samples plus synthetic hard negatives; returns each
+    one's card fields."""
+    import random
+
+    from tts.data.chain import check_steps
+    from tts.zoo.tokenizer import build_tokenizer
+    from tts.zoo.train import LabelledSolution, corrupt, train_prm, train_problems
+
+    tokenizer = build_tokenizer()
+    card_data: dict[str, Any] = {}
+    stream = train_problems(_scaled(20000, cfg.scale, 100), seed=7000 + cfg.seed)
+
+    def negative(rng: random.Random) -> Any:
+        problem = stream[rng.randrange(len(stream))]
+        steps = corrupt(problem, rng)
+        return LabelledSolution(problem, steps, tuple(check_steps(problem, steps)))
+
     for name, recipe in PRMS.items():
         n_problems = _scaled(recipe.problems, cfg.scale, 6)
-        n_samples = recipe.samples
-        data = []
-        start = time.perf_counter()
-        for policy in recipe.sampled_from:
-            key = (policy, n_problems, n_samples)
-            if key not in sample_cache:
-                problems = train_problems(n_problems, seed=5000 + cfg.seed)
-                texts = sample(
-                    policies[policy], tokenizer, problems, n_samples, cfg.temperature, seed=cfg.seed
-                )
-                sample_cache[key] = label_samples(problems, texts)
-            data += sample_cache[key]
-        good = sum(sum(r.labels) for r in data)
-        steps_total = sum(len(r.labels) for r in data)
-        log(f"{name}: {len(data)} labelled solutions, {good} good / {steps_total - good} bad steps")
         train = replace(
             recipe.train,
             steps=_scaled(recipe.train.steps, cfg.scale, 4),
             warmup=_scaled(recipe.train.warmup, cfg.scale, 2),
         )
+        under = {p: json.loads((out / p / "stage.json").read_text())["key"] for p in recipe.sampled_from}
+        key = _stage_key(replace(recipe, train=train), n_problems, cfg.temperature, cfg.seed, under)
+        done = _finished(out / name, key)
+        if done is not None:
+            card_data[name] = done
+            log(f"{name}: kept (trained earlier with the same recipe)")
+            continue
+        start = time.perf_counter()
+        data = [
+            r
+            for policy in recipe.sampled_from
+            for r in _samples(out, cfg, policies, policy, n_problems, recipe.samples)
+        ]
+        good = sum(sum(r.labels) for r in data)
+        steps_total = sum(len(r.labels) for r in data)
+        log(f"{name}: {len(data)} labelled solutions, {good} good / {steps_total - good} bad steps")
+        counts: dict[str, int] = {}
         prm, curve = train_prm(
-            recipe.spec, train, tokenizer, data, init_from=policies[recipe.init_from], log=log
+            recipe.spec,
+            train,
+            tokenizer,
+            data,
+            init_from=policies[recipe.init_from],
+            log=log,
+            objective=recipe.objective,
+            negatives=negative if recipe.negative_share else None,
+            negative_share=recipe.negative_share,
+            counts=counts,
         )
-        prms[name] = prm
         save_prm(prm, tokenizer, out / name)
+        params = sum(p.numel() for p in prm.parameters())
+        negatives = round(train.batch * recipe.negative_share) * train.steps
         card_data[name] = {
-            "kind": "prm",
+            "kind": "prm" if recipe.objective != "outcome" else "orm",
             "architecture": "Qwen2ForProcessRewardModel",
+            "objective": recipe.objective,
             "spec": asdict(recipe.spec),
             "train": asdict(train),
-            "params": sum(p.numel() for p in prm.parameters()),
+            "params": params,
             "train_seconds": round(time.perf_counter() - start, 1),
+            "train_tokens": counts["tokens"],
+            "train_flops": 6 * params * counts["tokens"],
             "loss_curve": [round(x, 4) for x in curve],
             "init_from": recipe.init_from,
             "train_data": (
                 f"{len(data)} sampled solutions (T={cfg.temperature}) of {', '.join(recipe.sampled_from)} on "
-                f"{n_problems} train-split problems x {n_samples} samples; {good} good / "
+                f"{n_problems} train-split problems x {recipe.samples} samples; {good} good / "
                 f"{steps_total - good} bad steps (exact step checker)"
+                + (f"; {negatives} synthetic hard negatives (one step corrupted)" if negatives else "")
             ),
         }
+        _save_stage(out / name, key, card_data[name])
+    return card_data
 
-    # measurement on held-out problems
+
+def _train_all(out: Path, cfg: ZooConfig, log: Any) -> dict[str, Any]:
+    from tts.zoo import revision
+    from tts.zoo.tokenizer import build_tokenizer
+    from tts.zoo.train import auroc, is_correct, label_samples, likelihood_scores, prm_scores, sample
+
+    tokenizer = build_tokenizer()
+    card_data = train_policies(out, cfg, log)
+    policies = {name: _load_policy(out / name) for name in POLICIES}
+
+    card_data |= train_verifiers(out, cfg, policies, log)
+    prms = {name: _load_prm(out / name, PRMS[name].spec) for name in PRMS}
+
+    # measurement on held-out problems: the trained verifiers and the likelihood verifiers (JUDGES)
+    verifiers = {name: partial(prm_scores, prm, tokenizer) for name, prm in prms.items()}
+    verifiers |= {name: partial(likelihood_scores, policies[p], tokenizer) for name, p in JUDGES.items()}
     eval_problems = _eval_problems(cfg)
     held_out: list[Any] = []
+    outcomes: list[bool] = []
+    last_by_verifier: dict[str, list[float]] = {}
     for name, model in policies.items():
         start = time.perf_counter()
         greedy = sample(model, tokenizer, eval_problems, 1, 0.0, seed=cfg.seed)
         texts = sample(model, tokenizer, eval_problems, cfg.eval_samples, cfg.temperature, seed=cfg.seed + 1)
         rows = label_samples(eval_problems, texts)
         held_out += rows
-        best = {prm_name: best_of(prm, tokenizer, eval_problems, texts) for prm_name, prm in prms.items()}
-        card_data[name]["eval"] = _level_table(eval_problems, texts, greedy, best)
+        scores = {v: last_scores(fn, eval_problems, texts) for v, fn in verifiers.items()}
+        card_data[name]["eval"], card_data[name]["eval_ci95"] = _level_table(
+            eval_problems, texts, greedy, scores
+        )
+        outcomes += [is_correct(p, t) for p, group in zip(eval_problems, texts, strict=True) for t in group]
+        for v, rows_v in scores.items():
+            last_by_verifier.setdefault(v, []).extend(x for row in rows_v for x in row)
         card_data[name]["eval_seconds"] = round(time.perf_counter() - start, 1)
         log(f"{name}: {json.dumps(card_data[name]['eval'])}")
-    for prm_name, prm in prms.items():
-        scores = prm_scores(prm, tokenizer, held_out)
-        flat_s = [s for row in scores for s in row]
+    for v, fn in verifiers.items():
+        flat_s = [s for row in fn(held_out) for s in row]
         flat_y = [y for r in held_out for y in r.labels]
-        value = auroc(flat_s, flat_y)
-        card_data[prm_name]["heldout_auroc"] = None if math.isnan(value) else round(value, 4)
-        card_data[prm_name]["heldout_steps"] = {"good": sum(flat_y), "bad": len(flat_y) - sum(flat_y)}
-        log(f"{prm_name}: held-out step AUROC {value:.4f}")
+        value, outcome = auroc(flat_s, flat_y), auroc(last_by_verifier[v], outcomes)
+        measured = {
+            "heldout_auroc": None if math.isnan(value) else round(value, 4),
+            "heldout_steps": {"good": sum(flat_y), "bad": len(flat_y) - sum(flat_y)},
+            "heldout_outcome_auroc": round(outcome, 4),
+        }
+        if v in JUDGES:  # not a model of its own: recorded on the policy it reads
+            card_data[JUDGES[v]].setdefault("as_verifier", {})[v] = measured
+        else:
+            card_data[v] |= measured
+        log(f"{v}: held-out step AUROC {value:.4f}, outcome AUROC (last step vs answer) {outcome:.4f}")
     # last, so that the models above train and measure exactly as without it
     card_data[revision.NAME] = _revision_stage(policies[revision.RECIPE.init_from], out, cfg, log)
     return card_data

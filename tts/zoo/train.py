@@ -122,17 +122,24 @@ def _pad(rows: Sequence[list[int]], value: int) -> Any:
 
 
 def train_problems(count: int, seed: int, levels: Sequence[int] = tuple(LEVELS)) -> list[Problem]:
-    """`count` train-split problems, levels interleaved uniformly, shuffled deterministically."""
+    """`count` train-split problems, levels interleaved uniformly, shuffled deterministically (a question may
+    repeat: the easy levels have fewer distinct questions than a long run draws)."""
     per_level = -(-count // len(levels))
-    problems = generate(list(levels), per_level, seed=seed, split="train")
+    problems = generate(list(levels), per_level, seed=seed, split="train", distinct=False)
     random.Random(seed).shuffle(problems)
     return problems[:count]
 
 
 def train_policy(
-    spec: ModelSpec, train: TrainSpec, tokenizer: Any, log: Callable[[str], None] = print
+    spec: ModelSpec,
+    train: TrainSpec,
+    tokenizer: Any,
+    log: Callable[[str], None] = print,
+    counts: dict[str, int] | None = None,
 ) -> tuple[Any, list[float]]:
-    """Train a policy from scratch; returns the model and the loss curve (mean loss per 50 steps, or per tenth of a short run)."""
+    """Train a policy from scratch; returns the model and the loss curve (mean loss per 50 steps, or per tenth
+    of a short run). `counts["tokens"]` (when given) gets the tokens processed, padding included: with the
+    parameter count, the run's training FLOPs (6 x parameters x tokens)."""
     import torch
     from transformers import Qwen2ForCausalLM
 
@@ -151,6 +158,8 @@ def train_policy(
             rows.append(p + t)
             labels.append([-100] * len(p) + t)
         ids, lab = _pad(rows, pad), _pad(labels, -100)
+        if counts is not None:
+            counts["tokens"] = counts.get("tokens", 0) + ids.numel()
         return model(input_ids=ids, attention_mask=(lab != -100) | (ids != pad), labels=lab).loss
 
     return model, _fit(model, train, batch_loss, log)
@@ -296,6 +305,81 @@ def _prm_batch(tokenizer: Any, rows: Sequence[LabelledSolution]) -> tuple[Any, A
     return ids, mask, labels
 
 
+OBJECTIVES = ("steps", "prefix", "outcome")  # what a verifier's head is trained to say (train_prm)
+
+
+def corrupt(problem: Problem, rng: random.Random) -> tuple[str, ...]:
+    """A synthetic hard negative: the reference chain with one step's result (or operand) perturbed, the chain
+    continued from the wrong value to a wrong boxed answer, as a policy that slips once would write it."""
+    from tts.data.chain import apply
+
+    operands, ops = problem.metadata["operands"], problem.metadata["ops"]
+    at = rng.randrange(len(ops))
+    value, steps = operands[0], []
+    for i, (op, x) in enumerate(zip(ops, operands[1:], strict=True)):
+        new = apply(value, op, x)
+        if i == at:
+            kind = rng.random()
+            if kind < 0.6:  # a slip in the result: off by one or ten, or two digits swapped
+                slips = [new + d for d in (-10, -2, -1, 1, 2, 10) if new + d >= 0]
+                if new >= 10 and str(new) != str(new)[::-1]:
+                    slips.append(int(str(new)[::-1]))
+                new = rng.choice(slips)
+            elif kind < 0.8:  # the wrong operand copied
+                x = max(0, x + rng.choice((-10, -1, 1, 10)))
+                new = apply(value, op, x)
+            else:  # the wrong running value carried in
+                value = max(0, value + rng.choice((-10, -1, 1, 10)))
+                new = apply(value, op, x)
+        steps.append(f"{value}{op}{x}={new}")
+        value = new
+    steps.append(f"\\boxed{{{value}}}")
+    return tuple(steps)
+
+
+def _content(steps: Sequence[str]) -> str:
+    from tts.engines.vllm_prm import QWEN_PRM_SEP
+
+    return "".join(s.replace(QWEN_PRM_SEP, "") + QWEN_PRM_SEP for s in steps)
+
+
+def _dense_batch(tokenizer: Any, rows: Sequence[LabelledSolution], objective: str) -> tuple[Any, ...]:
+    """Inputs and per-token targets for the dense objectives: at every token of the solution, the class label
+    (`prefix`: the text so far is the reference's prefix, which at a step tag is exactly the step label;
+    `outcome`: the final answer is right) and, where the text so far is right, the reference's next token as a
+    language-modelling target, so the body keeps computing each result it is asked to check."""
+    import torch
+
+    from tts.grading import grade
+
+    pad = tokenizer.convert_tokens_to_ids(PAD)
+    seqs, cls, lm = [], [], []
+    for row in rows:
+        full = prm_text(tokenizer, row.problem.question, row.steps)
+        content = _content(row.steps)
+        head = tokenizer(full[: full.rindex(content)], add_special_tokens=False)["input_ids"]
+        ids = tokenizer(full, add_special_tokens=False)["input_ids"]
+        mine = tokenizer(content, add_special_tokens=False)["input_ids"]
+        ref = tokenizer(_content(row.problem.metadata["steps"]), add_special_tokens=False)["input_ids"]
+        outcome = grade(row.problem, STEP_DELIMITER.join(row.steps)).correct
+        c, t = [-100] * len(ids), [-100] * len(ids)
+        t[len(head) - 1] = ref[0]
+        ok = True
+        for i, tok in enumerate(mine):
+            ok = ok and i < len(ref) and tok == ref[i]
+            c[len(head) + i] = int(ok) if objective == "prefix" else int(outcome)
+            if ok and i + 1 < len(ref):
+                t[len(head) + i] = ref[i + 1]
+        seqs.append(ids)
+        cls.append(c)
+        lm.append(t)
+    ids = _pad(seqs, pad)
+    mask = torch.zeros(ids.shape, dtype=torch.long)
+    for b, seq in enumerate(seqs):
+        mask[b, : len(seq)] = 1
+    return ids, mask, _pad(cls, -100), _pad(lm, -100)
+
+
 def train_prm(
     spec: ModelSpec,
     train: TrainSpec,
@@ -303,10 +387,25 @@ def train_prm(
     data: Sequence[LabelledSolution],
     init_from: Any = None,
     log: Callable[[str], None] = print,
+    objective: str = "steps",
+    negatives: Callable[[random.Random], LabelledSolution] | None = None,
+    negative_share: float = 0.0,
+    lm_weight: float = 1.0,
+    counts: dict[str, int] | None = None,
 ) -> tuple[Any, list[float]]:
-    """Train a PRM on labelled solutions (epochs over `data`, shuffled by seed); body from `init_from`."""
+    """Train a verifier on labelled solutions (epochs over `data`, shuffled by seed); body from `init_from`.
+
+    `objective`: `steps` reads the head only at the step tags (one bit per step: on this world the head learns
+    the steps' position and little else, FIELD_NOTES); `prefix` trains it at every token of the solution on
+    "is the text so far the reference's prefix" (at a step tag: the step label) with a language-modelling loss
+    (weight `lm_weight`, through the tied embeddings) on the reference's next token wherever the text so far is
+    right; `outcome` (an ORM) trains every token on whether the final answer is right, with the same LM loss.
+    `negatives(rng)` draws a synthetic hard negative for `negative_share` of each batch. `counts["tokens"]`
+    (when given) gets the tokens processed, padding included."""
     import torch
 
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective: invalid value {objective!r}; allowed: {', '.join(OBJECTIVES)}")
     torch.manual_seed(train.seed)
     prm = prm_module(spec, tokenizer).float()
     if init_from is not None:
@@ -316,17 +415,38 @@ def train_prm(
         prm.model.load_state_dict(body)
     rng = random.Random(train.seed)
     order: list[int] = []
+    fake = round(train.batch * negative_share) if negatives is not None else 0
 
     def batch_loss(_step: int) -> Any:
         nonlocal order
-        if len(order) < train.batch:
+        real = train.batch - fake
+        if len(order) < real:
             fresh = list(range(len(data)))
             rng.shuffle(fresh)
             order += fresh
-        chosen, order = order[: train.batch], order[train.batch :]
-        ids, mask, labels = _prm_batch(tokenizer, [data[i] for i in chosen])
-        logits = prm(ids, mask)
-        return torch.nn.functional.cross_entropy(logits.reshape(-1, 2), labels.reshape(-1), ignore_index=-100)
+        chosen, order = order[:real], order[real:]
+        rows = [data[i] for i in chosen] + [negatives(rng) for _ in range(fake)]  # type: ignore[misc]
+        if objective == "steps":
+            ids, mask, labels = _prm_batch(tokenizer, rows)
+            if counts is not None:
+                counts["tokens"] = counts.get("tokens", 0) + ids.numel()
+            logits = prm(ids, mask)
+            return torch.nn.functional.cross_entropy(
+                logits.reshape(-1, 2), labels.reshape(-1), ignore_index=-100
+            )
+        ids, mask, cls, lm = _dense_batch(tokenizer, rows, objective)
+        if counts is not None:
+            counts["tokens"] = counts.get("tokens", 0) + ids.numel()
+        hidden = prm.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        loss = torch.nn.functional.cross_entropy(
+            prm.score(hidden).reshape(-1, 2), cls.reshape(-1), ignore_index=-100
+        )
+        if lm_weight:
+            logits = hidden @ prm.model.embed_tokens.weight.T
+            loss = loss + lm_weight * torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), lm.reshape(-1), ignore_index=-100
+            )
+        return loss
 
     return prm, _fit(prm, train, batch_loss, log)
 
@@ -364,3 +484,45 @@ def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
         rank_sum += mean_rank * sum(1 for _, y in pairs[i:j] if y)
         i = j
     return (rank_sum - pos * (pos + 1) / 2) / (pos * neg)
+
+
+def likelihood_scores(
+    model: Any, tokenizer: Any, rows: Sequence[LabelledSolution], batch: int = 64
+) -> list[list[float]]:
+    """Per-step scores of a policy's likelihood verifier, the rule tts.engines.likelihood_prm serves through
+    vLLM's prompt logprobs, here in torch (for the model cards): the policy prompt, then each step and the step
+    delimiter; a step's own probability is the smallest of its tokens' and of its delimiter's first token (after
+    the last step plus P(EOS)); its score the smallest over it and the steps before."""
+    import torch
+
+    eos, pad = tokenizer.convert_tokens_to_ids(EOS), tokenizer.convert_tokens_to_ids(PAD)
+    delimiter = tokenizer(STEP_DELIMITER, add_special_tokens=False)["input_ids"]
+    built = []
+    for row in rows:
+        ids = tokenizer(policy_prompt(tokenizer, row.problem.question), add_special_tokens=False)["input_ids"]
+        spans = []
+        for step in row.steps:
+            start = len(ids)
+            ids = ids + tokenizer(step, add_special_tokens=False)["input_ids"]
+            spans.append((start, len(ids) + 1))
+            ids = ids + delimiter
+        built.append((ids, spans))
+    out: list[list[float]] = []
+    for i in range(0, len(built), batch):
+        chunk = built[i : i + batch]
+        ids = _pad([b[0] for b in chunk], pad)
+        mask = torch.zeros(ids.shape, dtype=torch.long)
+        for b, (seq, _) in enumerate(chunk):
+            mask[b, : len(seq)] = 1
+        with torch.no_grad():
+            probs = torch.softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+        for b, (seq, spans) in enumerate(chunk):
+            token = [1.0] + [probs[b, p - 1, seq[p]].item() for p in range(1, len(seq))]
+            last = spans[-1][1] - 1
+            token[last] = min(1.0, token[last] + probs[b, last - 1, eos].item())
+            scores, worst = [], 1.0
+            for start, end in spans:
+                worst = min(worst, *token[start:end])
+                scores.append(worst)
+            out.append(scores)
+    return out
