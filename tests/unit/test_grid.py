@@ -86,11 +86,13 @@ def test_a_bad_cell_fails_naming_field_and_cell() -> None:
 
 
 def test_smoke_preset_is_the_zoo_with_three_bins_of_45_problems() -> None:
-    """sweeps/smoke.yaml: two zoo policies, the learned PRM, the BoN family at N = 1..16 and beam search,
-    levels 1/3/5 with 45 problems each (what a 95% CI of about +-0.15 at p = 0.5 needs)."""
+    """sweeps/smoke.yaml: two zoo policies, the strong and the weak verifier, the BoN family at N = 1..16 and
+    beam search (strong verifier only), levels 1/3/5 with 45 problems each (a 95% CI of about +-0.15 at
+    p = 0.5)."""
     cells = list(expand(["+sweep=smoke"]).cells)
-    assert {c.config.policy.model for c in cells} == {"embedded:zoo-policy-s", "embedded:zoo-policy-m"}
-    assert {c.config.prm.model for c in cells} == {"embedded:zoo-prm-l"}
+    assert {c.config.policy.model for c in cells} == {"embedded:zoo-policy-m", "embedded:zoo-policy-l"}
+    assert {c.config.prm.name for c in cells} == {"zoo-judge-l", "zoo-prm-s"}
+    assert {c.config.prm.name for c in cells if c.strategy == "beam_search"} == {"zoo-judge-l"}
     assert {c.strategy for c in cells} == {"majority_vote", "best_of_n", "weighted_best_of_n", "beam_search"}
     assert max(c.n for c in cells) == 16
     assert all(

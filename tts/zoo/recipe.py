@@ -1,19 +1,30 @@
 """The zoo recipe: which models `tts zoo train` trains, on what, for how long, and how it measures them.
 
-Three policies of real, different strength (a size ladder, each trained a fixed number of steps on generated
-chain problems) and two PRMs in the Qwen2.5-Math-PRM layout trained on exact step labels of the policies' own
-samples: `zoo-prm-l` (a larger body initialised from zoo-policy-l, samples of all three policies, longer) and
-`zoo-prm-s` (a small body from zoo-policy-s, samples of zoo-policy-s only, short): the weaker verifier. Every
-number here is a count (steps, problems, samples), never a time budget, so a run is reproducible from its seed.
-`scale` multiplies every count (the tests train at scale ~0.02). Last, `zoo-policy-r` (tts.zoo.revision): the
-revision-capable policy, fine-tuned from the freshly trained zoo-policy-m on revision conversations of its own
-samples; `ZooConfig.only = ("zoo-policy-r",)` with `init_dir` trains only it from an existing zoo-policy-m folder
-(`tts zoo train --only zoo-policy-r --from tts/zoo/weights --out tts/zoo/weights`), leaving the others untouched.
+Three policies of real, different strength (a size ladder: 0.12M / 0.39M / 1.97M parameters, the larger trained
+on more tokens, each until its loss curve flattens) and three trained verifiers in the Qwen2.5-Math-PRM layout,
+on the policies' own samples labelled by the exact step checker plus synthetic hard negatives (a step's result,
+operand or running value perturbed, the chain continued from the wrong value): `zoo-prm-l` and `zoo-prm-s`
+(objective "prefix": every token says whether the text so far is right, with a language-modelling loss, on the
+zoo-policy-l and zoo-policy-m bodies) and the ORM `zoo-orm` (objective "outcome"). What made the difference for
+the verifier axis: the plain step-label head learns the steps' position (FIELD_NOTES); the dense objective
+lifts it only to a weak PRM (step AUROC ~0.8), because the head at a step tag must compare a token with the
+body's prediction one position earlier, which it does not learn in minutes; reading that comparison directly,
+zoo-policy-l's own probability of each step (JUDGES, tts.engines.likelihood_prm), is the strong verifier.
 
-Measurement, on held-out test-split problems (seed 1, disjoint from the sweeps' seed-0 problems only by seed,
-and from all training problems by the split rule of tts.data.chain): per level, greedy pass@1, and over
-`eval_samples` samples at T=0.8 pass@1 (mean), pass@k, majority@k and PRM best-of-k (last-step score) for each
-PRM; PRM step AUROC on those held-out samples. The results go to `card.json` and `MODEL_CARD.md` in each folder.
+Every number here is a count (steps, problems, samples), never a time budget, so a run is reproducible from its
+seed. `scale` multiplies every count (the tests train at scale ~0.02). Resumable model by model: each finished
+model's folder holds `stage.json` (its recipe and card); a run finding one with the same recipe (and the same
+models under it) keeps it. Last, `zoo-policy-r` (tts.zoo.revision): the revision-capable policy, fine-tuned from
+zoo-policy-m on revision conversations of its own samples; `ZooConfig.only = ("zoo-policy-r",)` with `init_dir`
+trains only it from an existing zoo-policy-m folder (`tts zoo train --only zoo-policy-r --from tts/zoo/weights
+--out tts/zoo/weights`), leaving the others untouched.
+
+Measurement, on held-out test-split problems (seed 1, disjoint from all training problems by the split rule of
+tts.data.chain): per level, greedy pass@1, and over `eval_samples` samples at T=0.8 pass@1, pass@k, majority@k,
+and per verifier best-of-k and weighted best-of-k (last-step score), each the sweep estimators' exact
+expectation with a 95% interval over problems; each verifier's step AUROC and outcome AUROC on those samples.
+Training FLOPs are 6 x parameters x tokens processed. The results go to `card.json` and `MODEL_CARD.md` in each
+folder; `python -m tts.zoo.world_card` renders docs/zoo.md from them.
 """
 
 from __future__ import annotations

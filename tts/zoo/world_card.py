@@ -30,7 +30,9 @@ def render(weights: Path, search: Sequence[dict[str, Any]] = ()) -> str:
         n: json.loads((weights / n / "card.json").read_text())
         for n in (*POLICY_NAMES, *PRM_NAMES, *ORM_NAMES)
     }
-    verifiers = [*PRM_NAMES, *ORM_NAMES]
+    from tts.zoo.recipe import JUDGES
+
+    verifiers = [*JUDGES, *PRM_NAMES, *ORM_NAMES]
     k = cards[POLICY_NAMES[0]]["eval_config"]["eval_samples"]
     lines = [
         "# The zoo world: what each policy and verifier does on held-out problems",
@@ -51,6 +53,12 @@ def render(weights: Path, search: Sequence[dict[str, Any]] = ()) -> str:
             f"| {name} | {card['kind']}{' (' + card['objective'] + ')' if 'objective' in card else ''} | "
             f"{card['params']:,} | {card.get('train_tokens', 0):,} | {card.get('train_flops', 0):.3g} | "
             f"{card.get('heldout_auroc', '-')} | {card.get('heldout_outcome_auroc', '-')} |"
+        )
+    for judge, policy in JUDGES.items():
+        measured = cards[policy].get("as_verifier", {}).get(judge, {})
+        lines.append(
+            f"| {judge} | likelihood of {policy} (no weights of its own) | {cards[policy]['params']:,} | - | - | "
+            f"{measured.get('heldout_auroc', '-')} | {measured.get('heldout_outcome_auroc', '-')} |"
         )
     for policy in POLICY_NAMES:
         means, cis = cards[policy]["eval"], cards[policy].get("eval_ci95", {})
