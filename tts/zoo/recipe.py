@@ -68,7 +68,7 @@ ALL_POLICIES = ("zoo-policy-s", "zoo-policy-m", "zoo-policy-l")
 # to train, measured beside the trained ones.
 JUDGES: dict[str, str] = {"zoo-judge-l": "zoo-policy-l"}
 PRMS: dict[str, PRMRecipe] = {
-    "zoo-prm-l": PRMRecipe(  # the better trained PRM: dense objective on the largest body
+    "zoo-prm-l": PRMRecipe(  # the dense objective on the largest body (measured: no better than zoo-prm-s)
         POLICIES["zoo-policy-l"][0],
         TrainSpec(steps=800, batch=32, lr=1e-3, warmup=50, seed=21),
         init_from="zoo-policy-l",
@@ -186,7 +186,7 @@ def _level_table(
             for name, rows in scores.items():
                 per.setdefault(f"{name}-bon@{k}", []).append(expected_best_of_k(rows[i], flags, k))
                 per.setdefault(f"{name}-weighted@{k}", []).append(
-                    expected_weighted_best_of_k(groups, rows[i], flags, k)
+                    expected_weighted_best_of_k(groups, rows[i], flags, k).value
                 )
         stats = {m: _mean_ci(v) for m, v in per.items()}
         table[level] = {"problems": len(idx)} | {m: round(v[0], 4) for m, v in stats.items()}
