@@ -4,7 +4,7 @@
     python bench/bench_smoke.py --results DIR      # keep the results (e.g. for the README's tables)
 
 Prints the sweep's wall time (engine loads included; target <= 360 s on 2 cores), the number of problems per
-difficulty bin (target >= 45 in >= 3 bins), and per (policy, strategy, N) the accuracy with its 95% CI half-width
+difficulty bin (target >= 45 in >= 3 bins), and per (policy, verifier, strategy, N) the accuracy with its 95% CI half-width
 over problems (target about +-0.15 or narrower at N = 16). A second run of the same command would compute
 nothing (resume), so the folder must be fresh.
 """
@@ -51,15 +51,16 @@ def main() -> int:
     value = df["expected_correct"].fillna(df["correct"].astype(float))
     df = df.assign(value=value)
     print(
-        f"\n{'policy':14} {'strategy':20} {'N':>3} " + " ".join(f"{'L' + str(lv):>13}" for lv in bins.index)
+        f"\n{'policy':14} {'verifier':12} {'strategy':20} {'N':>3} "
+        + " ".join(f"{'L' + str(lv):>13}" for lv in bins.index)
     )
-    for (policy, strategy, n), g in df.groupby(["policy", "strategy", "n"]):
+    for (policy, prm, strategy, n), g in df.groupby(["policy", "prm", "strategy", "n"]):
         cells = []
         for lv in bins.index:
             v = g[g["level"] == lv]["value"]
             half = 1.96 * math.sqrt(max(v.var(ddof=1), 0) / len(v)) if len(v) > 1 else float("nan")
             cells.append(f"{v.mean():.2f}+-{half:.2f}".rjust(13))
-        print(f"{policy:14} {strategy:20} {n:3d} " + " ".join(cells))
+        print(f"{policy:14} {prm:12} {strategy:20} {n:3d} " + " ".join(cells))
     return 0 if wall <= TARGET_SECONDS and len(bins) >= 3 and bins.min() >= 45 else 1
 
 

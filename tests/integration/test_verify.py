@@ -86,4 +86,4 @@ def test_verify_rebuilds_cells_of_a_preset_with_sub_grids(ray_local: Any, tmp_pa
     beam = next(c.id for c in grid.cells if c.strategy == "beam_search")
     report = verify(folder, cells=[beam], scratch=tmp_path / "scratch", builder=FakeEngineBuilder())
     assert [c.cell_id for c in report.checks] == [beam] and report.skipped == []
-    assert report.differences == 0 and report.checks[0].rows == 3  # levels 1, 3, 5: one problem each
+    assert report.differences == 0 and report.checks[0].rows == 3  # levels 2, 4, 6: one problem each

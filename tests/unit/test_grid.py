@@ -87,7 +87,7 @@ def test_a_bad_cell_fails_naming_field_and_cell() -> None:
 
 def test_smoke_preset_is_the_zoo_with_three_bins_of_45_problems() -> None:
     """sweeps/smoke.yaml: two zoo policies, the strong and the weak verifier, the BoN family at N = 1..16 and
-    beam search (strong verifier only), levels 1/3/5 with 45 problems each (a 95% CI of about +-0.15 at
+    beam search (strong verifier only), levels 2/4/6 with 45 problems each (a 95% CI of about +-0.15 at
     p = 0.5)."""
     cells = list(expand(["+sweep=smoke"]).cells)
     assert {c.config.policy.model for c in cells} == {"embedded:zoo-policy-m", "embedded:zoo-policy-l"}
@@ -96,5 +96,5 @@ def test_smoke_preset_is_the_zoo_with_three_bins_of_45_problems() -> None:
     assert {c.strategy for c in cells} == {"majority_vote", "best_of_n", "weighted_best_of_n", "beam_search"}
     assert max(c.n for c in cells) == 16
     assert all(
-        tuple(c.config.dataset.levels) == (1, 3, 5) and c.config.dataset.per_level == 45 for c in cells
+        tuple(c.config.dataset.levels) == (2, 4, 6) and c.config.dataset.per_level == 45 for c in cells
     )
