@@ -13,7 +13,7 @@ template, is saved beside the weights. The folder lives in the user cache, `$TTS
 sweeps) and the result is written to a temporary folder and renamed into place, so a reader never sees half a
 model. The converted weights are the 4-bit weights dequantised: the model is exactly as weak as shipped.
 
-Zoo models (`embedded:zoo-policy-s`, `-m`, `-l`, `-r`, `embedded:zoo-prm-s`, `-l`): tiny Qwen2 policies and PRMs
+Zoo models (`embedded:zoo-policy-s`, `-m`, `-l`, `-r`, `embedded:zoo-prm-s`, `-l`, `embedded:zoo-orm`): tiny Qwen2 policies, PRMs and an ORM
 trained by `tts zoo train` (tts.zoo) and shipped inside this package as fp16 safetensors folders under
 `tts/zoo/weights/<name>`; they resolve to that folder as is (no conversion, no download). The folder is found
 by path, not by importing tts.zoo (a layer above the engines).
@@ -63,7 +63,7 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
 }
 
 
-ZOO_MODELS = ("zoo-policy-s", "zoo-policy-m", "zoo-policy-l", "zoo-policy-r", "zoo-prm-s", "zoo-prm-l")
+ZOO_MODELS = ("zoo-policy-s", "zoo-policy-m", "zoo-policy-l", "zoo-policy-r", "zoo-prm-s", "zoo-prm-l", "zoo-orm")
 ZOO_WEIGHTS = Path(__file__).resolve().parents[1] / "zoo" / "weights"
 
 
