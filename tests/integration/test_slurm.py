@@ -40,7 +40,9 @@ SWEEP = [
     "cluster.max_inflight_per_engine=1",
     "engine.gpu_memory_utilization=0.05",
 ]
-TOTAL = 41  # smoke: 2 policies x 15 strong-verifier pool cells + 10 weak-verifier pool cells + 1 beam search cell
+TOTAL = (
+    41  # smoke: 2 policies x 15 strong-verifier pool cells + 10 weak-verifier pool cells + 1 beam search cell
+)
 START = re.compile(r"sweep smoke: \d+ cells, (\d+) already finished")  # each run's first line
 SUMMARY = re.compile(
     r"sweep smoke(?P<stopped> stopped by \S+)?.*?: (?P<computed>\d+) cells computed, (?P<skipped>\d+) "

@@ -63,7 +63,15 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
 }
 
 
-ZOO_MODELS = ("zoo-policy-s", "zoo-policy-m", "zoo-policy-l", "zoo-policy-r", "zoo-prm-s", "zoo-prm-l", "zoo-orm")
+ZOO_MODELS = (
+    "zoo-policy-s",
+    "zoo-policy-m",
+    "zoo-policy-l",
+    "zoo-policy-r",
+    "zoo-prm-s",
+    "zoo-prm-l",
+    "zoo-orm",
+)
 ZOO_WEIGHTS = Path(__file__).resolve().parents[1] / "zoo" / "weights"
 
 
