@@ -2,9 +2,9 @@
 
 Why a generated page: the numbers a newcomer reads about the embedded world must be the ones the shipped weights
 were measured at (`card.json`, written by `tts zoo train`), not a copy that drifts. `python -m tts.zoo.world_card
-[--weights DIR] [--out docs/zoo.md] [--search FILE]` renders it; `--search` adds a table of beam-search
-accuracies measured through the product's engines (a JSON list of {policy, verifier, level, n, mean, low, high}
-rows, e.g. written by the golden tests with TTS_GOLDEN_OUT set).
+[--weights DIR] [--out docs/zoo.md] [--search-results DIR]` renders it; `--search-results` adds the beam-search
+accuracies of a `tts sweep +sweep=zoo_card` results folder (the product's engines on the cards' problems), per
+policy x verifier x level x N with 95% intervals over problems.
 """
 
 from __future__ import annotations
@@ -23,6 +23,32 @@ def _cell(means: dict[str, float], cis: dict[str, list[float]], key: str) -> str
         return "-"
     low, high = cis.get(key, [means[key], means[key]])
     return f"{means[key]:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def search_rows(results: Path) -> list[dict[str, Any]]:
+    """Beam-search accuracy per (policy, verifier, level, N) from a results folder, with a normal-approximation
+    95% interval over problems."""
+    from tts.store import load
+
+    df = load(results)
+    df = df[(df["status"] == "ok") & (df["strategy"] == "beam_search")]
+    rows = []
+    for (policy, prm, level, n), g in df.groupby(["policy", "prm", "level", "n"]):
+        values = g["correct"].astype(float)
+        mean = float(values.mean())
+        half = 1.96 * float(values.std(ddof=1)) / len(values) ** 0.5 if len(values) > 1 else 0.0
+        rows.append(
+            {
+                "policy": policy,
+                "verifier": prm,
+                "levels": int(level),
+                "n": int(n),
+                "mean": mean,
+                "low": max(0.0, mean - half),
+                "high": min(1.0, mean + half),
+            }
+        )
+    return rows
 
 
 def render(weights: Path, search: Sequence[dict[str, Any]] = ()) -> str:
@@ -76,9 +102,9 @@ def render(weights: Path, search: Sequence[dict[str, Any]] = ()) -> str:
     if search:
         lines += [
             "",
-            "## Beam search through the product (vLLM engines, the golden tests' problems)",
+            "## Beam search through the product (`tts sweep +sweep=zoo_card`: vLLM engines, width 4, the same problems)",
             "",
-            "| policy | verifier | levels | N | accuracy [95% CI] |",
+            "| policy | verifier | level | N | accuracy [95% CI] |",
             "|---|---|---|---|---|",
         ]
         for r in search:
@@ -97,9 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--out", type=Path, default=Path("docs/zoo.md"), help="the page to write (default docs/zoo.md)"
     )
-    p.add_argument("--search", type=Path, help="a JSON list of beam-search rows to add (see the module doc)")
+    p.add_argument(
+        "--search-results", type=Path, help="a +sweep=zoo_card results folder: its beam-search table"
+    )
     args = p.parse_args(list(argv) if argv is not None else None)
-    search = json.loads(args.search.read_text()) if args.search else []
+    search = search_rows(args.search_results) if args.search_results else []
     args.out.write_text(render(args.weights, search))
     print(f"wrote {args.out}")
     return 0
