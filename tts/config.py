@@ -20,6 +20,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from tts.engines import MODEL_PRM_KINDS
 from tts.engines.aggregation import AGGREGATIONS
 from tts.engines.chat_template import parse_date
 from tts.grading.rules import EVALUATORS, GradingRules
@@ -352,7 +353,7 @@ def validate(cfg: DictConfig | TTSConfig) -> TTSConfig:
         raise _not_one_of("prm.aggregation", r.aggregation, AGGREGATIONS)
     if r.base_url is not None:
         _check_prm_endpoint(r)
-    elif r.kind in ("vllm_pooling", "judge", "likelihood"):
+    elif r.kind in MODEL_PRM_KINDS:
         _check_model("prm.model", r.model)
     if r.kind == "vllm_pooling" and r.format not in ("qwen_math_prm", "step_tag"):
         raise _not_one_of("prm.format", r.format, ("qwen_math_prm", "step_tag"))

@@ -16,6 +16,8 @@ PRM_KINDS.register("stored", "tts.engines.stored_prm:build")  # scores that come
 POLICY_BACKENDS: Registry = Registry("policy backend")
 POLICY_BACKENDS.register("vllm", "tts.engines.vllm_policy:build")
 POLICY_BACKENDS.register("openai", "tts.engines.openai_policy:build")
+# PRM kinds that load a model (prm.model names it; the runtime gives it an engine)
+MODEL_PRM_KINDS = ("vllm_pooling", "judge", "likelihood")
 ENDPOINT_BACKENDS = ("openai",)  # backends that hold no model: no device, a client actor
 # PRM kinds that also run against an endpoint (a PRMConfig with base_url): the builder used then.
 ENDPOINT_PRM_KINDS = {"vllm_pooling": "tts.engines.openai_prm:build", "judge": "tts.engines.openai_prm:build"}

@@ -31,6 +31,7 @@ from typing import Any
 
 from tts import identity
 from tts.config import TTSConfig
+from tts.engines import MODEL_PRM_KINDS
 from tts.grid import Cell, resolved
 from tts.runtime.actors import (
     CLIENT_CPUS,
@@ -42,7 +43,6 @@ from tts.runtime.actors import (
 from tts.runtime.device_lock import GPU, NODE, LockedEngineActor
 
 log = logging.getLogger(__name__)
-MODEL_PRM_KINDS = ("vllm_pooling", "judge", "likelihood")  # PRM kinds that load a model
 
 
 def policy_key(cfg: TTSConfig) -> str:

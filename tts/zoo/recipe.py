@@ -63,7 +63,7 @@ class PRMRecipe:
     negative_share: float = 0.0  # of each batch: synthetic hard negatives (tts.zoo.train.corrupt)
 
 
-ALL_POLICIES = ("zoo-policy-s", "zoo-policy-m", "zoo-policy-l")
+ALL_POLICIES = tuple(POLICIES)
 # Verifiers that are a policy's own likelihood (tts.engines.likelihood_prm, conf/prm/zoo_judge_l.yaml): nothing
 # to train, measured beside the trained ones.
 JUDGES: dict[str, str] = {"zoo-judge-l": "zoo-policy-l"}
@@ -166,6 +166,7 @@ def _level_table(
         expected_majority_at_k,
         expected_weighted_best_of_k,
     )
+    from tts.strategies.voting import answer_groups
     from tts.zoo.train import is_correct
 
     k = len(samples[0])
@@ -176,9 +177,7 @@ def _level_table(
         per: dict[str, list[float]] = {"greedy": [], "pass@1": [], f"pass@{k}": [], f"majority@{k}": []}
         for i in idx:
             flags = [is_correct(problems[i], t) for t in samples[i]]
-            answers = [extract_answer(t).answer for t in samples[i]]
-            ids = {a: j for j, a in enumerate(dict.fromkeys(a for a in answers if a is not None))}
-            groups = [None if a is None else ids[a] for a in answers]
+            groups = answer_groups([extract_answer(t).answer for t in samples[i]])
             per["greedy"].append(float(is_correct(problems[i], greedy[i][0])))
             per["pass@1"].append(sum(flags) / k)
             per[f"pass@{k}"].append(float(any(flags)))
@@ -198,12 +197,13 @@ def last_scores(score: Any, problems: list[Any], texts: list[list[str]]) -> list
     """Each sample's last-step verifier score (`score(rows)`: per-step scores of LabelledSolutions; an empty
     sample scores 0), per problem."""
     from tts.data.chain import STEP_DELIMITER
+    from tts.strategies.steps import split_steps
     from tts.zoo.train import LabelledSolution
 
     where, rows = [], []
     for i, (problem, group) in enumerate(zip(problems, texts, strict=True)):
         for k, text in enumerate(group):
-            steps = tuple(s.strip() for s in text.split(STEP_DELIMITER) if s.strip())
+            steps = split_steps(text, STEP_DELIMITER)
             if steps:
                 where.append((i, k))
                 rows.append(LabelledSolution(problem, steps, (False,) * len(steps)))
@@ -398,10 +398,11 @@ def _samples(
     problems = train_problems(n_problems, seed=5000 + cfg.seed)
     stage = json.loads((out / policy / "stage.json").read_text())["key"]
     cache = out / "samples" / f"{policy}-{n_problems}x{n}-T{cfg.temperature}-s{cfg.seed}.json"
-    if cache.exists() and json.loads(cache.read_text())["policy_stage"] == stage:
-        texts = json.loads(cache.read_text())["steps"]
+    cached = json.loads(cache.read_text()) if cache.exists() else None
+    if cached is not None and cached["policy_stage"] == stage:
         return [
-            LabelledSolution(problems[i], tuple(st), tuple(check_steps(problems[i], st))) for i, st in texts
+            LabelledSolution(problems[i], tuple(st), tuple(check_steps(problems[i], st)))
+            for i, st in cached["steps"]
         ]
     texts = sample(policies[policy], build_tokenizer(), problems, n, cfg.temperature, seed=cfg.seed)
     rows = label_samples(problems, texts)

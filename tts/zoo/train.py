@@ -277,10 +277,12 @@ class LabelledSolution:
 
 def label_samples(problems: Sequence[Problem], samples: Sequence[Sequence[str]]) -> list[LabelledSolution]:
     """Cut each sample into steps (the step delimiter) and label them with the exact step checker."""
+    from tts.strategies.steps import split_steps
+
     out = []
     for problem, texts in zip(problems, samples, strict=True):
         for text in texts:
-            steps = tuple(s.strip() for s in text.split(STEP_DELIMITER) if s.strip())
+            steps = split_steps(text, STEP_DELIMITER)
             if steps:
                 out.append(LabelledSolution(problem, steps, tuple(check_steps(problem, steps))))
     return out

@@ -29,14 +29,13 @@ def search_rows(results: Path) -> list[dict[str, Any]]:
     """Beam-search accuracy per (policy, verifier, level, N) from a results folder, with a normal-approximation
     95% interval over problems."""
     from tts.store import load
+    from tts.zoo.recipe import _mean_ci
 
     df = load(results)
     df = df[(df["status"] == "ok") & (df["strategy"] == "beam_search")]
     rows = []
     for (policy, prm, level, n), g in df.groupby(["policy", "prm", "level", "n"]):
-        values = g["correct"].astype(float)
-        mean = float(values.mean())
-        half = 1.96 * float(values.std(ddof=1)) / len(values) ** 0.5 if len(values) > 1 else 0.0
+        mean, low, high = _mean_ci(g["correct"].astype(float).tolist())
         rows.append(
             {
                 "policy": policy,
@@ -44,8 +43,8 @@ def search_rows(results: Path) -> list[dict[str, Any]]:
                 "levels": int(level),
                 "n": int(n),
                 "mean": mean,
-                "low": max(0.0, mean - half),
-                "high": min(1.0, mean + half),
+                "low": low,
+                "high": high,
             }
         )
     return rows
@@ -94,7 +93,7 @@ def render(weights: Path, search: Sequence[dict[str, Any]] = ()) -> str:
             "",
             f"## {policy}",
             "",
-            "| level | " + " | ".join(c.replace(f"@{k}", f"@{k}") for c in cols) + " |",
+            "| level | " + " | ".join(cols) + " |",
             "|---" * (len(cols) + 1) + "|",
         ]
         for level, row in means.items():
