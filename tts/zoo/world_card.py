@@ -26,13 +26,19 @@ def _cell(means: dict[str, float], cis: dict[str, list[float]], key: str) -> str
 
 
 def search_rows(results: Path) -> list[dict[str, Any]]:
-    """Beam-search accuracy per (policy, verifier, level, N) from a results folder, with a normal-approximation
-    95% interval over problems."""
+    """Beam-search accuracy per (policy, verifier, level, N) from a +sweep=zoo_card results folder, with a
+    normal-approximation 95% interval over problems. The preset picks the strategy; a folder mixing strategies
+    would blend them into one table, so it is refused."""
     from tts.store import load
     from tts.zoo.recipe import _mean_ci
 
     df = load(results)
-    df = df[(df["status"] == "ok") & (df["strategy"] == "beam_search")]
+    df = df[df["status"] == "ok"]
+    strategies = sorted(df["strategy"].unique())
+    if len(strategies) > 1:
+        raise ValueError(
+            f"--search-results {results}: holds strategies {strategies}; give a +sweep=zoo_card folder"
+        )
     rows = []
     for (policy, prm, level, n), g in df.groupby(["policy", "prm", "level", "n"]):
         mean, low, high = _mean_ci(g["correct"].astype(float).tolist())
