@@ -16,6 +16,7 @@ order, same sums).
 
 from __future__ import annotations
 
+import os
 import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -125,6 +126,36 @@ class Index:
             Group(ids, group.unit_y[:, perm], group.unit_c[:, perm], group.problem, group.fold, group.strata),
             Sums(sums.Y[:, :, perm], sums.C[:, :, perm]),
         )
+
+    def prepare(
+        self,
+        requests: Sequence[tuple[pd.DataFrame, Sequence[str], str]],
+        *,
+        replicates: int,
+        seed: int,
+    ) -> None:
+        """Warm the weights cache for `selection` calls on (problems, config_ids, key): each distinct unit
+        layout's bootstrap weights are drawn on a thread of its own (numpy's multinomial draws release the GIL,
+        and each key has its own generator, so the draws are those of a serial run)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        todo: dict[tuple, tuple[Group, str]] = {}
+        for problems, config_ids, key in requests:
+            group = self.group(problems, np.sort(np.asarray([str(i) for i in config_ids], dtype=object)))
+            has = group.c.sum(1) > 0
+            if not has.any():
+                continue
+            kept = group.keep(has)
+            ident = (key, replicates, seed, kept.strata.tobytes(), kept.problem.tobytes())
+            if ident not in self.weights_cache:
+                todo.setdefault(ident, (kept, key))
+        if not todo:
+            return
+        workers = min(len(todo), os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            drawn = pool.map(lambda item: item[0].weights(replicates, seed, item[1]), todo.values())
+            for ident, w in zip(todo, drawn, strict=True):
+                self.weights_cache[ident] = w
 
     def weights(self, group: Group, replicates: int, seed: int, key: str) -> np.ndarray:
         """`group.weights(replicates, seed, key)`, cached per (key, unit layout): the PRM groups of a (policy,

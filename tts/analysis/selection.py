@@ -202,21 +202,59 @@ def choose(sums: Sums, columns: np.ndarray, chooser: Chooser = argmax_chooser) -
     return Choice(heldout, ins, np.where(pick >= 0, cols[np.maximum(pick, 0)], -1), np.stack(fold_picks))
 
 
+def _chains(masks: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of consecutive rows [start, stop) of `masks` in which every row contains the one before (a budget
+    ladder: each larger budget admits what the smaller one did)."""
+    grows = (masks[1:] | ~masks[:-1]).all(1) if len(masks) > 1 else np.zeros(0, bool)
+    starts = [0, *(np.flatnonzero(~grows) + 1).tolist()]
+    return list(zip(starts, [*starts[1:], len(masks)], strict=True))
+
+
+def _chain_picks(acc: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """argmax over each row's eligible columns of `acc` ((1 + R) x K), first column on ties, -1 when none is
+    finite, for a chain of nested masks (L x K): columns are visited once, in blocks by the row that admits
+    them, and each row's pick is the previous row's or its own block's best (O(K) per replicate, not O(L K))."""
+    nrows, k = masks.shape
+    entry = np.where(masks.any(0), masks.argmax(0), nrows)  # the first row that admits each column
+    cols = np.flatnonzero(entry < nrows)
+    picks = np.full((nrows, acc.shape[0]), -1, np.int64)
+    if not len(cols):
+        return picks
+    cols = cols[np.lexsort((cols, entry[cols]))]  # by admitting row, then column
+    rows_of = entry[cols]
+    starts = np.flatnonzero(np.diff(rows_of, prepend=-1))
+    sub = acc[:, cols]
+    block_max = np.maximum.reduceat(sub, starts, axis=1)
+    sizes = np.diff(np.append(starts, len(cols)))
+    at_max = sub == np.repeat(block_max, sizes, axis=1)
+    block_idx = np.minimum.reduceat(np.where(at_max, cols[None, :], k), starts, axis=1)
+    best_val = np.full(acc.shape[0], -np.inf)
+    best_idx = np.full(acc.shape[0], k, np.int64)
+    block = 0
+    for r in range(nrows):
+        if block < len(starts) and rows_of[starts[block]] == r:
+            v, i = block_max[:, block], block_idx[:, block]
+            better = (v > best_val) | ((v == best_val) & (i < best_idx))
+            best_val = np.where(better, v, best_val)
+            best_idx = np.where(better, i, best_idx)
+            block += 1
+        picks[r] = np.where(np.isfinite(best_val), best_idx, -1)
+    return picks
+
+
 def choose_masks(sums: Sums, masks: np.ndarray) -> Choice:
     """`choose(sums, flatnonzero(mask))` (argmax chooser) for every row of `masks` (M x configs, boolean) at
-    once: each fold's training accuracies are computed once, the candidate sets are -inf masks over them and
-    every (set, fold, replicate) choice is one argmax. Returns a Choice whose arrays carry a leading M axis
-    (picks as column indices into the group; rows of an empty mask pick -1 and score NaN)."""
+    once: each fold's training accuracies are computed once, and the choices of each run of nested masks (a
+    budget ladder, `_chains`) come from one pass over its columns. Returns a Choice whose arrays carry a
+    leading M axis (picks as column indices into the group; rows of an empty mask pick -1 and score NaN)."""
     masks = np.asarray(masks, bool)
     folds = sums.Y.shape[0]
     tY, tC = sums.Y.sum(0), sums.C.sum(0)
     full = _acc(tY, tC)
-    off = np.where(masks[:, None, :], 0.0, -np.inf)  # (M, 1, K)
+    chains = _chains(masks)
 
     def pick_of(acc: np.ndarray) -> np.ndarray:  # (M, 1 + R): first most accurate eligible column, -1 if none
-        masked = acc[None] + off
-        p = np.argmax(masked, axis=-1)
-        return np.where(np.isfinite(np.take_along_axis(masked, p[..., None], -1)[..., 0]), p, -1)
+        return np.concatenate([_chain_picks(acc, masks[a:b]) for a, b in chains])
 
     pick = pick_of(full)
     num = np.zeros(pick.shape)

@@ -113,19 +113,22 @@ def config_groups(
     of the bin that any candidate has, with their seeds) and per-fold bootstrap sums (problems, then seeds)."""
     folds = fold_frame(data.bins, cfg.folds)
     index = Index.of(data.values(None))  # groups, weights and sums cached across tables (tts.analysis.cube)
+    requests = []
     for key, cand in s.groupby(GROUP, sort=True, dropna=False):
         policy, _, dataset, bin_ = key
         cand = cand.sort_values([*order, "config_id"]).reset_index(drop=True)
         probs = folds[folds["policy"] == policy]
         if str(bin_) != ALL_BIN:
             probs = probs[probs["bin"] == str(bin_)]
+        requests.append((key, cand, probs.rename(columns={"bin": "stratum"}), f"{policy}|{dataset}|{bin_}"))
+    index.prepare(
+        [(probs, cand["config_id"], name) for _, cand, probs, name in requests],
+        replicates=cfg.replicates,
+        seed=cfg.seed,
+    )
+    for key, cand, probs, name in requests:
         got = index.selection(
-            probs.rename(columns={"bin": "stratum"}),
-            cand["config_id"],
-            folds=cfg.folds,
-            replicates=cfg.replicates,
-            seed=cfg.seed,
-            key=f"{policy}|{dataset}|{bin_}",
+            probs, cand["config_id"], folds=cfg.folds, replicates=cfg.replicates, seed=cfg.seed, key=name
         )
         if got is not None:
             yield key, cand, *got
