@@ -19,15 +19,20 @@ order), so that Ray never holds an actor that cannot be placed: when no work run
 the scheduler asks `make_room` to release ready engines that the work it picks does not use (reloaded later if
 needed). Without this, 2 policies x 2 PRMs on room for 2 engines deadlock: each ready engine is still needed by
 a later group, and the engine that group lacks waits for a slot forever.
+
+The pool reaches Ray only through what it is given: `resources` (the cluster's totals), `actors` (an
+ActorFactory: start, ask for info, read the state of, kill an engine actor), `get` (a finished ref's value) and
+`clock`. The defaults are Ray's (`ray_resources`, `RayActors`, `ray_get`); tests/runtime pass fakes, so the
+placement, room and restart logic is tested without starting Ray.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from tts import identity
 from tts.config import TTSConfig
@@ -136,7 +141,6 @@ class Replica:
     info: dict[str, Any] | None = None
     inflight: int = 0
     error: str | None = None
-    started_at: float = 0.0
     recovering: bool = False  # its actor died: Ray is restarting it (no new work until a probe answers)
     probe_ref: Any = None
     next_probe: float = 0.0
@@ -180,6 +184,66 @@ def actor_state(handle: Any) -> str | None:
         return None
 
 
+class ActorFactory(Protocol):
+    """How the pool starts, asks and stops engine actors: `RayActors` on a cluster, a fake in tests."""
+
+    def start(self, spec: EngineSpec, max_restarts: int, lock: str | None) -> tuple[Any, Any]:
+        """A new actor for one replica of `spec` loading under start lock `lock`, and its placement group
+        (None without tensor parallelism)."""
+        ...
+
+    def info(self, handle: Any) -> Any:
+        """A ref that completes with the actor's `info` dict once its engines are loaded."""
+        ...
+
+    def state(self, handle: Any) -> str | None:
+        """ALIVE | RESTARTING | DEAD | ..., or None when it cannot be read."""
+        ...
+
+    def kill(self, handle: Any, pg: Any) -> None:
+        """Kill the actor (no restart) and remove its placement group, if any."""
+        ...
+
+
+class RayActors:
+    """The ActorFactory of a real Ray cluster: LockedEngineActor actors with `actor_options`."""
+
+    def start(self, spec: EngineSpec, max_restarts: int, lock: str | None) -> tuple[Any, Any]:
+        import ray
+
+        opts, pg = actor_options(spec, max_restarts)
+        return ray.remote(LockedEngineActor).options(**opts).remote(spec, lock), pg
+
+    def info(self, handle: Any) -> Any:
+        return handle.info.remote()
+
+    def state(self, handle: Any) -> str | None:
+        return actor_state(handle)
+
+    def kill(self, handle: Any, pg: Any) -> None:
+        import ray
+        from ray.util.placement_group import remove_placement_group
+
+        if handle is not None:
+            ray.kill(handle, no_restart=True)
+        if pg is not None:
+            remove_placement_group(pg)
+
+
+def ray_resources() -> dict[str, float]:
+    """The Ray cluster's total resources (CPU, GPU, ...)."""
+    import ray
+
+    return ray.cluster_resources()
+
+
+def ray_get(ref: Any) -> Any:
+    """A finished ref's value (raises what the remote call raised)."""
+    import ray
+
+    return ray.get(ref)
+
+
 class EnginePool:
     """Starts engine actors on demand, tracks readiness, restarts and in-flight work, picks the least-loaded
     replica. Every state change happens in `pump` / `on_ref`, driven by the scheduler's `ray.wait` loop."""
@@ -191,9 +255,17 @@ class EnginePool:
         max_restarts: int,
         replicas: dict[str, int] | None = None,
         check_fit: bool = False,
+        resources: Callable[[], Mapping[str, float]] = ray_resources,
+        actors: ActorFactory | None = None,
+        get: Callable[[Any], Any] = ray_get,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.engines = {k: Engine(s) for k, s in specs.items()}
         self.max_restarts = max_restarts
+        self.resources = resources
+        self.actors: ActorFactory = actors if actors is not None else RayActors()
+        self.get = get
+        self.clock = clock
         self.check_fit = check_fit  # a fixed-size (local) cluster: an engine that can never fit fails at once
         self._replicas = replicas or {}
         self._queue: list[Replica] = []  # replicas waiting to be created
@@ -213,8 +285,6 @@ class EnginePool:
     def pump(self) -> None:
         """Create queued actors (all at once: engines that share a device queue for it themselves, see
         tts.runtime.device_lock) and probe restarting ones."""
-        import ray
-
         for replica in list(self._queue):
             engine = self.engines[replica.key]
             misfit = self._misfit(engine.spec) if self.check_fit else None
@@ -226,34 +296,26 @@ class EnginePool:
                 continue
             if self.check_fit and not self._fits_now(engine.spec):
                 break  # in order: a later, smaller engine must not take the room this one waits for
-            opts, pg = actor_options(engine.spec, self.max_restarts)
-            replica.pg = pg
-            replica.handle = (
-                ray.remote(LockedEngineActor).options(**opts).remote(engine.spec, start_lock(engine))
-            )
-            replica.ready_ref = replica.handle.info.remote()
+            replica.handle, replica.pg = self.actors.start(engine.spec, self.max_restarts, start_lock(engine))
+            replica.ready_ref = self.actors.info(replica.handle)
             self.actors_created += 1
-            replica.started_at = time.monotonic()
             self._queue.remove(replica)
             log.info("starting engine %s replica %d", engine.spec.label, replica.index)
-        now = time.monotonic()
+        now = self.clock()
         for engine in self.engines.values():
             for r in engine.replicas:
                 if r.recovering and r.probe_ref is None and now >= r.next_probe:
-                    state = actor_state(r.handle)
+                    state = self.actors.state(r.handle)
                     if state == "DEAD":
                         self._dead(r)
                     elif state in (None, "ALIVE"):
-                        r.probe_ref = r.handle.info.remote()
+                        r.probe_ref = self.actors.info(r.handle)
                     else:  # RESTARTING / PENDING_CREATION: loading its engines again
                         r.next_probe = now + 0.5
 
-    @staticmethod
-    def _misfit(spec: EngineSpec) -> str | None:
+    def _misfit(self, spec: EngineSpec) -> str | None:
         """Why one replica of `spec` can never be placed on this (fixed) cluster, or None."""
-        import ray
-
-        total = ray.cluster_resources()
+        total = self.resources()
         need = demand(spec)
         if need["GPU"] > total.get("GPU", 0):
             return (
@@ -269,9 +331,7 @@ class EnginePool:
 
     def _fits_now(self, spec: EngineSpec) -> bool:
         """Whether one more replica of `spec` fits beside the actors this pool holds (fixed cluster)."""
-        import ray
-
-        total = ray.cluster_resources()
+        total = self.resources()
         used: dict[str, float] = {}
         for engine in self.engines.values():
             if engine.state in ("starting", "ready"):
@@ -310,8 +370,12 @@ class EnginePool:
         return released
 
     def held(self) -> list[str]:
-        """Labels of the engines holding actors now."""
-        return [e.spec.label for e in self.engines.values() if e.state in ("starting", "ready")]
+        """Labels of the engines holding actors now (not those whose replicas all wait in the queue)."""
+        return [
+            e.spec.label
+            for e in self.engines.values()
+            if e.state in ("starting", "ready") and any(r.handle is not None for r in e.replicas)
+        ]
 
     def watch_refs(self) -> dict[Any, Replica]:
         """Refs the scheduler waits on besides its tasks: first `info` calls and restart probes."""
@@ -328,7 +392,6 @@ class EnginePool:
 
     def on_ref(self, replica: Replica, ref: Any) -> str:
         """Handle a finished watch ref: "ready", "recovered", "failed", or "" (nothing changed yet)."""
-        import ray
         from ray.exceptions import ActorUnavailableError
 
         engine = self.engines[replica.key]
@@ -337,22 +400,22 @@ class EnginePool:
         if ref is replica.probe_ref:
             replica.probe_ref = None
             try:
-                replica.info = ray.get(ref)
+                replica.info = self.get(ref)
             except ActorUnavailableError:  # still restarting
-                replica.next_probe = time.monotonic() + 0.5
+                replica.next_probe = self.clock() + 0.5
                 return ""
             except Exception:
-                if actor_state(replica.handle) == "DEAD":
+                if self.actors.state(replica.handle) == "DEAD":
                     self._dead(replica)
                     return "failed"
-                replica.next_probe = time.monotonic() + 0.5
+                replica.next_probe = self.clock() + 0.5
                 return ""
             replica.recovering = False
             replica.restarts += 1
             log.info("engine %s replica %d is back after a restart", engine.spec.label, replica.index)
             return "recovered"
         try:
-            replica.info = ray.get(ref)
+            replica.info = self.get(ref)
         except Exception as exc:  # the constructor raised (bad model path, out of memory, ...)
             replica.error = f"engine {replica.key} failed to start: {type(exc).__name__}: {_short(exc)}"
             log.error(replica.error)
@@ -380,7 +443,7 @@ class EnginePool:
         if replica.error is None and not replica.recovering:
             replica.recovering = True
             replica.probe_ref = None
-            replica.next_probe = time.monotonic()
+            replica.next_probe = self.clock()
             return True
         return False
 
@@ -405,15 +468,10 @@ class EnginePool:
     # ---- stopping
     def release(self, key: str) -> None:
         """Kill a key's actors and remove their placement groups (its work is done)."""
-        import ray
-        from ray.util.placement_group import remove_placement_group
-
         engine = self.engines[key]
         for r in engine.replicas:
-            if r.handle is not None:
-                ray.kill(r.handle, no_restart=True)
-            if r.pg is not None:
-                remove_placement_group(r.pg)
+            if r.handle is not None or r.pg is not None:
+                self.actors.kill(r.handle, r.pg)
         engine.state = "released"
         self._queue = [r for r in self._queue if r.key != key]
 
@@ -429,4 +487,4 @@ def _short(exc: BaseException, limit: int = 400) -> str:
     return tail[:limit]
 
 
-__all__ = ["EnginePool", "plan_engines", "policy_key", "prm_key"]
+__all__ = ["ActorFactory", "EnginePool", "RayActors", "plan_engines", "policy_key", "prm_key"]

@@ -8,10 +8,16 @@ the loop event-driven. The task body is `tts.runtime.cells.run_job` against acto
 Ray. A task whose worker or node died (`is_node_loss`) is requeued like one whose engine died. `stop()` (SIGTERM,
 a lost GCS: tts.runtime.stops) ends the loop once the work in flight is done; what breaks meanwhile is dropped,
 not recorded as failed (a rerun computes it).
+
+The loop reaches Ray only through what it is given: `submit` (start a job's task against its engine handles),
+`wait` (the first finished of some refs), `get` (a finished ref's value) and `warm_up` (start warm task
+workers). The defaults are Ray's; tests/runtime pass fakes, with a fake EnginePool cluster, so scheduling
+(launch, bounded in-flight work, retries, releasing engines, making room) is tested without starting Ray.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import deque
@@ -21,7 +27,7 @@ from typing import Any
 
 from tts.runtime.actors import EngineSpec, PolicyProxy, PRMProxy, resolve
 from tts.runtime.cells import JobResult, PoolJob, SearchJob, run_job
-from tts.runtime.engine_pool import EnginePool, Replica
+from tts.runtime.engine_pool import EnginePool, Replica, ray_get
 
 log = logging.getLogger(__name__)
 TASK_NUM_CPUS = 0  # strategy tasks mostly wait on engine actors; they must never queue behind them for a CPU
@@ -77,6 +83,34 @@ def _warm_up() -> bool:
     return grade(Problem("warm-up", "1 + 1", "2", "warm-up"), "\\boxed{2}").correct
 
 
+@functools.cache
+def _remote_task() -> Any:
+    import ray
+
+    return ray.remote(num_cpus=TASK_NUM_CPUS, max_retries=0)(_task)
+
+
+def ray_submit(work: Work, policy: Any, prm: Any) -> Any:
+    """Start `work`'s job as a light Ray task against the engine actors `policy` / `prm` (None: none)."""
+    return _remote_task().remote(work.job, policy, prm, work.prm_id, work.local_prm)
+
+
+def ray_wait(refs: list[Any], timeout: float) -> list[Any]:
+    """The first of `refs` to finish within `timeout` seconds (empty: none did)."""
+    import ray
+
+    done, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+    return done
+
+
+def ray_warm_up(count: int) -> list[Any]:
+    """Start `count` warm-up tasks (their refs, never waited on)."""
+    import ray
+
+    warm = ray.remote(num_cpus=TASK_NUM_CPUS, max_retries=0)(_warm_up)
+    return [warm.remote() for _ in range(count)]
+
+
 def is_actor_death(exc: BaseException) -> bool:
     from ray.exceptions import RayActorError
 
@@ -123,6 +157,10 @@ class Scheduler:
         on_result: Callable[[Work, JobResult], None],
         on_failure: Callable[[Work, str], None],
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        submit: Callable[[Work, Any, Any], Any] = ray_submit,
+        wait: Callable[[list[Any], float], list[Any]] = ray_wait,
+        get: Callable[[Any], Any] = ray_get,
+        warm_up: Callable[[int], list[Any]] = ray_warm_up,
     ) -> None:
         self.pool = pool
         self.max_inflight = max_inflight_per_engine
@@ -131,11 +169,11 @@ class Scheduler:
         self.on_result = on_result
         self.on_failure = on_failure
         self.on_event = on_event or (lambda kind, data: None)
+        self.submit, self.wait, self.get, self.warm_up = submit, wait, get, warm_up
         self.pending: deque[Work] = deque()
         self.inflight: dict[Any, tuple[Work, list[Replica]]] = {}
         self.requeues = 0
         self.engine_deaths = 0  # actor deaths seen (each one restarts the actor, which reloads its engines)
-        self._remote: Any = None
         self._warmed: list[Any] = []  # refs of warm-up tasks (never waited on)
         self.stopping: str | None = None  # why the run stops early (tts.runtime.stops): no new work is taken
         self.dropped = 0  # jobs left unfinished by an early stop (a rerun computes them)
@@ -146,24 +184,14 @@ class Scheduler:
         if self.stopping is None:
             self.stopping = reason
 
-    def _remote_task(self) -> Any:
-        if self._remote is None:
-            import ray
-
-            self._remote = ray.remote(num_cpus=TASK_NUM_CPUS, max_retries=0)(_task)
-        return self._remote
-
     # ---- the loop
     def run(self, works: Iterable[Work], reserved: set[str] = frozenset()) -> None:
         """Run `works` until each has a result or a recorded failure. Engines in `reserved` stay up."""
-        import ray
-
         works = list(works)
         self.pending.extend(works)
         if works and not self._warmed:  # one warm worker per job that can be in flight at once
-            warm = ray.remote(num_cpus=TASK_NUM_CPUS, max_retries=0)(_warm_up)
             slots = self.max_inflight * max(1, len({k for w in works for k in w.keys}))
-            self._warmed = [warm.remote() for _ in range(min(len(works), slots))]
+            self._warmed = self.warm_up(min(len(works), slots))
         while (self.pending and not self.stopping) or self.inflight:
             if not self.stopping:
                 self._launch()
@@ -176,8 +204,7 @@ class Scheduler:
                 if self.pending:  # nothing runs: engines are queued behind others or restarting
                     time.sleep(0.05)
                 continue
-            done, _ = ray.wait(refs, num_returns=1, timeout=1.0)
-            for ref in done:
+            for ref in self.wait(refs, 1.0):
                 if ref in watched:
                     replica = watched[ref]
                     change = self.pool.on_ref(replica, ref)
@@ -220,7 +247,7 @@ class Scheduler:
             by_key = dict(zip(keys, replicas, strict=True))
             policy = by_key[work.policy_key].handle if work.policy_key else None
             prm = by_key[work.prm_key].handle if work.prm_key else None
-            ref = self._remote_task().remote(work.job, policy, prm, work.prm_id, work.local_prm)
+            ref = self.submit(work, policy, prm)
             self.inflight[ref] = (work, replicas)
             self.pending.remove(work)
             work.tries += 1
@@ -244,14 +271,12 @@ class Scheduler:
         self.on_failure(target, error)
 
     def _finish(self, ref: Any) -> None:
-        import ray
-
         work, replicas = self.inflight.pop(ref)
         log.debug("finished %s", work.uid)
         for r in replicas:
             self.pool.release_slot(r)
         try:
-            result = ray.get(ref)
+            result = self.get(ref)
         except Exception as exc:
             if self.stopping:  # the cluster is going away with us: not the job's failure, a rerun computes it
                 log.info(
