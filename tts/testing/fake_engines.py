@@ -17,10 +17,14 @@ and solves the conversation's question only (history turns change the randomness
 whitespace-separated words. Stop strings and `max_tokens` behave as in vLLM: the stop string is not returned,
 `finish_reason` is "stop_string" / "length" / "eos".
 
-FakePRM scores a step "a op b = c" by checking the claim (near 1 when true, near 0 when false, with a little
-deterministic noise), the final "\\boxed{}" step by whether every earlier claim was true, other steps near 0.5.
-With `mode="hash"` every score is a deterministic pseudo-random number instead. `PlantedPRM` gives the k-th
-request of every call planted scores, so a test knows exactly the weights a search sees.
+FakePRM scores a step "a op b = c" by checking the claim with the real verifier's arithmetic (near 1 when true,
+near 0 when false, with a little deterministic noise that breaks ties), the final "\\boxed{}" step by whether
+every earlier claim was true, other steps near 0.5. It judges each claim on its own, as FakePolicy computes left
+to right ("9 - 3 + 8 * 2" is 28 here): a test that only needs arithmetic checked on real problems uses the real,
+cheap `tts.engines.rule_prm.RuleArithmeticPRM` instead (it tracks the problem's state and operator precedence).
+FakePRM is for what the real one lacks: noise, token counts, prefix caching, call counting, and `mode="hash"`,
+where every score is a deterministic pseudo-random number. `PlantedPRM` gives the k-th request of every call
+planted scores, so a test knows exactly the weights a search sees.
 
 Both count calls, requests and tokens so that tests can assert lockstep batching and compute accounting.
 """
@@ -31,6 +35,7 @@ import hashlib
 import operator
 import re
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 
 from tts.engines.protocols import (
     Completion,
@@ -41,6 +46,7 @@ from tts.engines.protocols import (
     ScoreRequest,
     StepScores,
 )
+from tts.engines.rule_prm import parse_expr
 
 SOLUTION_MARKER = "\nSolution:\n"
 _TOKEN = re.compile(r"\S+")
@@ -301,5 +307,6 @@ class PlantedPRM(FakePRM):
 
 
 def _claim_true(m: re.Match[str]) -> bool:
+    """Whether "a op b = c" holds, by the real rule-based verifier's arithmetic (tts.engines.rule_prm)."""
     a, op, b, c = m.groups()
-    return _OPS[op](int(a), int(b)) == int(c)
+    return parse_expr(f"{a} {op} {b}").value() == Fraction(c)
