@@ -131,6 +131,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     try:
         grid = expand(args.overrides)
+        check_results_dir(grid, write=not args.dry_run)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -161,6 +162,30 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"stopped by {summary.stopped}: finished cells are kept; resume with: {again}", file=sys.stderr)
         return EXIT_SIGTERM
     return 1 if summary.failed else 0
+
+
+def check_results_dir(grid: object, write: bool = True) -> None:
+    """Raise ConfigError (one line) unless the sweep's folder, results_dir/<sweep name>, can be used: no part of
+    its path may be a file, and (`write`) its nearest existing folder must be writable. Before Ray starts, and
+    nothing is left behind here (a sweep that stops on a bad data set writes nothing)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from tts.config import ConfigError
+
+    folder = Path(str(grid.results_dir)).expanduser().absolute() / grid.name
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"results_dir: {existing} is a file, not a folder; give a folder (results_dir=DIR)")
+    if not write:
+        return
+    try:  # a probe folder, removed at once: permissions, read-only mounts and pseudo file systems alike
+        os.rmdir(tempfile.mkdtemp(prefix=".tts-probe-", dir=existing))
+    except OSError as exc:
+        raise ConfigError(
+            f"results_dir: cannot write to {existing} ({exc.strerror or exc}); give a folder you can write"
+        ) from exc
 
 
 def print_dry_run(grid: object) -> None:

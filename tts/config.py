@@ -6,13 +6,14 @@ allowed values. Library classes never receive a config object: the `build_*` fun
 config nodes into plain arguments.
 
 Config groups (YAML under conf/<group>/, each option extending the schema registered here as `<group>/base_*`):
-policy, prm, strategy, dataset, engine, cluster, difficulty; sweep presets live in sweeps/ (group `sweep`).
+policy, prm, strategy, dataset, engine, cluster, difficulty; sweep presets live in sweeps/ (group `sweep`). A
+strategy's schema is also registered under its own name, so a strategy needs no YAML (`register_configs`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,16 +108,34 @@ class TTSConfig:
     results_dir: str = "results"
 
 
-def register_configs() -> None:
-    """Register every schema in Hydra's ConfigStore (idempotent)."""
+def register_configs(strategy_yamls: Collection[str] = ()) -> None:
+    """Register every schema in Hydra's ConfigStore (idempotent).
+
+    A strategy's schema is stored twice in group `strategy`: as `<name>`, so `strategy=<name>` composes with no
+    YAML (a plugin needs none), and as `base_<name>`, what a YAML option extends to set other defaults. A YAML
+    option named `<name>` on the search path (`strategy_yamls`, listed by tts.grid once Hydra knows the path)
+    takes that name: its `<name>` node is then not stored (Hydra would validate the YAML against a same-named
+    schema, a deprecated behaviour). A name registered twice, or an entry whose functions do not take its
+    schema's fields, fails here with one line (tts.registry.DuplicateNameError, tts.strategies.entry)."""
+    from tts.registry import DuplicateNameError
+    from tts.strategies import STRATEGIES
+    from tts.strategies.entry import RegistrationError
+
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=TTSConfig)
     cs.store(group="policy", name="base_policy", node=PolicyConfig)
     cs.store(group="prm", name="base_prm", node=PRMConfig)
-    from tts.strategies import STRATEGIES
-
-    for name, entry in STRATEGIES.items():
+    try:
+        entries = list(STRATEGIES.items())
+    except (DuplicateNameError, RegistrationError) as exc:
+        raise ConfigError(str(exc)) from exc
+    stored = cs.repo.get("strategy", {})
+    for name, entry in entries:
         cs.store(group="strategy", name=f"base_{name}", node=entry.schema)
+        if name in strategy_yamls:
+            stored.pop(f"{name}.yaml", None)  # stored by an earlier call, before that YAML was on the path
+        else:
+            cs.store(group="strategy", name=name, node=entry.schema)
     cs.store(group="dataset", name="base_dataset", node=DatasetConfig)
     cs.store(group="engine", name="base_engine", node=EngineConfig)
     cs.store(group="cluster", name="base_cluster", node=ClusterConfig)

@@ -126,11 +126,27 @@ def _hydra() -> Iterator[Any]:
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    register_configs()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        yield GlobalHydra.instance().config_loader()
+        loader = GlobalHydra.instance().config_loader()
+        register_configs(strategy_yamls=_yaml_options(loader, "strategy"))
+        yield loader
     GlobalHydra.instance().clear()
+
+
+def _yaml_options(loader: Any, group: str) -> set[str]:
+    """The options of `group` that are files on Hydra's search path (ours, and what installed plugins add
+    through the `tts.conf` entry points, hydra_plugins/tts_searchpath), not ConfigStore nodes."""
+    names: set[str] = set()
+    for source in loader.repository.get_sources():
+        if source.scheme() != "structured" and source.available() and source.is_group(group):
+            names.update(source.list(group, results_filter=None))
+    return names
+
+
+def _options(loader: Any, group: str) -> list[str]:
+    """A group's options as users write them: files and registered schemas, not the `base_*` schema nodes."""
+    return [o for o in loader.get_group_options(group) if not o.startswith("base_")]
 
 
 def _parse(loader: Any, lines: Sequence[str], where: str) -> list[Any]:
@@ -153,7 +169,7 @@ def _values(override: Any, key: str) -> list[str]:
     except Exception as exc:
         raise ConfigError(f"{key}: cannot expand sweep {override.input_line!r}: {exc}") from exc
     if override.value_type is not None and override.value_type.name == "GLOB_CHOICE_SWEEP":
-        values = [v for v in values if not v.startswith("base_")]  # schema nodes, not options
+        values = [v for v in values if not v.startswith("base_")]  # schema nodes that YAML options extend
     if not values:
         raise ConfigError(f"{key}: the sweep {override.input_line!r} expands to no values")
     return values
@@ -198,7 +214,7 @@ class _Composer:
             try:
                 _COMPOSED[key] = compose(config_name="config", overrides=list(structural))
             except Exception as exc:  # MissingConfigException, ConfigCompositionException
-                raise ConfigError(_compose_message(structural, exc)) from exc
+                raise ConfigError(_compose_message(structural, exc, self.loader)) from exc
         cfg = copy.deepcopy(_COMPOSED[key])
         for o in parsed:
             if _is_structural(self.loader, o):
@@ -207,35 +223,84 @@ class _Composer:
             try:
                 OmegaConf.update(cfg, key_name, o.value(), merge=True)
             except Exception as exc:
-                value = o.get_value_element_as_str()
-                parent, _, leaf = key_name.rpartition(".")
-                node = OmegaConf.select(cfg, parent) if parent else cfg
-                hint = did_you_mean(leaf, list(node.keys())) if OmegaConf.is_dict(node) else ""
-                raise ConfigError(f"{key_name}: cannot set {value!r}: {_first_line(exc)}{hint}") from exc
+                raise ConfigError(_set_message(cfg, key_name, o.get_value_element_as_str(), exc)) from exc
         return cfg
+
+
+def _set_message(cfg: DictConfig, key: str, value: str, exc: BaseException) -> str:
+    """One line for a value override that OmegaConf refused: a field that exists gets its expected type (`n=abc`:
+    "expected int"), an unknown one the closest field name."""
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    if OmegaConf.is_dict(node) and leaf in node:
+        expected = _field_type(node, leaf)
+        return (
+            f"{key}: invalid value {value!r}; expected {expected}"
+            if expected
+            else f"{key}: {_first_line(exc)}"
+        )
+    hint = did_you_mean(leaf, list(node.keys())) if OmegaConf.is_dict(node) else ""
+    return f"{key}: cannot set {value!r}: {_first_line(exc)}{hint}"
+
+
+def _field_type(node: DictConfig, leaf: str) -> str:
+    """The declared type of field `leaf` of a structured config node, as written in its schema ("int",
+    "float | None"), or "" when the node has no schema."""
+    import dataclasses
+    import typing
+
+    schema = OmegaConf.get_type(node)
+    if schema is None or not dataclasses.is_dataclass(schema):
+        return ""
+    try:
+        hint = typing.get_type_hints(schema).get(leaf)
+    except Exception:  # an annotation that does not evaluate here: fall back to the raw text
+        hint = next((f.type for f in dataclasses.fields(schema) if f.name == leaf), None)
+    if hint is None:
+        return ""
+    text = hint.__name__ if isinstance(hint, type) else str(hint)
+    return f"{text.replace('typing.', '')} ({schema.__name__}.{leaf})"
 
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _compose_message(overrides: Sequence[str], exc: BaseException) -> str:
+def _compose_message(overrides: Sequence[str], exc: BaseException, loader: Any) -> str:
+    """One line for a failed composition: the field or group, Hydra's cause, and the file it came from."""
     text = _first_line(exc)
-    match = re.search(r"Could not find '([^']+)'", str(exc))
+    where = re.search(r"In '([^']+)'", str(exc))
+    origin = f" (in {where.group(1)}.yaml)" if where and where.group(1) != "config" else ""
+    match = re.search(r"Could not (?:find|load) '([^']+)'", str(exc))
     if match:  # an unknown option of a config group: name the group and list the options
         group, _, option = match.group(1).rpartition("/")
-        options = sorted(p.stem for p in (conf_dir() / group).glob("*.yaml")) if group else []
+        options = _options(loader, group) if group and loader.repository.group_exists(group) else []
         hint = did_you_mean(option, options)
-        return f"{group or match.group(1)}: unknown option {option!r}; allowed: {', '.join(options)}{hint}"
+        listed = f"; allowed: {', '.join(options)}{hint}" if options else ""
+        return f"{group or match.group(1)}: unknown option {option!r}{origin}{listed}"
     cause = exc.__cause__ or exc
     key = re.search(r"full_key: (\S+)", str(cause))
-    lines = [ln.strip() for ln in str(cause).splitlines() if ln.strip()]
-    detail = next((ln for ln in lines if not ln.startswith(("In '", "full_key", "object_type"))), text)
-    where = re.search(r"In '([^']+)'", str(exc))
-    origin = f" (in {where.group(1)}.yaml)" if where else ""
+    if _is_yaml_error(cause):  # the parser's problem and its file:line, on one line
+        detail = "; ".join(ln.strip() for ln in str(cause).splitlines() if ln.strip())
+    else:
+        detail = _cause_line(cause) or _cause_line(exc) or text
+    if cause is not exc and detail != text and not text.startswith(("In '", "Error merging")):
+        detail = f"{text}: {detail}"
     if key:
         return f"{key.group(1)}: {detail}{origin}; fix the key or remove it"
     return f"overrides {list(overrides)}: {detail}{origin}"
+
+
+def _is_yaml_error(exc: BaseException) -> bool:
+    return any(cls.__module__.startswith("yaml") for cls in type(exc).__mro__)
+
+
+def _cause_line(exc: BaseException) -> str:
+    """The first line of an exception's text that says what went wrong: not Hydra's location lines (In '...',
+    full_key, object_type) and not its listing of the config search path."""
+    skip = ("In '", "full_key", "object_type", "Config search path", "provider=", "Available options")
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return next((ln for ln in lines if not ln.startswith(skip)), "")
 
 
 def _axes(base: DictConfig) -> list[dict[str, str]]:

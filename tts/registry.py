@@ -7,7 +7,13 @@ that listing names never imports heavy backends such as vLLM.
 Where entries come from (`Registry(kind, group=...)`): the Python entry-point group `group` (the project's own
 built-ins are declared in pyproject.toml's `[project.entry-points."tts.strategies"]` etc., and any installed
 package can add its own: a lab adds a strategy without forking), plus the modules named in the environment
-variable TTS_PLUGINS (comma-separated; each registers itself on import, for code that is not packaged).
+variable TTS_PLUGINS (comma-separated; each registers itself on import, for code that is not packaged). A
+plugin's module (from either) is shipped to Ray workers by value, so workers need not have it installed.
+
+A name belongs to one source: registering it again from another module or entry point (a plugin that declares
+`best_of_n`, two packages that declare one name) raises `DuplicateNameError` naming both sources, so an entry is
+never silently replaced. The module an entry point names may register that same entry itself (both are one
+source).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
@@ -36,6 +43,12 @@ def load_plugin(module: str) -> object:
         mod = importlib.import_module(module)
     except ImportError as exc:
         raise ImportError(f"TTS_PLUGINS: cannot import plugin module {module!r}: {exc}") from exc
+    return ship_by_value(mod)
+
+
+def ship_by_value(mod: object) -> object:
+    """Have Ray pickle `mod`'s functions and classes by value, so Ray workers need not import it (a plugin
+    installed where the driver runs only, or after the workers started). Returns the module."""
     try:
         from ray import cloudpickle
     except ImportError:  # no Ray here: nothing to ship
@@ -51,6 +64,17 @@ class UnknownNameError(KeyError):
         return str(self.args[0])
 
 
+class DuplicateNameError(ValueError):
+    """Raised when a name is registered by two different sources; the message names both."""
+
+
+def _module_of(obj: object) -> str:
+    """The module an entry comes from: "pkg.mod" of a lazy "pkg.mod:attr", else the object's own module."""
+    if isinstance(obj, str):
+        return obj.partition(":")[0]
+    return str(getattr(obj, "__module__", "") or "")
+
+
 class Registry(Generic[T]):
     """Maps names to objects of one kind (e.g. strategy functions), resolving lazy entries on first use."""
 
@@ -58,35 +82,65 @@ class Registry(Generic[T]):
         self.kind = kind
         self.group = group
         self._entries: dict[str, T | str] = {}
+        self._sources: dict[str, tuple[str, str]] = {}  # name -> (module it comes from, description)
         self._discovered = group is None
 
     def _discover(self) -> None:
-        """Add the entry points of `group` (lazily, as "module:attr") and import the TTS_PLUGINS modules, once."""
+        """Add the entry points of `group` (lazily, as "module:attr") and import the TTS_PLUGINS modules, once.
+        A name declared by two sources raises DuplicateNameError (and again on every later use)."""
         if self._discovered:
             return
-        self._discovered = True
         for ep in entry_points(group=self.group):
-            self._entries.setdefault(ep.name, ep.value)
+            dist = getattr(getattr(ep, "dist", None), "name", None)
+            where = f"entry point {ep.name} = {ep.value}" + (f" (package {dist})" if dist else "")
+            if ep.name in self._entries and self._sources[ep.name][1] == where:
+                continue  # one distribution seen twice on the path
+            self._add(ep.name, ep.value, _module_of(ep.value), where)
+        self._discovered = True
         for module in filter(None, (m.strip() for m in os.environ.get("TTS_PLUGINS", "").split(","))):
             load_plugin(module)
 
-    def register(self, name: str, obj: T | str | None = None) -> Callable[[T], T] | None:
-        """Register `obj` under `name`; without `obj`, return a decorator. `obj` may be a "module:attr" string."""
+    def register(
+        self, name: str, obj: T | str | None = None, source: str | None = None
+    ) -> Callable[[T], T] | None:
+        """Register `obj` under `name`; without `obj`, return a decorator. `obj` may be a "module:attr" string.
+        `source` describes where the registration comes from, for errors (default: the calling module)."""
+        caller = str(sys._getframe(1).f_globals.get("__name__", "?"))
         if obj is not None:
-            self._add(name, obj)
+            origin = _module_of(obj) if isinstance(obj, str) else caller
+            self._add(name, obj, origin, source or f"module {origin}")
             return None
 
         def decorator(target: T) -> T:
-            self._add(name, target)
+            origin = _module_of(target) or caller
+            self._add(name, target, origin, source or f"module {origin}")
             return target
 
         return decorator
 
-    def _add(self, name: str, obj: T | str) -> None:
+    def _add(self, name: str, obj: T | str, origin: str, where: str) -> None:
+        """Add one entry coming from module `origin` (described by `where`). The same object, or the module
+        that a lazy entry names registering its own entry, is one source; anything else under a taken name
+        raises DuplicateNameError naming both."""
         existing = self._entries.get(name)
-        if existing is not None and existing is not obj and not isinstance(existing, str):
-            raise ValueError(f"{self.kind} {name!r} is already registered")
+        if existing is not None and existing is not obj:
+            old_origin, old_where = self._sources[name]
+            if old_origin != origin:
+                raise DuplicateNameError(
+                    f"{self.kind} {name!r} is registered twice: by {old_where} and by {where}; "
+                    "rename one (a name belongs to one source)"
+                )
+            if isinstance(obj, str) and not isinstance(existing, str):
+                return  # the module already registered the object that its entry point names
         self._entries[name] = obj
+        self._sources[name] = (origin, where)
+
+    def source(self, name: str) -> str:
+        """Where `name` was registered: an entry point (with its package) or a module."""
+        self._discover()
+        if name not in self._sources:
+            raise UnknownNameError(self.unknown_message(name))
+        return self._sources[name][1]
 
     def get(self, name: str) -> T:
         """Return the object for `name`, importing it if it was registered lazily."""
@@ -96,8 +150,11 @@ class Registry(Generic[T]):
         entry = self._entries[name]
         if isinstance(entry, str):
             module_name, _, attr = entry.partition(":")
-            entry = getattr(importlib.import_module(module_name), attr)
+            module = importlib.import_module(module_name)
+            entry = getattr(module, attr)
             self._entries[name] = entry
+            if module_name.partition(".")[0] != __name__.partition(".")[0]:  # a plugin's, not ours
+                ship_by_value(sys.modules[module_name.partition(".")[0]])
         return entry
 
     def unknown_message(self, name: object, field: str | None = None) -> str:

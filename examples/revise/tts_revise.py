@@ -8,12 +8,11 @@ attempts: one first attempt plus N - 1 revisions, all problems advancing in lock
 round). The answer is the last attempt's (`final: last`) or the most common one over all attempts
 (`final: majority`, Snell's sequential majority). No verifier is needed.
 
-Register it without forking tts: put this folder on PYTHONPATH, set TTS_PLUGINS=tts_revise (or install a
-package that declares `revise = "tts_revise:ENTRY"` in its `tts.strategies` entry points), and give Hydra this
-folder's config tree:
+Declared once, in pyproject.toml beside this file (`revise = "tts_revise:ENTRY"` in the `tts.strategies` entry
+points); its schema becomes `strategy=revise` with no YAML. Install it next to tts and use it:
 
-    TTS_PLUGINS=tts_revise PYTHONPATH=examples/revise \\
-        tts sweep hydra.searchpath=[file://$PWD/examples/revise/conf] strategy=revise n=1,2,4
+    pip install -e examples/revise
+    tts sweep strategy=revise strategy.final=majority n=1,2,4 prm=none
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from tts.data.problem import Problem
 from tts.engines.protocols import Conversation, Message, PolicyEngine, PRMScorer
 from tts.grading import extract_answer
 from tts.schemas import ConfigError, StrategyConfig
-from tts.strategies import STRATEGIES
 from tts.strategies.base import Candidate, SamplingSettings, StrategyResult
 from tts.strategies.entry import StrategyEntry, Traits
 from tts.strategies.voting import answer_groups, majority_choice
@@ -103,4 +101,3 @@ def run(
 
 
 ENTRY = StrategyEntry(name=NAME, schema=ReviseConfig, run=run, traits=Traits(sequential=True))
-STRATEGIES.register(NAME, ENTRY)
