@@ -117,7 +117,7 @@ def register_configs(strategy_yamls: Collection[str] = ()) -> None:
     takes that name: its `<name>` node is then not stored (Hydra would validate the YAML against a same-named
     schema, a deprecated behaviour). A name registered twice, or an entry whose functions do not take its
     schema's fields, fails here with one line (tts.registry.DuplicateNameError, tts.strategies.entry)."""
-    from tts.registry import DuplicateNameError
+    from tts.registry import DuplicateNameError, PluginImportError
     from tts.strategies import STRATEGIES
     from tts.strategies.entry import RegistrationError
 
@@ -127,7 +127,7 @@ def register_configs(strategy_yamls: Collection[str] = ()) -> None:
     cs.store(group="prm", name="base_prm", node=PRMConfig)
     try:
         entries = list(STRATEGIES.items())
-    except (DuplicateNameError, RegistrationError) as exc:
+    except (DuplicateNameError, RegistrationError, PluginImportError) as exc:
         raise ConfigError(str(exc)) from exc
     stored = cs.repo.get("strategy", {})
     for name, entry in entries:

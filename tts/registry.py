@@ -68,6 +68,10 @@ class DuplicateNameError(ValueError):
     """Raised when a name is registered by two different sources; the message names both."""
 
 
+class PluginImportError(ImportError):
+    """Raised when a lazily registered entry cannot be imported; the message names its source."""
+
+
 def _module_of(obj: object) -> str:
     """The module an entry comes from: "pkg.mod" of a lazy "pkg.mod:attr", else the object's own module."""
     if isinstance(obj, str):
@@ -150,8 +154,15 @@ class Registry(Generic[T]):
         entry = self._entries[name]
         if isinstance(entry, str):
             module_name, _, attr = entry.partition(":")
-            module = importlib.import_module(module_name)
-            entry = getattr(module, attr)
+            try:
+                entry = getattr(importlib.import_module(module_name), attr)
+            except (ModuleNotFoundError, AttributeError) as exc:
+                if isinstance(exc, ModuleNotFoundError) and not module_name.startswith(str(exc.name)):
+                    raise  # a dependency of the module is missing, not the module: its own message says which
+                raise PluginImportError(
+                    f"{self.kind} {name!r}: cannot load {self._sources[name][1]}: {exc}; "
+                    "reinstall or uninstall that package"
+                ) from exc
             self._entries[name] = entry
             if module_name.partition(".")[0] != __name__.partition(".")[0]:  # a plugin's, not ours
                 ship_by_value(sys.modules[module_name.partition(".")[0]])

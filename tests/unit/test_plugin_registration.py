@@ -19,7 +19,7 @@ from hydra_plugins.tts_searchpath import as_search_path
 from tts.cli import main
 from tts.config import ConfigError, conf_dir
 from tts.grid import expand
-from tts.registry import DuplicateNameError, Registry
+from tts.registry import DuplicateNameError, PluginImportError, Registry
 from tts.schemas import StrategyConfig
 from tts.strategies.entry import RegistrationError, StrategyEntry, Traits
 
@@ -218,3 +218,17 @@ def test_a_results_dir_that_cannot_be_written_fails_in_one_line(capsys: pytest.C
     assert main(["sweep", "results_dir=/proc/tts-results", "n=1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: results_dir: cannot write to /proc (") and "\n" not in err
+
+
+def test_an_entry_point_whose_module_is_gone_names_its_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plugin uninstalled badly (its folder deleted, its metadata left): one line naming the package."""
+    monkeypatch.setattr(
+        registry_module, "entry_points", _entry_points(("gone", "tts_gone_plugin:ENTRY", "tts-gone"))
+    )
+    reg: Registry[object] = Registry("strategy", group="things")
+    with pytest.raises(PluginImportError) as exc:
+        reg.get("gone")
+    assert str(exc.value) == (
+        "strategy 'gone': cannot load entry point gone = tts_gone_plugin:ENTRY (package tts-gone): No module "
+        "named 'tts_gone_plugin'; reinstall or uninstall that package"
+    )
