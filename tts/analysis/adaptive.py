@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from tts.analysis.keys import ALL_BIN
-from tts.analysis.selection import Choice, Group, Sums, argmax_chooser, choose, interval
+from tts.analysis.selection import Choice, Sums, argmax_chooser, choose, interval
 from tts.analysis.settings import AnalysisConfig
 from tts.analysis.source import AnalysisData
 from tts.analysis.tables import candidates, fold_frame
@@ -84,7 +84,7 @@ def allocation(data: AnalysisData, s: pd.DataFrame, cfg: AnalysisConfig) -> pd.D
     dataset, budget, curve, accuracy, ci_low, ci_high, in_sample, _reps). `s`: tts.analysis.tables.candidates
     of `data` (charged or not: the curve reads each configuration's own `generations`)."""
     folds = fold_frame(data.bins, cfg.folds)
-    values = data.values(None)
+    index = data.selection_index()
     budgets = np.sort(s["n"].dropna().unique().astype(float)) if len(s) else np.array([])
     out = []
     binned = s[s["bin"].astype(str) != ALL_BIN]
@@ -102,7 +102,7 @@ def allocation(data: AnalysisData, s: pd.DataFrame, cfg: AnalysisConfig) -> pd.D
             .reset_index(drop=True)
         )
         probs = folds[folds["policy"] == policy].rename(columns={"bin": "stratum"})
-        group = Group.build(values, probs, cand["config_id"])
+        group = index.group(probs, cand["config_id"])
         has = group.c.sum(1) > 0
         if not has.any():
             continue

@@ -41,26 +41,95 @@ class Index:
     """The values (config_id, problem_id, seed, y_sum, rows) coded as integers, rows grouped by configuration."""
 
     def __init__(self, values: pd.DataFrame) -> None:
-        cfg, self.configs = _codes(values["config_id"])
-        prob, self.problems = _codes(values["problem_id"])
+        cfg, configs = _codes(values["config_id"])
+        prob, problems = _codes(values["problem_id"])
         seeds = (
             values["seed"].to_numpy(np.int64) if "seed" in values.columns else np.zeros(len(values), np.int64)
         )
         seed, found = pd.factorize(seeds)  # hashing, not a sort of every row; then codes in seed order
         rank = np.empty(len(found), np.int64)
         rank[np.argsort(found, kind="stable")] = np.arange(len(found))
-        self.seed_values, seed = np.sort(found), rank[seed]
+        self._setup(
+            configs,
+            problems,
+            np.sort(found),
+            cfg,
+            prob,
+            rank[seed],
+            values["y_sum"].to_numpy(float),
+            values["rows"].to_numpy(float),
+            ordered=False,
+        )
+
+    @classmethod
+    def from_codes(
+        cls,
+        configs: np.ndarray,
+        problems: pd.Index,
+        seed_values: np.ndarray,
+        cfg: np.ndarray,
+        prob: np.ndarray,
+        seed: np.ndarray,
+        y: np.ndarray,
+    ) -> Index:
+        """The index of rows given as codes (tts.analysis.summary): `configs` and `problems` sorted ids,
+        `seed_values` sorted, one entry per row (repeats of a (config, problem, seed) are summed into its
+        unit). Its frame is the per (config, problem, seed) sums ordered by (config_id, problem_id, seed)."""
+        index = cls.__new__(cls)
+        index._setup(configs, problems, seed_values, cfg, prob, seed, y, None, ordered=True)
+        return index
+
+    def _setup(
+        self,
+        configs: pd.Index | np.ndarray,
+        problems: pd.Index,
+        seed_values: np.ndarray,
+        cfg: np.ndarray,
+        prob: np.ndarray,
+        seed: np.ndarray,
+        y: np.ndarray,
+        c: np.ndarray | None,
+        *,
+        ordered: bool,
+    ) -> None:
+        self.configs = pd.Index(configs)
+        self.problems = pd.Index(problems)
+        self.seed_values = np.asarray(seed_values)
+        # ordered: ids sorted, and the frame is read in (config, problem, seed) order (problems_of)
+        self.ordered = ordered
         sorted_already = bool(len(cfg) < 2 or (np.diff(cfg) >= 0).all())  # the summary is stored by config
         order = np.arange(len(cfg)) if sorted_already else np.argsort(cfg, kind="stable")
         self.order = order  # original row of each stored row
-        self.prob = prob[order]
-        self.seed = seed.astype(np.int64)[order]
-        self.y = values["y_sum"].to_numpy(float)[order]
-        self.c = values["rows"].to_numpy(float)[order]
-        counts = np.bincount(cfg, minlength=len(self.configs))
+        self.prob = np.asarray(prob, np.int64)[order]
+        self.seed = np.asarray(seed, np.int64)[order]
+        self.y = np.asarray(y, float)[order]
+        self.c = np.ones(len(order)) if c is None else np.asarray(c, float)[order]
+        counts = np.bincount(np.asarray(cfg, np.int64), minlength=len(self.configs))
         self.start = np.concatenate([[0], np.cumsum(counts)])
         self._groups: dict[tuple, Group] = {}
         self.weights_cache: dict[tuple, np.ndarray] = {}
+
+    def frame(self) -> pd.DataFrame:
+        """The values frame (config_id, problem_id, seed, y_sum, rows): per (config, problem, seed) sums,
+        ordered by the codes (by id for an index `from_codes`)."""
+        cfg = np.repeat(np.arange(len(self.configs)), np.diff(self.start))
+        ns, npb = max(len(self.seed_values), 1), max(len(self.problems), 1)
+        key = (cfg * npb + self.prob) * ns + self.seed
+        uniq, inverse = np.unique(key, return_inverse=True)
+        seeds = self.seed_values[uniq % ns] if len(self.seed_values) else np.zeros(len(uniq), np.int64)
+        return pd.DataFrame(
+            {
+                "config_id": pd.Categorical.from_codes(
+                    uniq // (npb * ns), categories=self.configs.astype(str)
+                ),
+                "problem_id": pd.Categorical.from_codes(
+                    (uniq // ns) % npb, categories=self.problems.astype(str)
+                ),
+                "seed": seeds,
+                "y_sum": np.bincount(inverse, weights=self.y, minlength=len(uniq)),
+                "rows": np.bincount(inverse, weights=self.c, minlength=len(uniq)).astype(np.int64),
+            }
+        )
 
     @classmethod
     def of(cls, values: pd.DataFrame) -> Index:
@@ -84,7 +153,14 @@ class Index:
 
     def problems_of(self, config_ids: Sequence[str]) -> np.ndarray:
         """Distinct problem ids of the configurations' values, in order of first appearance in the frame."""
-        rows, _ = self._rows(config_ids)
+        rows, col = self._rows(config_ids)
+        if self.ordered:  # the frame's order: by configuration id, then problem id
+            codes = self.configs.get_indexer(np.asarray([str(i) for i in config_ids], dtype=object))
+            key = codes[col].astype(np.int64) * max(len(self.problems), 1) + self.prob[rows]
+            first = np.full(len(self.problems), np.iinfo(np.int64).max)
+            np.minimum.at(first, self.prob[rows], key)
+            found = np.flatnonzero(first < np.iinfo(np.int64).max)
+            return np.asarray(self.problems)[found[np.argsort(first[found], kind="stable")]]
         rows = rows[np.argsort(self.order[rows], kind="stable")]
         return np.asarray(self.problems)[pd.unique(self.prob[rows])]
 

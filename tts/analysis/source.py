@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,9 @@ from tts.analysis.keys import (
     row_seeds,
 )
 
+if TYPE_CHECKING:
+    from tts.analysis.cube import Index
+
 Y_EXPR = "expected_correct if not null, else correct"
 
 
@@ -44,6 +48,15 @@ class AnalysisData:
     values: Callable[[Sequence[str] | None], pd.DataFrame]
     method: str = "none"
     binning: pd.DataFrame | None = None
+    index: Index | None = (
+        None  # the values coded for the selection (tts.analysis.cube), when the source has it
+    )
+
+    def selection_index(self) -> Index:
+        """The values as the selection reads them: the source's own index, else one built from `values`."""
+        from tts.analysis.cube import Index
+
+        return self.index if self.index is not None else Index.of(self.values(None))
 
     def __post_init__(self) -> None:
         # every table reads all values: read them once, and keep the one frame (its integer index,

@@ -35,8 +35,10 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tts.analysis.cube import Index
 from tts.analysis.io import (
     NoResultsError,
     connect,
@@ -58,8 +60,8 @@ from tts.analysis.source import AnalysisData, configurations
 
 SUMMARY_DIR = "summary"
 # 4: configs carry `parallel` (tts.analysis.revisions); 5: problem values per seed; 6: per-cell parts;
-# 7: per-cell grading sums (tts.analysis.io.grading_table without a scan)
-VERSION = 7
+# 7: per-cell grading sums (tts.analysis.io.grading_table without a scan); 8: parts coded by file position
+VERSION = 8
 PARTS = "parts"
 METHOD_PREFERENCE = ("oracle_quantile", "dataset_level", "absolute", "predicted")
 _Y = "COALESCE(CAST(expected_correct AS DOUBLE), CAST(correct AS DOUBLE))"
@@ -86,6 +88,13 @@ def _scan(files: Sequence[str], *, filename: bool = False, union: bool = False) 
     return f"read_parquet({list(files)!r}{extra})"
 
 
+def _columns_differ(exc: Exception) -> bool:
+    """Whether DuckDB failed because the files do not share their columns (a column some file lacks: a
+    strategy option of one strategy only), so the scan must be rerun with union_by_name."""
+    text = str(exc)
+    return any(k in text for k in ("schema mismatch", "not found", "referenced before it is defined"))
+
+
 def _run(
     con: duckdb.DuckDBPyConnection, sql: Callable[[bool], str], *, fetch: bool = True
 ) -> pd.DataFrame | None:
@@ -101,7 +110,7 @@ def _run(
     try:
         return go(False)
     except (duckdb.InvalidInputException, duckdb.BinderException) as exc:
-        if "schema mismatch" not in str(exc) and "not found" not in str(exc):
+        if not _columns_differ(exc):
             raise
         return go(True)
 
@@ -112,42 +121,77 @@ def _summary_dir(results_dir: str | Path) -> Path:
     return difficulty_path(results_dir).parent / SUMMARY_DIR
 
 
-def _configs(con: duckdb.DuckDBPyConnection, files: Sequence[str]) -> pd.DataFrame:
-    """cell_id -> config_id, seed and the configuration's descriptive columns (one group per cell: they are
-    constant within a cell file). Identity follows tts.analysis.keys.configuration_ids: the written config_id,
-    else a hash of the flattened config.* columns minus the seed and sweep-level fields."""
-    scan = _scan(files, union=True)
-    names = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
-    wanted = [c for c in names if c in (*DESCRIPTIVE, *SEED_COLUMNS, "config_id") or c.startswith("config.")]
+def _configs(
+    con: duckdb.DuckDBPyConnection, files: Sequence[str], names: Sequence[str], per_file: pd.DataFrame
+) -> pd.DataFrame:
+    """Per cell file (`part_file`: its position in `files`): cell_id, config_id, seed, the configuration's
+    descriptive columns, and the per-cell grading sums and pool flag of `per_file` (`_scan_part`). One group per
+    file on DuckDB's file_index (an integer: no string keys hashed per row); the configuration columns are
+    constant within a cell file. Identity follows
+    tts.analysis.keys.configuration_ids: the written config_id, else a hash of the flattened config.* columns
+    minus the seed and sweep-level fields."""
+    wanted = [
+        c
+        for c in names
+        if c in (*DESCRIPTIVE, *SEED_COLUMNS, "config_id", "cell_id") or c.startswith("config.")
+    ]
     picks = ", ".join(f'any_value("{c}") AS "{c}"' for c in wanted)
-    pool = "bool_or(expected_correct IS NOT NULL)" if "expected_correct" in names else "false"
-    cells = con.sql(
-        f"SELECT cell_id, {picks}, {pool} AS _pool, any_value(filename) AS file, {_grading_sql(names)} "
-        f"FROM {_scan(files, filename=True, union=True)} GROUP BY cell_id"
-    ).df()
+    key = "coalesce(config_id, cell_id)" if "config_id" in names else "cell_id"
+    cells = _run(
+        con,
+        lambda union: (
+            f"SELECT file_index AS part_file, {picks}, any_value({key}) AS g_key "
+            f"FROM {_scan(files, union=union)} GROUP BY file_index ORDER BY file_index"
+        ),
+    )
+    assert cells is not None
+    cells = cells.merge(per_file, on="part_file", how="left")
+    cells[GRADING[1:]] = cells[GRADING[1:]].fillna(0.0)
+    cells["file"] = np.asarray(files, dtype=object)[cells["part_file"].to_numpy(np.int64)]
     cells["config_id"] = configuration_ids(cells)
     cells["seed"] = row_seeds(cells)
-    cells["expected_correct"] = np.where(cells.pop("_pool").astype(bool), 1.0, np.nan)
-    out = cells[["cell_id", "file", "config_id", "seed", *GRADING]]
+    cells["expected_correct"] = np.where(cells.pop("_pool").fillna(False).astype(bool), 1.0, np.nan)
+    out = cells[["cell_id", "file", "part_file", "config_id", "seed", *GRADING]]
     return out.merge(configurations(cells), on="config_id", how="left")
 
 
 GRADING = ["g_key", "g_rows", "g_correct", "g_no_fallback", "g_fallback", "g_unrecorded"]
 
 
-def _grading_sql(names: Sequence[str]) -> str:
-    """Per-cell sums behind tts.analysis.io.grading_table (its rows: status ok, correct known)."""
+def _flags_sql(names: Sequence[str]) -> str:
+    """Per-row bits behind tts.analysis.io.grading_table's sums (its rows: status ok, correct known) and the
+    pool flag: 1 correct known, 2 correct, 4 a fallback extraction, 8 extraction unrecorded, 16 an
+    expected_correct (a pool-derived row)."""
     kind = "extraction" if "extraction" in names else "NULL::VARCHAR"
-    key = "coalesce(config_id, cell_id)" if "config_id" in names else "cell_id"
     flag = "coalesce(fallback_extraction, false)" if "fallback_extraction" in names else "false"
     fallback = f"({flag} OR coalesce({kind}, '') = 'last_number')"
-    where = "FILTER (WHERE status = 'ok' AND correct IS NOT NULL)"
+    pool = "(expected_correct IS NOT NULL)" if "expected_correct" in names else "false"
     return (
-        f"any_value({key}) AS g_key, count(*) {where} AS g_rows, "
-        f"coalesce(sum(correct::DOUBLE) {where}, 0) AS g_correct, "
-        f"coalesce(sum((correct AND NOT {fallback})::DOUBLE) {where}, 0) AS g_no_fallback, "
-        f"coalesce(sum({fallback}::DOUBLE) {where}, 0) AS g_fallback, "
-        f"coalesce(sum(({kind} IS NULL)::DOUBLE) {where}, 0) AS g_unrecorded"
+        "((correct IS NOT NULL)::UTINYINT + 2 * coalesce(correct, false)::UTINYINT "
+        f"+ 4 * {fallback}::UTINYINT + 8 * ({kind} IS NULL)::UTINYINT + 16 * {pool}::UTINYINT)"
+    )
+
+
+def _per_file(files: np.ndarray, flags: np.ndarray, size: int) -> pd.DataFrame:
+    """Per cell file (part_file): the grading sums of its status-ok rows with `correct` known, and whether
+    any status-ok row carries expected_correct (`_pool`)."""
+    known = (flags & 1) > 0
+    f = files[known]
+    bits = flags[known]
+
+    def count(mask: np.ndarray | None = None) -> np.ndarray:
+        return np.bincount(f if mask is None else f[mask], minlength=size).astype(float)
+
+    return pd.DataFrame(
+        {
+            "part_file": np.arange(size),
+            "g_rows": count(),
+            "g_correct": count((bits & 2) > 0),
+            "g_no_fallback": count(((bits & 2) > 0) & ((bits & 4) == 0)),
+            "g_fallback": count((bits & 4) > 0),
+            "g_unrecorded": count((bits & 8) > 0),
+            "_pool": np.bincount(files, weights=((flags & 16) > 0).astype(float), minlength=size) > 0,
+        }
     )
 
 
@@ -210,9 +254,13 @@ def build_summary(results_dir: str | Path, *, force: bool = False, threads: int 
     if len(new):
         part = f"{len(list((out / PARTS).glob('*.arrow'))):06d}-{os.getpid()}-{time.time_ns()}"
         con = connect(threads)
-        cells = _configs(con, new["file"].tolist()).merge(ident, on="file", how="left").assign(part=part)
-        _scan_part(con, new["file"].tolist(), out / PARTS / f"{part}.arrow")
-        frames.append(cells)
+        names = [
+            r[0]
+            for r in con.sql(f"DESCRIBE SELECT * FROM {_scan(new['file'].tolist(), union=True)}").fetchall()
+        ]
+        per_file = _scan_part(con, new["file"].tolist(), names, out / PARTS / f"{part}.arrow")
+        cells = _configs(con, new["file"].tolist(), names, per_file)
+        frames.append(cells.merge(ident, on="file", how="left").assign(part=part))
     cells = (
         pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else kept
     )
@@ -251,50 +299,73 @@ def _diff_stamp(results_dir: str | Path) -> str:
     return fingerprint([difficulty_path(results_dir)])
 
 
-def _scan_part(con: duckdb.DuckDBPyConnection, files: Sequence[str], path: Path) -> None:
-    """One Arrow file of the rows of `files` (status ok), projected to what the summary sums: cell and problem
-    (dictionary-coded), y, y^2 and every compute measure. No grouping here: a (cell, problem) has one row in a
-    normal cell, and any repeats are summed when parts are combined."""
-    import pyarrow as pa
+def _scan_part(
+    con: duckdb.DuckDBPyConnection, files: Sequence[str], names: Sequence[str], path: Path
+) -> pd.DataFrame:
+    """One Arrow file of the rows of `files` (status ok), projected to what the summary sums: `file` (the cell
+    file's position in `files`: cells.parquet's part_file), problem_id (dictionary-coded, the dictionary
+    sorted), y and every compute measure; returns the per-file grading sums (`_per_file`). No grouping: a
+    (cell, problem) has one row in a normal cell, and any repeats are summed where the rows are used. One
+    record batch, uncompressed: a load maps the columns without copying them; a measure whose values are all
+    exact in float32 (token and generation counts) is stored as float32."""
     import pyarrow.compute as pc
     import pyarrow.feather as feather
 
-    names = {r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {_scan(files, union=True)}").fetchall()}
+    have = set(names)
 
     def col(name: str) -> str:
-        return f"CAST({name} AS DOUBLE)" if name in names else "CAST(NULL AS DOUBLE)"
+        return f"CAST({name} AS DOUBLE)" if name in have else "CAST(NULL AS DOUBLE)"
 
     # NULL counts as 0 in every sum (as SQL's sum skips it; a sum of only NULLs reads 0, not NULL)
     y = f"COALESCE({col('expected_correct')}, {col('correct')}, 0.0)"
     measures = ", ".join(f"COALESCE({col(m)}, 0.0) AS {m}" for m in COMPUTE_COLUMNS)
-
-    def go(union: bool) -> pa.Table:
-        return con.sql(
-            f"SELECT cell_id, problem_id, {y} AS y, {measures} FROM {_scan(files, union=union)} "
-            "WHERE status = 'ok'"
-        ).to_arrow_table()
-
-    try:
-        table = go(False)
-    except (duckdb.InvalidInputException, duckdb.BinderException) as exc:
-        if "schema mismatch" not in str(exc) and "not found" not in str(exc):
-            raise
-        table = go(True)
-    table = table.combine_chunks()
-    cols = {
-        "cell_id": pc.dictionary_encode(table["cell_id"].cast(pa.string())),
-        "problem_id": pc.dictionary_encode(table["problem_id"].cast(pa.string())),
-        "y": table["y"],
-        **{m: table[m] for m in COMPUTE_COLUMNS},
+    table = _run_arrow(
+        con,
+        lambda union: (
+            f"SELECT file_index::INTEGER AS file, problem_id::VARCHAR AS problem_id, {y} AS y, "
+            f"{measures}, {_flags_sql(names)} AS flags FROM {_scan(files, union=union)} WHERE status = 'ok'"
+        ),
+    )
+    coded = pc.dictionary_encode(table["problem_id"].combine_chunks())
+    order = pc.sort_indices(coded.dictionary).to_numpy()
+    rank = np.empty(len(order), np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    indices = rank[coded.indices.to_numpy(zero_copy_only=False)] if len(order) else np.zeros(0, np.int32)
+    cols: dict[str, pa.Array] = {
+        "file": pa.array(_numpy(table["file"]).astype(np.int32)),
+        "problem_id": pa.DictionaryArray.from_arrays(
+            pa.array(indices, pa.int32()), coded.dictionary.take(order)
+        ),
     }
+    for m in ("y", *COMPUTE_COLUMNS):
+        v = _numpy(table[m]).astype(float, copy=False)
+        narrow = v.astype(np.float32)
+        cols[m] = pa.array(narrow if np.array_equal(narrow, v) else v)
+    per_file = _per_file(cols["file"].to_numpy(), _numpy(table["flags"]).astype(np.uint8), len(files))
+    part = pa.table(cols)
     tmp = path.with_name(f".{path.name}.tmp")
-    feather.write_feather(pa.table(cols), tmp, compression="lz4")
+    feather.write_feather(part, tmp, compression="uncompressed", chunksize=max(part.num_rows, 1))
     tmp.replace(path)
+    return per_file
+
+
+def _run_arrow(con: duckdb.DuckDBPyConnection, sql: Callable[[bool], str]) -> pa.Table:
+    """`_run` for a query whose result is wanted as Arrow."""
+    try:
+        return con.sql(sql(False)).to_arrow_table()
+    except (duckdb.InvalidInputException, duckdb.BinderException) as exc:
+        if not _columns_differ(exc):
+            raise
+        return con.sql(sql(True)).to_arrow_table()
 
 
 def _config_table(cells: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration (configs.parquet): its first cell's columns, `pool` if any cell has one."""
-    cols = [c for c in cells.columns if c not in ("cell_id", "seed", "file", "ident", "part", *GRADING)]
+    cols = [
+        c
+        for c in cells.columns
+        if c not in ("cell_id", "seed", "file", "ident", "part", "part_file", *GRADING)
+    ]
     pool = cells.groupby("config_id")["pool"].any()
     cfg = cells[cols].drop_duplicates("config_id").sort_values("config_id").reset_index(drop=True)
     return cfg.assign(pool=cfg["config_id"].map(pool).astype(bool))
@@ -349,8 +420,7 @@ def load_summary(results_dir: str | Path, method: str | None = None, *, build: b
         raise ValueError(f"method: {method!r} has no bins in {results_dir}; available: {', '.join(methods)}")
     cfg = pq.read_table(out / "configs.parquet").to_pandas()
     combined = _combined(out)
-    values = combined.values
-    bins = _bins(results_dir, method, out, values, cfg)
+    bins = _bins(results_dir, method, combined, cfg)
     per_bin = bins if method != "none" else None  # without bins: the ALL_BIN rows only
     stats = per_bin_stats(combined, cfg, per_bin).assign(method=method).merge(cfg, on="config_id", how="left")
     binning = pq.read_table(out / "binning.parquet").to_pandas()
@@ -358,17 +428,16 @@ def load_summary(results_dir: str | Path, method: str | None = None, *, build: b
         stats=stats,
         bins=bins,
         method=method,
-        values=lambda ids=None: _select(values, ids),
+        values=lambda ids=None: _select(combined.index, ids),
+        index=combined.index,
         binning=binning[binning["method"] == method].drop(columns="method"),
     )
 
 
-def _select(values: pd.DataFrame, ids: Sequence[str] | None) -> pd.DataFrame:
-    if ids is None:
-        return (
-            values  # the one frame: every AnalysisData of this summary shares its index (tts.analysis.cube)
-        )
-    return values[values["config_id"].isin([str(i) for i in ids])]
+def _select(index: Index, ids: Sequence[str] | None) -> pd.DataFrame:
+    """The values frame (tests, notebooks: the tables read the index itself)."""
+    values = index.frame()
+    return values if ids is None else values[values["config_id"].isin([str(i) for i in ids])]
 
 
 _LAST: dict[tuple[str, str], Combined] = {}
@@ -388,133 +457,121 @@ def _combined(out: Path) -> Combined:
 
 @dataclass
 class Combined:
-    """The current cells' rows of every part, summed: per (config, problem, seed) in `values` (ordered by
-    config_id, problem_id, seed; `slot_*` the codes of each of its rows: config into `configs`, problem into
-    `problems`, sorted ids, seed into `seeds`), and per (config, problem) every summed column (`pair_*`: what
-    the per-bin stats add up, bins being per problem)."""
+    """The current cells' rows of every part: each row's codes (`row_*`: config into `configs`, problem into
+    `problems`, both sorted ids, seed into `seeds`, sorted values), the selection's index over them
+    (tts.analysis.cube: per (problem, seed) sums of every configuration, its frame the values), and per
+    (config, problem) every summed column (`pair_*`: what the per-bin stats add up, bins being per problem)."""
 
     configs: np.ndarray
     problems: pd.Index
     seeds: np.ndarray
-    values: pd.DataFrame
-    slot_config: np.ndarray
-    slot_problem: np.ndarray
-    slot_seed: np.ndarray
+    index: Index
+    row_config: np.ndarray
+    row_problem: np.ndarray
+    row_seed: np.ndarray
     pair_config: np.ndarray
     pair_problem: np.ndarray
     pair_columns: dict[str, np.ndarray]
 
 
-def _rank_codes(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted distinct values, code of every entry), by hashing rather than sorting every entry."""
-    codes, found = pd.factorize(raw)
-    found = np.asarray(found)
-    rank = np.empty(len(found), np.int64)
-    rank[np.argsort(found, kind="stable")] = np.arange(len(found))
-    return np.sort(found), rank[codes] if len(codes) else codes.astype(np.int64)
+def _numpy(column: pa.ChunkedArray) -> np.ndarray:
+    """A column as one numpy array: zero-copy for one chunk (a summary part), else concatenated."""
+    chunks = [c.to_numpy(zero_copy_only=False) for c in column.chunks]
+    return chunks[0] if len(chunks) == 1 else np.concatenate(chunks) if chunks else np.zeros(0)
 
 
 def combine(out: Path) -> Combined:
-    """Read every part, keep the rows of current cells, and sum them per (config, problem, seed)."""
-    import pyarrow as pa
+    """Read every part and keep the rows of current cells, coded against the sorted ids of all parts: no
+    sort of the rows and no string work per row (a part's problems are coded against its own sorted
+    dictionary, mapped here once per distinct problem)."""
     import pyarrow.feather as feather
 
-    cells = pq.read_table(out / "cells.parquet", columns=["cell_id", "part", "config_id", "seed"]).to_pandas()
+    cells = pq.read_table(
+        out / "cells.parquet", columns=["part", "part_file", "config_id", "seed"]
+    ).to_pandas()
     configs = np.sort(cells["config_id"].astype(str).unique()).astype(object)
-    tables = []
-    for part, mine in cells.groupby("part", sort=True):
-        tables.append((feather.read_table(out / PARTS / f"{part}.arrow", memory_map=True), mine))
-    problems = pa.chunked_array(
-        [t["problem_id"].combine_chunks().dictionary for t, _ in tables] or [pa.array([], pa.string())]
-    )
-    # problem codes in id order: values come out ordered (config_id, problem_id, seed), as the rows always were
-    puniq = pd.Index(np.sort(pd.unique(np.asarray(problems.to_numpy(zero_copy_only=False), dtype=object))))
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("config", "problem", "seed", "y", *COMPUTE_COLUMNS)}
-    for t, mine in tables:
-        cell = t["cell_id"].combine_chunks()
-        names = pd.Index(np.asarray(cell.dictionary.to_numpy(zero_copy_only=False), dtype=object))
-        current = mine.drop_duplicates("cell_id").set_index("cell_id").reindex(names)  # NaN: replaced cells
-        cfg_code = pd.Index(configs).get_indexer(
-            current["config_id"].astype(object).where(current["config_id"].notna(), "")
+    cell_seeds = cells["seed"].fillna(0).astype(np.int64).to_numpy()
+    seed_vals = np.unique(cell_seeds)
+    tables = {
+        part: (feather.read_table(out / PARTS / f"{part}.arrow", memory_map=True), mine)
+        for part, mine in cells.groupby("part", sort=True)
+    }
+    dictionaries = {
+        part: np.asarray(
+            t["problem_id"].chunk(0).dictionary.to_numpy(zero_copy_only=False) if t.num_rows else [],
+            dtype=object,
         )
-        rows = cell.indices.to_numpy(zero_copy_only=False)
-        live = cfg_code[rows] >= 0
-        keep = None if live.all() else live
+        for part, (t, _) in tables.items()
+    }
+    found = [d for d in dictionaries.values() if len(d)]
+    puniq = pd.Index(np.sort(pd.unique(np.concatenate(found))) if found else np.zeros(0, dtype=object))
+    cfg_code = pd.Index(configs).get_indexer(cells["config_id"].astype(str))
+    seed_code = np.searchsorted(seed_vals, cell_seeds)
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("config", "problem", "seed", "y", *COMPUTE_COLUMNS)}
+    for part, (t, mine) in tables.items():
+        if not t.num_rows:
+            continue
+        files = _numpy(t["file"]).astype(np.int64)
+        size = int(max(files.max(), mine["part_file"].max())) + 1
+        of_cfg, of_seed = np.full(size, -1, np.int64), np.zeros(size, np.int64)
+        at = mine["part_file"].to_numpy(np.int64)
+        of_cfg[at], of_seed[at] = cfg_code[mine.index], seed_code[mine.index]
+        rc = of_cfg[files]
+        live = None if (rc >= 0).all() else rc >= 0  # rows of a replaced cell file: not current
 
-        def pick(v: np.ndarray, keep: np.ndarray | None = keep) -> np.ndarray:
+        def pick(v: np.ndarray, keep: np.ndarray | None = live) -> np.ndarray:
             return v if keep is None else v[keep]
 
-        prob = t["problem_id"].combine_chunks()
-        pmap = puniq.get_indexer(np.asarray(prob.dictionary.to_numpy(zero_copy_only=False), dtype=object))
-        parts["config"].append(pick(cfg_code[rows]))
-        parts["problem"].append(pick(pmap[prob.indices.to_numpy(zero_copy_only=False)]))
-        parts["seed"].append(pick(current["seed"].fillna(0).to_numpy(np.int64)[rows]))
+        problem = pa.chunked_array([c.indices for c in t["problem_id"].chunks])
+        pmap = puniq.get_indexer(dictionaries[part])
+        parts["config"].append(pick(rc))
+        parts["problem"].append(pick(pmap[_numpy(problem)]))
+        parts["seed"].append(pick(of_seed[files]))
         for col in ("y", *COMPUTE_COLUMNS):
-            parts[col].append(pick(t[col].to_numpy()))
+            parts[col].append(pick(_numpy(t[col])))
     cat = {k: v[0] if len(v) == 1 else np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
-    cc, pc_ = cat.pop("config").astype(np.int64), cat.pop("problem").astype(np.int64)
-    seed_vals, sd = _rank_codes(cat.pop("seed").astype(np.int64))
-    ns, npb = max(len(seed_vals), 1), max(len(puniq), 1)
-    key = (cc * npb + pc_) * ns + sd
-    span = len(configs) * npb * ns
-    if span <= 8 * len(key) + 10_000_000:  # a counting sort: one pass, repeats summed by bincount
-        cnt = np.bincount(key, minlength=span)
-        slots = cnt > 0
-        row_slot = (np.cumsum(slots) - 1)[key]
-        size = int(slots.sum())
-        key, counts = np.flatnonzero(slots), cnt[slots]
+    rc, rp, rs = (cat.pop(k).astype(np.int64, copy=False) for k in ("config", "problem", "seed"))
+    y = cat.pop("y").astype(float, copy=False)
+    index = Index.from_codes(configs, puniq, seed_vals, rc, rp, rs, y)
+    npb = max(len(puniq), 1)
+    key = rc * npb + rp
+    span = len(configs) * npb
+    if span <= 8 * len(key) + 10_000_000:  # a dense count: one pass, no sort
+        rows = np.bincount(key, minlength=span)
+        pairs = np.flatnonzero(rows)
+        row_pair, npairs = None, len(pairs)
     else:
-        order = np.argsort(key, kind="stable")
-        skey = key[order]
-        first = np.diff(skey, prepend=-1) != 0
-        row_slot = np.empty(len(key), np.int64)
-        row_slot[order] = np.cumsum(first) - 1
-        key = skey[first]
-        size = len(key)
-        counts = np.bincount(row_slot, minlength=size)
-    y_sum = np.bincount(row_slot, weights=cat["y"], minlength=size)
-    kc, kp, ks = key // (npb * ns), (key // ns) % npb, key % ns
-    first_pair = np.diff(kc * npb + kp, prepend=-1) != 0
-    pair_of_slot = np.cumsum(first_pair) - 1
-    npairs = int(first_pair.sum())
-    row_pair = pair_of_slot[row_slot]
-    del row_slot
-    y = cat.pop("y")
+        pairs, row_pair = np.unique(key, return_inverse=True)
+        npairs = len(pairs)
+        rows = np.bincount(row_pair, minlength=npairs)
+
+    def total(weights: np.ndarray) -> np.ndarray:
+        if row_pair is None:
+            return np.bincount(key, weights=weights, minlength=span)[pairs]
+        return np.bincount(row_pair, weights=weights, minlength=npairs)
+
     pair = {
-        "y_sum": np.bincount(row_pair, weights=y, minlength=npairs),
-        "y_sq": np.bincount(row_pair, weights=y * y, minlength=npairs),
-        "rows": np.bincount(row_pair, minlength=npairs).astype(np.int64),
+        "y_sum": total(y),
+        "y_sq": total(y * y),
+        "rows": (rows[pairs] if row_pair is None else rows).astype(np.int64),
     }
-    del y
     for m in COMPUTE_COLUMNS:
-        pair[f"{m}_sum"] = np.bincount(row_pair, weights=cat.pop(m), minlength=npairs)
-    del row_pair, cat, cc, pc_, sd
-    values = pd.DataFrame(
-        {
-            "config_id": pd.Categorical.from_codes(kc, categories=configs),
-            "problem_id": pd.Categorical.from_codes(kp, categories=puniq.astype(str)),
-            "seed": seed_vals[ks] if len(seed_vals) else np.zeros(len(key), np.int64),
-            "y_sum": y_sum,
-            "rows": counts.astype(np.int64),
-        }
-    )
+        pair[f"{m}_sum"] = total(cat.pop(m))
     return Combined(
         configs,
         puniq,
         seed_vals,
-        values,
-        kc.astype(np.int32),
-        kp.astype(np.int32),
-        ks.astype(np.int32),
-        kc[first_pair].astype(np.int32),
-        kp[first_pair].astype(np.int32),
+        index,
+        rc.astype(np.int32),
+        rp.astype(np.int32),
+        rs.astype(np.int32),
+        (pairs // npb).astype(np.int32),
+        (pairs % npb).astype(np.int32),
         pair,
     )
 
 
-def _bins(
-    results_dir: str | Path, method: str, out: Path, values: pd.DataFrame, cfg: pd.DataFrame
-) -> pd.DataFrame:
+def _bins(results_dir: str | Path, method: str, data: Combined, cfg: pd.DataFrame) -> pd.DataFrame:
     from tts.analysis.io import difficulty_path
 
     path = difficulty_path(results_dir)
@@ -523,7 +580,12 @@ def _bins(
             path, columns=["policy", "problem_id", "method", "bin"], filters=[("method", "=", method)]
         ).to_pandas()
         return d.drop(columns="method").astype({"bin": str})
-    pairs = values[["config_id", "problem_id"]].astype(str).drop_duplicates()
+    pairs = pd.DataFrame(
+        {
+            "config_id": np.asarray(data.configs, dtype=object)[data.pair_config],
+            "problem_id": np.asarray(data.problems, dtype=str)[data.pair_problem],
+        }
+    )
     pv = pairs.merge(cfg[["config_id", "policy"]], on="config_id")
     return pv[["policy", "problem_id"]].drop_duplicates().assign(bin=ALL_BIN).reset_index(drop=True)
 
@@ -560,11 +622,11 @@ def per_bin_stats(data: Combined, cfg: pd.DataFrame, bins: pd.DataFrame | None) 
         g = (data.pair_config.astype(np.int64) * nb + b)[keep]
         row = {k: np.bincount(g, weights=v[keep], minlength=size) for k, v in data.pair_columns.items()}
         row["problems"] = np.bincount(g, minlength=size)
-        sb = bin_of(data.slot_config, data.slot_problem)
+        sb = bin_of(data.row_config, data.row_problem)
         sk = sb >= 0
-        sg = (data.slot_config.astype(np.int64) * nb + sb)[sk]
+        sg = (data.row_config.astype(np.int64) * nb + sb)[sk]
         seen = np.zeros(size * nseed, bool)
-        seen[sg * nseed + data.slot_seed[sk]] = True
+        seen[sg * nseed + data.row_seed[sk]] = True
         row["seeds"] = seen.reshape(size, nseed).sum(1)
         idx = np.flatnonzero(row["rows"] > 0)
         df = pd.DataFrame(

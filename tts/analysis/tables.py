@@ -29,7 +29,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tts.analysis.cube import Index
 from tts.analysis.keys import ALL_BIN, DESCRIPTIVE
 from tts.analysis.selection import (
     Group,
@@ -112,7 +111,7 @@ def config_groups(
     """Per (policy, PRM, dataset, bin): its candidates in preference order, their per-problem matrix (problems
     of the bin that any candidate has, with their seeds) and per-fold bootstrap sums (problems, then seeds)."""
     folds = fold_frame(data.bins, cfg.folds)
-    index = Index.of(data.values(None))  # groups, weights and sums cached across tables (tts.analysis.cube)
+    index = data.selection_index()  # groups, weights and sums cached across tables (tts.analysis.cube)
     requests = []
     for key, cand in s.groupby(GROUP, sort=True, dropna=False):
         policy, _, dataset, bin_ = key
@@ -259,7 +258,7 @@ def cross_size(s: pd.DataFrame, data: AnalysisData, cfg: AnalysisConfig) -> pd.D
     A large policy's single-sample configurations that score the same in every bootstrap replicate (one sample
     pool reached through several strategies or PRMs at N = 1) are one reference: listed once, the cheapest."""
     whole = s[s["bin"].astype(str) == ALL_BIN].drop_duplicates("config_id")
-    index = Index.of(data.values(None))
+    index = data.selection_index()
     rows = []
     for dataset, cand in whole.groupby("dataset", sort=True):
         cand = cand.sort_values(["policy_params", "flops", "config_id"]).reset_index(drop=True)
