@@ -268,9 +268,29 @@ class Index:
         perm = pd.Index(canon).get_indexer(ids)
         return Group(ids, base.unit_y[:, perm], base.unit_c[:, perm], base.problem, base.fold, base.strata)
 
+    def _dense(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(y, c) sums as dense (configs, problems, seeds) arrays, built once, when that grid is at most a few
+        times the rows (a sweep's grid is nearly complete): a group is then two gathers, not a pass over its
+        configurations' rows. None when the grid is too sparse."""
+        if not hasattr(self, "_dense_cache"):
+            nc, npb, ns = len(self.configs), max(len(self.problems), 1), max(len(self.seed_values), 1)
+            span = nc * npb * ns
+            self._dense_cache = None
+            if span <= 4 * len(self.y) + 1_000_000:
+                cfg = np.repeat(np.arange(nc), np.diff(self.start))
+                key = (cfg * npb + self.prob) * ns + self.seed
+                self._dense_cache = (
+                    np.bincount(key, weights=self.y, minlength=span).reshape(nc, npb, ns),
+                    np.bincount(key, weights=self.c, minlength=span).reshape(nc, npb, ns),
+                )
+        return self._dense_cache
+
     def _build(self, pids: pd.Index, problems: pd.DataFrame, ids: np.ndarray) -> Group:
         from tts.analysis.selection import Group
 
+        dense = self._dense()
+        if dense is not None:
+            return self._build_dense(dense, pids, problems, ids)
         rows, col = self._rows(ids)
         where = pids.get_indexer(self.problems)  # problem code -> position in `problems` (-1: not asked)
         r = where[self.prob[rows]]
@@ -278,7 +298,9 @@ class Index:
         rows, col, r = rows[keep], col[keep], r[keep]
         seed = self.seed[rows]
         nseeds = max(len(self.seed_values), 1)
-        absent = np.setdiff1d(np.arange(len(pids)), r)  # one empty unit each, as Group.build
+        asked = np.zeros(len(pids), bool)
+        asked[r] = True
+        absent = np.flatnonzero(~asked)  # one empty unit each, as Group.build
         key = np.concatenate([r * nseeds + seed, absent * nseeds])
         present = np.zeros(len(pids) * nseeds, bool)  # (problem, seed) slots: sorted without a sort
         present[key] = True
@@ -293,6 +315,42 @@ class Index:
             y,
             c,
             (units // nseeds).astype(np.int64),
+            problems["fold"].to_numpy(int),
+            pd.factorize(problems["stratum"])[0],
+        )
+
+    def _build_dense(
+        self, dense: tuple[np.ndarray, np.ndarray], pids: pd.Index, problems: pd.DataFrame, ids: np.ndarray
+    ) -> Group:
+        """`_build` from the dense sums: the same units (the (problem, seed) slots any of the configurations
+        has, plus one empty unit at the first seed for a problem none has), in the same order."""
+        from tts.analysis.selection import Group
+
+        ydense, cdense = dense
+        nc, npb, ns = ydense.shape
+        codes = self.configs.get_indexer(ids)
+        pcodes = self.problems.get_indexer(pids)
+        cols, probs = np.flatnonzero(codes >= 0), np.flatnonzero(pcodes >= 0)
+        present = np.zeros((len(pids), ns), bool)
+        if len(cols) and len(probs):
+            present[probs] = (cdense[np.ix_(codes[cols], pcodes[probs])] > 0).any(0)
+        present[~present.any(1), 0] = True
+        units = np.flatnonzero(present.ravel())
+        y, c = np.zeros((len(units), len(ids))), np.zeros((len(units), len(ids)))
+        unit_problem = units // ns
+        asked = pcodes[unit_problem] >= 0
+        if len(cols) and asked.any():
+            # one gather per matrix: flat positions of (unit, column) in the dense (configs, problems, seeds)
+            at = (pcodes[unit_problem[asked]] * ns + units[asked] % ns)[:, None] + (codes[cols] * npb * ns)[
+                None
+            ]
+            sub = np.ix_(np.flatnonzero(asked), cols)
+            y[sub], c[sub] = ydense.reshape(-1)[at], cdense.reshape(-1)[at]
+        return Group(
+            ids,
+            y,
+            c,
+            unit_problem.astype(np.int64),
             problems["fold"].to_numpy(int),
             pd.factorize(problems["stratum"])[0],
         )

@@ -129,9 +129,7 @@ class Sums:
         weights (`Group.weights`)."""
         sel = np.ones(len(group.fold), bool) if rows is None else rows
         masks = [(sel & (group.fold == f))[group.problem] for f in range(folds)]
-        # the same products as w[:, m] @ unit_y[m] (numpy casts w to float64 for them), with w cast once and
-        # the row counts multiplied once per distinct column (in a complete grid every column has the same)
-        w64 = w.astype(np.float64)
+        # Row counts are multiplied once per distinct column (in a complete grid every column has the same).
         distinct: dict[bytes, int] = {}
         firsts: list[int] = []
         inverse = np.zeros(group.unit_c.shape[1], np.int64)
@@ -140,15 +138,39 @@ class Sums:
             if inverse[j] == len(firsts):
                 firsts.append(j)
         uc = group.unit_c[:, firsts]
+        # Whole-number columns (counts, and correctness sums of cells that are not pool-derived) are multiplied
+        # in float32: the weights are whole counts too, so while every sum stays below 2**24 each partial sum
+        # is exact and the products equal the float64 ones bit for bit, at twice the speed.
+        w = np.asarray(w)
+        exact = float(np.abs(w).sum(1).max()) if w.size else 0.0
+        whole = _whole_columns(group.unit_y, exact)
+        count_ok = bool(len(_whole_columns(uc, exact)) == uc.shape[1])
+        rest = np.setdiff1d(np.arange(group.unit_y.shape[1]), whole)
         Y, C = [], []
         for m in masks:
-            wf = w64[:, m]
-            Y.append(wf @ group.unit_y[m])
-            C.append((wf @ uc[m])[:, inverse])
+            w32 = w[:, m].astype(np.float32, copy=False)
+            y = np.empty((w.shape[0], group.unit_y.shape[1]))
+            if len(whole):
+                y[:, whole] = w32 @ group.unit_y[m][:, whole].astype(np.float32)
+            if len(rest):
+                y[:, rest] = w32.astype(np.float64) @ group.unit_y[m][:, rest]
+            Y.append(y)
+            cm = w32 @ uc[m].astype(np.float32) if count_ok else w32.astype(np.float64) @ uc[m]
+            C.append(cm.astype(np.float64)[:, inverse])
         return cls(np.stack(Y), np.stack(C))
 
     def __add__(self, other: Sums) -> Sums:
         return Sums(self.Y + other.Y, self.C + other.C)
+
+
+def _whole_columns(values: np.ndarray, weight_total: float) -> np.ndarray:
+    """Columns of `values` (units x columns) whose entries are whole numbers >= 0 and whose weighted sum can
+    never reach 2**24 (float32's exact-integer range) with weights summing to at most `weight_total` a row."""
+    if not values.size:
+        return np.zeros(0, np.int64)
+    ok = (values >= 0).all(0) & (values == np.floor(values)).all(0)
+    ok &= values.max(0) * max(weight_total, 1.0) < 2.0**24
+    return np.flatnonzero(ok)
 
 
 def _acc(Y: np.ndarray, C: np.ndarray) -> np.ndarray:
