@@ -231,18 +231,40 @@ def _charts(cands: pd.DataFrame, flops: pd.DataFrame, generation: pd.DataFrame) 
 def _traces(results_dir: Path, cands: pd.DataFrame) -> tuple[list[dict[str, Any]], str]:
     """Every stored trace (search cell rows with a `trace`, results schema >= 6), with the row's grade and final
     candidates, labelled by configuration; and the note the viewer shows."""
-    import pyarrow.parquet as pq
-
-    from tts.analysis.io import result_files
+    from tts.analysis.io import connect, result_files
 
     hyper = cands.drop_duplicates("config_id").set_index("config_id")["hyperparams"].to_dict()
+    files = [str(f) for f in result_files(results_dir, "cell")]
     out: list[dict[str, Any]] = []
-    for f in result_files(results_dir, "cell"):
-        names = set(pq.read_schema(f).names)
-        if "trace" not in names:
-            continue
-        t = pq.read_table(f, columns=[c for c in TRACE_COLUMNS if c in names]).to_pandas()
-        for r in t[t["trace"].notna()].to_dict("records"):
+    stored = 0
+    con = connect()
+    scan = "read_parquet($f, union_by_name=true)"
+    names = (
+        {r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {scan}", params={"f": files}).fetchall()}
+        if files
+        else ()
+    )
+    if "trace" in names:
+        # one scan for the counts, one for the rows the page can show (the first problems of every
+        # configuration, in file order on ties): the traces are read and parsed only for those
+        label_cols = ["config_id", "policy", "prm", "strategy", "n"]
+        counts = con.sql(
+            f"SELECT {', '.join(label_cols)}, count(*) AS k FROM {scan} WHERE trace IS NOT NULL GROUP BY ALL",
+            params={"f": files},
+        ).df()
+        labels = {
+            f"{r.policy} · {r.prm} · {r.strategy} N={r.n} · {hyper.get(r.config_id, '')}"
+            for r in counts.itertuples()
+        }
+        stored = int(counts["k"].sum())
+        limit = max(PAGE_TRACES // len(labels), 1) if stored > PAGE_TRACES else stored
+        cols = ", ".join(f'"{c}"' for c in TRACE_COLUMNS if c in names)
+        rows = con.sql(
+            f"SELECT {cols} FROM {scan} WHERE trace IS NOT NULL QUALIFY row_number() OVER "
+            f"(PARTITION BY config_id ORDER BY problem_id, file_index) <= {limit} ORDER BY file_index, problem_id",
+            params={"f": files},
+        ).df()
+        for r in rows.to_dict("records"):
             label = (
                 f"{r['policy']} · {r['prm']} · {r['strategy']} N={r['n']} · {hyper.get(r['config_id'], '')}"
             )
@@ -256,7 +278,6 @@ def _traces(results_dir: Path, cands: pd.DataFrame) -> tuple[list[dict[str, Any]
                 "trace": json.loads(r["trace"]),
             })  # fmt: skip
     out.sort(key=lambda d: (d["config"], d["problem_id"]))
-    stored = len(out)
     if stored > PAGE_TRACES:  # the page stays small: the same number of problems from every configuration
         per = max(PAGE_TRACES // len({d["config"] for d in out}), 1)
         kept: list[dict[str, Any]] = []
