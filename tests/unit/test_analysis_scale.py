@@ -168,3 +168,41 @@ def test_watch_analyzes_again_when_a_cell_lands(
     assert calls[1] == calls[0] + 1  # the second analysis saw the landed cell
     out = capsys.readouterr().out
     assert out.count("Compute-optimal configurations") == 2
+
+
+def test_a_landed_cell_updates_the_bins_from_its_own_file_as_a_rebuild_would(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only cells added (the pools unchanged): the pool-based bins are kept without reading a pool, and a new
+    problem's dataset_level bin comes from the new file alone; the result equals computing from scratch."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import tts.store
+    from tts.analysis import io
+
+    copy = tmp_path / "sweep"
+    shutil.copytree(folder, copy)
+    before = io.ensure_difficulty(copy)
+    assert "dataset_level" in set(before["method"])
+    table = pq.read_table(sorted((copy / "cells").glob("*.parquet"))[0]).slice(0, 2)
+    for col, value in (("cell_id", "new-problem-cell"), ("problem_id", "zz-new-problem")):
+        table = table.set_column(table.schema.get_field_index(col), col, pa.array([value] * len(table)))
+    tts.store.SweepStore(copy).write("cell", "new-problem-cell", table)
+
+    def no_pools(*a, **k):
+        raise AssertionError("the pools were read although only cells were added")
+
+    monkeypatch.setattr(io, "read_samples", no_pools)
+    after = io.ensure_difficulty(copy)
+    monkeypatch.undo()
+    level = after[(after["method"] == "dataset_level") & (after["problem_id"] == "zz-new-problem")]
+    assert len(level) == 1
+    shutil.rmtree(copy / "summary")
+    rebuilt = io.ensure_difficulty(copy, rebuild=True)
+    for method in sorted(set(rebuilt["method"])):
+        a = after[after["method"] == method].reset_index(drop=True)
+        b = rebuilt[rebuilt["method"] == method].reset_index(drop=True)
+        pd.testing.assert_frame_equal(a, b, check_dtype=False)

@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -213,12 +214,15 @@ def read_samples(results_dir: str | Path) -> pd.DataFrame | None:
     ).df()
 
 
-def _levels(results_dir: str | Path) -> pd.DataFrame:
-    files = [str(f) for f in result_files(results_dir, "cell")]
+def _levels(results_dir: str | Path, files: Sequence[str] | None = None) -> pd.DataFrame:
+    """Distinct (policy, problem_id, level) of the cell files (default all), in (policy, problem_id, level)
+    order: the same rows in the same order however the files are scanned."""
+    files = [str(f) for f in (files if files is not None else result_files(results_dir, "cell"))]
     return (
         connect()
         .sql(
-            "SELECT DISTINCT policy, problem_id, level FROM read_parquet($f, union_by_name=true)",
+            "SELECT DISTINCT policy, problem_id, level FROM read_parquet($f, union_by_name=true) "
+            "ORDER BY policy, problem_id, level",
             params={"f": files},
         )
         .df()
@@ -263,21 +267,85 @@ def ensure_difficulty(results_dir: str | Path, *, rebuild: bool = False) -> pd.D
     """difficulty.parquet (all methods the data allows), computing and storing what it lacks.
 
     Bins stored by someone else (the sweep, when it restricted cells to bins) are kept as they are; methods
-    computed here are recomputed when the result files change (fingerprint in summary/difficulty.json)."""
+    computed here are recomputed when the result files change (fingerprint in summary/difficulty.json). When
+    only cell files were added (the sample pools unchanged: a running sweep), only the new files are read: the
+    pool-based methods cannot change, and dataset_level gains the (policy, problem) pairs it did not have."""
     path = difficulty_path(results_dir)
     meta_path = path.parent / "summary" / "difficulty.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     have = pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=list(DIFFICULTY_COLUMNS))
     if path.is_file() and not rebuild and meta.get("fingerprint") == results_stamp(results_dir):
         return have
+    cells = {str(f): _file_ident(f) for f in result_files(results_dir, "cell")}
+    pools = fingerprint(result_files(results_dir, "pool"))
+    known = meta.get("cells")
+    added = _cells_added(known, cells)
+    if path.is_file() and not rebuild and meta.get("pools") == pools and added is not None:
+        out = _with_new_levels(results_dir, have, added, set(meta.get("computed", [])))
+        if out is not None:
+            return _write_difficulty(
+                results_dir, path, meta_path, out, meta.get("computed", []), cells, pools
+            )
+        meta_path.write_text(json.dumps({**meta, "fingerprint": results_stamp(results_dir), "cells": cells}))
+        return have
     keep = have[~have["method"].isin(meta.get("computed", []))]
     new = compute_difficulty(results_dir)
     new = new[~new["method"].isin(set(keep["method"]))]
     out = pd.concat([d for d in (keep, new) if len(d)], ignore_index=True) if len(keep) or len(new) else new
+    return _write_difficulty(results_dir, path, meta_path, out, sorted(set(new["method"])), cells, pools)
+
+
+def _file_ident(path: Path) -> str:
+    st = path.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def _cells_added(known: dict[str, str] | None, cells: dict[str, str]) -> list[str] | None:
+    """The cell files added since `known` (path -> identity), or None when one was removed or rewritten (or
+    nothing is known): then every method is recomputed."""
+    if known is None or any(cells.get(f) != ident for f, ident in known.items()):
+        return None
+    return [f for f in cells if f not in known]
+
+
+def _with_new_levels(
+    results_dir: str | Path, have: pd.DataFrame, added: list[str], computed: set[str]
+) -> pd.DataFrame | None:
+    """`have` with the dataset_level bins of (policy, problem) pairs that only `added` files have, in the order
+    a full computation gives; None when nothing changes."""
+    if not added or "dataset_level" not in computed:
+        return None
+    from tts.difficulty import assign_bins
+
+    levels = _levels(results_dir, added)
+    if not len(levels) or levels["level"].isna().any():
+        return None
+    ours = have[have["method"] == "dataset_level"]
+    seen = pd.MultiIndex.from_frame(ours[["policy", "problem_id"]].astype(str))
+    fresh = levels[~pd.MultiIndex.from_frame(levels[["policy", "problem_id"]].astype(str)).isin(seen)]
+    if not len(fresh):
+        return None
+    rows = pd.concat([ours, assign_bins(fresh, "dataset_level")[list(DIFFICULTY_COLUMNS)]], ignore_index=True)
+    rows = rows.sort_values(["policy", "problem_id"], kind="stable")
+    rest = have[have["method"] != "dataset_level"]
+    return pd.concat([rows, rest], ignore_index=True)[list(DIFFICULTY_COLUMNS)]
+
+
+def _write_difficulty(
+    results_dir: str | Path,
+    path: Path,
+    meta_path: Path,
+    out: pd.DataFrame,
+    computed: list[str],
+    cells: dict[str, str],
+    pools: str,
+) -> pd.DataFrame:
     _store_difficulty(results_dir, path, out)
     meta_path.parent.mkdir(parents=True, exist_ok=True)
     stamp = results_stamp(results_dir)  # after our own write: it appended to the manifest
-    meta_path.write_text(json.dumps({"fingerprint": stamp, "computed": sorted(set(new["method"]))}))
+    meta_path.write_text(
+        json.dumps({"fingerprint": stamp, "computed": computed, "cells": cells, "pools": pools})
+    )
     return out
 
 
