@@ -88,6 +88,7 @@ def allocation(data: AnalysisData, s: pd.DataFrame, cfg: AnalysisConfig) -> pd.D
     budgets = np.sort(s["n"].dropna().unique().astype(float)) if len(s) else np.array([])
     out = []
     binned = s[s["bin"].astype(str) != ALL_BIN]
+    requests = []
     for (policy, prm, dataset), grp in binned.groupby(GROUP, sort=True):
         # one column per configuration; its mean generations may differ by bin (early stopping): use the max
         cand = (
@@ -102,13 +103,19 @@ def allocation(data: AnalysisData, s: pd.DataFrame, cfg: AnalysisConfig) -> pd.D
             .reset_index(drop=True)
         )
         probs = folds[folds["policy"] == policy].rename(columns={"bin": "stratum"})
+        requests.append((policy, prm, dataset, cand, probs, f"adaptive|{policy}|{dataset}"))
+    # the weights depend on the policy and dataset only: drawn once for both PRMs, every group on its thread
+    index.prepare(
+        [(r[4], r[3]["config_id"], r[5]) for r in requests], replicates=cfg.replicates, seed=cfg.seed
+    )
+    for policy, prm, dataset, cand, probs, key in requests:
         group = index.group(probs, cand["config_id"])
         has = group.c.sum(1) > 0
         if not has.any():
             continue
         strata = probs["stratum"].to_numpy()[has]
         group = group.keep(has)
-        w = group.weights(cfg.replicates, cfg.seed, f"adaptive|{policy}|{dataset}")
+        w = index.weights(group, cfg.replicates, cfg.seed, key)
         per_bin = [Sums.of(group, w, cfg.folds, rows=strata == b) for b in np.unique(strata)]
         total = Sums.of(group, w, cfg.folds)
         gens, n = cand["gens"].to_numpy(float), cand["n"].to_numpy(float)
