@@ -130,6 +130,11 @@ def worker(args: argparse.Namespace) -> int:
     else:
 
         def from_summary():
+            import shutil
+
+            # cold: no bootstrap sums kept from an earlier analysis (summary/memo, this code only)
+            shutil.rmtree(folder / "summary" / "memo", ignore_errors=True)
+            getattr(summary, "_LAST", {}).clear()
             cfg = load_analysis_config(overrides=[f"replicates={args.replicates}"])
             return compute_optimal_tables(summary.load_summary(folder), cfg)
 

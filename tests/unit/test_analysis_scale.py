@@ -206,3 +206,33 @@ def test_a_landed_cell_updates_the_bins_from_its_own_file_as_a_rebuild_would(
         a = after[after["method"] == method].reset_index(drop=True)
         b = rebuilt[rebuilt["method"] == method].reset_index(drop=True)
         pd.testing.assert_frame_equal(a, b, check_dtype=False)
+
+
+def test_sums_kept_from_the_last_analysis_give_the_tables_of_a_cold_one(folder: Path, tmp_path: Path) -> None:
+    """summary/memo: after a cell lands, the groups it did not change are read back, the others recomputed;
+    the tables equal an analysis with nothing kept, and groups of the landed cell's configuration are new."""
+    import shutil
+
+    from tts.analysis import summary
+
+    warm = tmp_path / "warm"
+    shutil.copytree(folder, warm)
+    compute_optimal_tables(summary.load_summary(warm), CFG)
+    memo = warm / "summary" / "memo"
+    before = {f.name for f in memo.glob("*.npz")}
+    assert before
+    _land_a_cell(warm, "memo-cell", seed=9)
+    summary._LAST.clear()
+    data = summary.load_summary(warm)
+    got = compute_optimal_tables(data, CFG)
+    used = data.selection_index().memo_used
+    assert used & before and used - before  # some groups read back, some recomputed
+    data.selection_index().prune_memo()
+    assert {f.name for f in memo.glob("*.npz")} == used
+    cold = tmp_path / "cold"
+    shutil.copytree(warm, cold)
+    shutil.rmtree(cold / "summary")
+    summary._LAST.clear()
+    want = compute_optimal_tables(summary.load_summary(cold), CFG)
+    for name in TABLES:
+        assert_same_table(getattr(got, name), getattr(want, name), name)

@@ -13,7 +13,6 @@ Modules (read in this order):
   selection   held-out selection of a winner, CIs that redo the selection
   tables      generation-matched, FLOPs-matched and cross-size compute-optimal tables
   revisions   accuracy vs the sequential / parallel ratio (sequential revision), chosen held-out
-  reselect    a search cell's answer re-picked from its stored candidates under another final selection
   text        formatting shared by the report's tables
   adaptive    Snell et al.'s difficulty-adaptive allocation vs each baseline at N = X: X/Y per X, with CIs
   plots       accuracy vs budget, the frontier, small + search vs large, adaptive allocation

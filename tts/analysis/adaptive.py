@@ -29,13 +29,15 @@ could reuse up to min(Y, K) of the binning samples), so Y + K is an upper bound 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from tts.analysis.keys import ALL_BIN
-from tts.analysis.selection import Choice, Sums, argmax_chooser, choose, interval
+from tts.analysis.selection import Choice, Group, Sums, argmax_chooser, choose, interval
 from tts.analysis.settings import AnalysisConfig
 from tts.analysis.source import AnalysisData
 from tts.analysis.tables import candidates, fold_frame
@@ -104,9 +106,16 @@ def allocation(data: AnalysisData, s: pd.DataFrame, cfg: AnalysisConfig) -> pd.D
         )
         probs = folds[folds["policy"] == policy].rename(columns={"bin": "stratum"})
         requests.append((policy, prm, dataset, cand, probs, f"adaptive|{policy}|{dataset}"))
+
     # the weights depend on the policy and dataset only: drawn once for both PRMs, every group on its thread
+    def stored(probs: pd.DataFrame, ids: Sequence[str], key: str) -> Path | None:
+        return index.memo_path("adaptive", ids, probs, (cfg.folds, cfg.replicates, cfg.seed, key))
+
     index.prepare(
-        [(r[4], r[3]["config_id"], r[5]) for r in requests], replicates=cfg.replicates, seed=cfg.seed
+        [(r[4], r[3]["config_id"], r[5]) for r in requests],
+        replicates=cfg.replicates,
+        seed=cfg.seed,
+        stored=stored,
     )
     for policy, prm, dataset, cand, probs, key in requests:
         group = index.group(probs, cand["config_id"])
@@ -115,9 +124,13 @@ def allocation(data: AnalysisData, s: pd.DataFrame, cfg: AnalysisConfig) -> pd.D
             continue
         strata = probs["stratum"].to_numpy()[has]
         group = group.keep(has)
-        w = index.weights(group, cfg.replicates, cfg.seed, key)
-        per_bin = [Sums.of(group, w, cfg.folds, rows=strata == b) for b in np.unique(strata)]
-        total = Sums.of(group, w, cfg.folds)
+
+        def compute(group: Group = group, strata: np.ndarray = strata, key: str = key) -> list[Sums]:
+            w = index.weights(group, cfg.replicates, cfg.seed, key)
+            bins = [Sums.of(group, w, cfg.folds, rows=strata == b) for b in np.unique(strata)]
+            return [*bins, Sums.of(group, w, cfg.folds)]
+
+        *per_bin, total = index.memo(stored(probs, cand["config_id"], key), compute)
         gens, n = cand["gens"].to_numpy(float), cand["n"].to_numpy(float)
         for b in budgets:
             curves: dict[str, Choice] = {}

@@ -16,9 +16,11 @@ order, same sums).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from tts.analysis.selection import Group, Sums
 
 _CACHE: dict[int, tuple[weakref.ref, Index]] = {}
+MEMO_VERSION = 1  # bump when what a stored sum means changes
 
 
 def _codes(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
@@ -108,6 +111,72 @@ class Index:
         self.start = np.concatenate([[0], np.cumsum(counts)])
         self._groups: dict[tuple, Group] = {}
         self.weights_cache: dict[tuple, np.ndarray] = {}
+        self.memo_dir: Path | None = None
+        self.config_prints: pd.Series | None = None
+        self.memo_used: set[str] = set()
+
+    def persist(self, folder: Path, config_prints: pd.Series) -> None:
+        """Keep bootstrap sums on disk in `folder`, keyed by the content they come from: the configurations'
+        `config_prints` (config_id -> identity of its cell files), the problems' layout and the bootstrap
+        settings. A later analysis of the same folder then draws weights and multiplies only for the groups a
+        new cell changed (a running sweep watched with `tts analyze --watch`)."""
+        self.memo_dir, self.config_prints = folder, config_prints
+
+    def memo_path(self, label: str, ids: Sequence[str], problems: pd.DataFrame, extra: tuple) -> Path | None:
+        """Where the sums of (label, configurations in column order, problems, settings) are kept; None when
+        not persisted (or a configuration has no identity)."""
+        if self.memo_dir is None or self.config_prints is None:
+            return None
+        prints = self.config_prints.reindex([str(i) for i in ids])
+        if prints.isna().any():
+            return None
+        h = hashlib.sha1(repr((label, MEMO_VERSION, extra)).encode())
+        h.update("\x00".join(f"{i}={v}" for i, v in prints.items()).encode())
+        for part in self._key(problems, np.zeros(0, dtype=object))[:3]:
+            h.update(part if isinstance(part, bytes) else str(part).encode())
+        return self.memo_dir / f"{label}-{h.hexdigest()[:24]}.npz"
+
+    def selection_path(
+        self,
+        problems: pd.DataFrame,
+        config_ids: Sequence[str],
+        folds: int,
+        replicates: int,
+        seed: int,
+        key: str,
+    ) -> Path | None:
+        """Where `selection`'s sums of these arguments are kept (`memo_path`)."""
+        canon = np.sort(np.asarray([str(i) for i in config_ids], dtype=object))
+        return self.memo_path("sel", canon, problems, (folds, replicates, seed, key))
+
+    def memo(self, path: Path | None, compute: Callable[[], list[Sums]]) -> list[Sums]:
+        """`compute()` (a list of Sums), read from `path` when an earlier analysis stored it, else stored there."""
+        from tts.analysis.selection import Sums
+
+        if path is None:
+            return compute()
+        self.memo_used.add(path.name)
+        if path.is_file():
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    return [Sums(z[f"Y{i}"], z[f"C{i}"]) for i in range(len(z.files) // 2)]
+            except (OSError, ValueError, KeyError):
+                path.unlink(missing_ok=True)
+        out = compute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, **{k: v for i, x in enumerate(out) for k, v in ((f"Y{i}", x.Y), (f"C{i}", x.C))})
+        tmp.replace(path)
+        return out
+
+    def prune_memo(self) -> None:
+        """Delete the stored sums no analysis of this index read or wrote (groups a new cell changed)."""
+        if self.memo_dir is None or not self.memo_dir.is_dir():
+            return
+        for f in self.memo_dir.glob("*.npz"):
+            if f.name not in self.memo_used:
+                f.unlink(missing_ok=True)
 
     def frame(self) -> pd.DataFrame:
         """The values frame (config_id, problem_id, seed, y_sum, rows): per (config, problem, seed) sums,
@@ -190,8 +259,12 @@ class Index:
                 self._groups[ident] = hit = (None, None)
             else:
                 group = group.keep(has)
-                w = self.weights(group, replicates, seed, key)
-                self._groups[ident] = hit = (group, _sums(group, w, folds))
+                path = self.selection_path(problems, canon, folds, replicates, seed, key)
+
+                def compute(group: Group = group) -> list[Sums]:
+                    return [_sums(group, self.weights(group, replicates, seed, key), folds)]
+
+                self._groups[ident] = hit = (group, self.memo(path, compute)[0])
         group, sums = hit
         if group is None:
             return None
@@ -209,15 +282,21 @@ class Index:
         *,
         replicates: int,
         seed: int,
+        stored: Callable[[pd.DataFrame, Sequence[str], str], Path | None] | None = None,
     ) -> None:
         """Warm the weights cache for `selection` calls on (problems, config_ids, key): each distinct unit
         layout's bootstrap weights are drawn on a thread of its own (numpy's multinomial draws release the GIL,
-        and each key has its own generator, so the draws are those of a serial run)."""
+        and each key has its own generator, so the draws are those of a serial run). Requests whose sums are
+        already on disk (`stored(problems, config_ids, key)`: their path, e.g. `selection_path`) need none."""
         from concurrent.futures import ThreadPoolExecutor
 
         todo: dict[tuple, tuple[Group, str]] = {}
         for problems, config_ids, key in requests:
-            group = self.group(problems, np.sort(np.asarray([str(i) for i in config_ids], dtype=object)))
+            canon = np.sort(np.asarray([str(i) for i in config_ids], dtype=object))
+            where = stored(problems, config_ids, key) if stored is not None else None
+            if where is not None and where.is_file():
+                continue
+            group = self.group(problems, canon)
             has = group.c.sum(1) > 0
             if not has.any():
                 continue

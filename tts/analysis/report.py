@@ -486,6 +486,7 @@ def analyze(root: Path, args: argparse.Namespace) -> int:
         ),
     }
     report = write_report(root, parts, meta)
+    data.selection_index().prune_memo()  # sums of groups that changed since the last analysis
     from tts.analysis.html_report import write_html
 
     page = write_html(root, parts, meta)

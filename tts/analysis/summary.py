@@ -16,6 +16,9 @@ fingerprinted):
   configs.parquet   one row per configuration
   binning.parquet   per (policy, method, bin): mean samples / tokens / PRM tokens spent assigning bins (recomputed
                     only when the pools or difficulty.parquet change)
+  memo/*.npz        bootstrap sums of the tables' groups, keyed by the identity of the cells they come from
+                    (tts.analysis.cube.Index.persist): an analysis after a new cell recomputes only the groups it
+                    changed; `tts analyze` deletes the ones it did not use
 A new or rewritten cell file is scanned into a new part; files already summarised are not read again; a part no
 current cell uses is deleted. `load_summary` combines the parts (a counting sort on integer codes: per (config,
 problem, seed) sums, ordered as the rows always were) and the per (config, bin) stats of one difficulty method
@@ -25,8 +28,10 @@ implementation on 10M rows.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -63,6 +68,7 @@ SUMMARY_DIR = "summary"
 # 7: per-cell grading sums (tts.analysis.io.grading_table without a scan); 8: parts coded by file position
 VERSION = 8
 PARTS = "parts"
+MEMO = "memo"  # bootstrap sums kept across analyses (tts.analysis.cube.Index.persist)
 METHOD_PREFERENCE = ("oracle_quantile", "dataset_level", "absolute", "predicted")
 _Y = "COALESCE(CAST(expected_correct AS DOUBLE), CAST(correct AS DOUBLE))"
 _SUMS = ["y_sum", "y_sq", "rows", *[f"{m}_sum" for m in COMPUTE_COLUMNS]]
@@ -242,6 +248,8 @@ def build_summary(results_dir: str | Path, *, force: bool = False, threads: int 
     difficulty = ensure_difficulty(results_dir)
     stamp = results_stamp(results_dir)
     (out / PARTS).mkdir(parents=True, exist_ok=True)
+    if force:
+        shutil.rmtree(out / MEMO, ignore_errors=True)
     known = None if force else _read_cells(out)
     ident = pd.DataFrame({"file": files, "ident": [_identity(f) for f in files]})
     if known is not None:
@@ -480,6 +488,13 @@ def _numpy(column: pa.ChunkedArray) -> np.ndarray:
     return chunks[0] if len(chunks) == 1 else np.concatenate(chunks) if chunks else np.zeros(0)
 
 
+def _config_prints(cells: pd.DataFrame) -> pd.Series:
+    """config_id -> identity of its current cell files (ids, sizes, times): what its values come from."""
+    text = (cells["cell_id"].astype(str) + "|" + cells["ident"].astype(str)).rename("cell")
+    joined = text.groupby(cells["config_id"].astype(str)).agg(lambda v: "\n".join(sorted(v)))
+    return joined.map(lambda t: hashlib.sha1(t.encode()).hexdigest())
+
+
 def combine(out: Path) -> Combined:
     """Read every part and keep the rows of current cells, coded against the sorted ids of all parts: no
     sort of the rows and no string work per row (a part's problems are coded against its own sorted
@@ -487,7 +502,7 @@ def combine(out: Path) -> Combined:
     import pyarrow.feather as feather
 
     cells = pq.read_table(
-        out / "cells.parquet", columns=["part", "part_file", "config_id", "seed"]
+        out / "cells.parquet", columns=["cell_id", "ident", "part", "part_file", "config_id", "seed"]
     ).to_pandas()
     configs = np.sort(cells["config_id"].astype(str).unique()).astype(object)
     cell_seeds = cells["seed"].fillna(0).astype(np.int64).to_numpy()
@@ -533,6 +548,7 @@ def combine(out: Path) -> Combined:
     rc, rp, rs = (cat.pop(k).astype(np.int64, copy=False) for k in ("config", "problem", "seed"))
     y = cat.pop("y").astype(float, copy=False)
     index = Index.from_codes(configs, puniq, seed_vals, rc, rp, rs, y)
+    index.persist(out / MEMO, _config_prints(cells))
     npb = max(len(puniq), 1)
     key = rc * npb + rp
     span = len(configs) * npb

@@ -124,6 +124,7 @@ def config_groups(
         [(probs, cand["config_id"], name) for _, cand, probs, name in requests],
         replicates=cfg.replicates,
         seed=cfg.seed,
+        stored=lambda p, ids, k: index.selection_path(p, ids, cfg.folds, cfg.replicates, cfg.seed, k),
     )
     for key, cand, probs, name in requests:
         got = index.selection(
@@ -265,8 +266,12 @@ def cross_size(s: pd.DataFrame, data: AnalysisData, cfg: AnalysisConfig) -> pd.D
         probs = pd.DataFrame({"policy": "*", "problem_id": index.problems_of(cand["config_id"])})
         probs = probs.assign(fold=assign_folds(probs, cfg.folds, strata=None), stratum=ALL_BIN)
         group = index.group(probs, cand["config_id"])
-        w = index.weights(group, cfg.replicates, cfg.seed, f"cross|{dataset}")
-        sums = Sums.of(group, w, cfg.folds)
+        key = f"cross|{dataset}"
+        path = index.memo_path("cross", cand["config_id"], probs, (cfg.folds, cfg.replicates, cfg.seed, key))
+        sums = index.memo(
+            path,
+            lambda g=group, k=key: [Sums.of(g, index.weights(g, cfg.replicates, cfg.seed, k), cfg.folds)],
+        )[0]
         params = cand["policy_params"].to_numpy(float)
         single = (cand["n"] == 1) & (cand["generations"] <= 1 + 1e-9)
         seen: set[tuple[str, bytes]] = set()
