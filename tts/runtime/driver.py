@@ -252,8 +252,6 @@ class Driver:
             self.progress.engine(self.engine_pool.engines[data["key"]].spec.label, "starting")
         elif kind == "released":
             self.progress.engine(self.engine_pool.engines[data["key"]].spec.label, "released")
-        elif kind == "retry":
-            self.progress.requeued += 1
         self.progress.tick()
 
     # ---- the run

@@ -35,7 +35,6 @@ class Progress:
     done: int = 0
     failed: int = 0
     tokens: int = 0
-    requeued: int = 0
     jobs_total: int = 0  # pool / search jobs of this run (ETA counts jobs: a pool job finishes many cells)
     jobs_done: int = 0
     first_ready: float | None = None  # when the first engine was ready (ETA excludes engine start)

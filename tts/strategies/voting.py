@@ -97,8 +97,7 @@ def final_choice(answers: Sequence[str | None], scores: Sequence[float], selecti
     """Index of the answer `selection` (FINAL_SELECTIONS) picks among a cell's final candidates: the best score
     (argmax), the PRM-weighted vote, or the majority; a vote with no answer at all falls back to the best score.
 
-    The one rule for tree search, sequential revision and the analysis re-selecting from stored candidates
-    (tts.analysis.reselect), so a re-selected answer is the one the strategy would have returned."""
+    The one rule for tree search and sequential revision."""
     if selection not in FINAL_SELECTIONS:
         raise ValueError(
             f"final_selection: invalid value {selection!r}; choose one of {', '.join(FINAL_SELECTIONS)}"
