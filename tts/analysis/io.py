@@ -274,10 +274,14 @@ def ensure_difficulty(results_dir: str | Path, *, rebuild: bool = False) -> pd.D
     meta_path = path.parent / "summary" / "difficulty.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     have = pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=list(DIFFICULTY_COLUMNS))
-    if path.is_file() and not rebuild and meta.get("fingerprint") == results_stamp(results_dir):
+    current = path.is_file() and not rebuild and meta.get("fingerprint") == results_stamp(results_dir)
+    if current and "cells" in meta:
         return have
     cells = {str(f): _file_ident(f) for f in result_files(results_dir, "cell")}
     pools = fingerprint(result_files(results_dir, "pool"))
+    if current:  # stored by an earlier version: record what the next update compares against
+        meta_path.write_text(json.dumps({**meta, "cells": cells, "pools": pools}))
+        return have
     known = meta.get("cells")
     added = _cells_added(known, cells)
     if path.is_file() and not rebuild and meta.get("pools") == pools and added is not None:
