@@ -74,8 +74,8 @@ def tables():
 
 
 def test_only_sequential_configurations_with_their_ratio(tables) -> None:
-    s, _, _ = tables
-    seq = sequential(s)
+    s, data, _ = tables
+    seq = sequential(s, data)
     assert set(seq["strategy"]) == {"sequential_revision"}
     got = seq.drop_duplicates("parallel").set_index("parallel")
     assert got.loc[1, "ratio"] == 8 and got.loc[2, "ratio"] == 2 and got.loc[8, "ratio"] == 1 / 8
@@ -126,3 +126,34 @@ def test_report_section_and_plot(tables, tmp_path) -> None:
     paths = revision_ratio(table, tmp_path, method="planted")
     assert {p.suffix for p in paths} == {".png", ".svg"} and all(p.stat().st_size > 0 for p in paths)
     assert "_No sequential configurations" in "\n".join(report_lines(pd.DataFrame(), pd.DataFrame(), 0.9))
+
+
+def test_traits_stored_with_the_results_serve_a_strategy_not_installed(tmp_path) -> None:
+    """Traits travel in the cells' manifest entries (the driver writes them): a plugin's sequential cells are
+    analysed as sequential where the plugin is not installed; a built-in without stored traits falls back to
+    its installed entry; a name neither knows has no trait."""
+    import pyarrow as pa
+
+    from tts.analysis.io import strategy_traits
+    from tts.analysis.source import AnalysisData
+    from tts.store import SweepStore
+
+    store = SweepStore(tmp_path)
+    table = pa.table({"cell_id": ["a"], "problem_id": ["p"], "status": ["ok"]})
+    traits = {
+        "pool_based": False,
+        "needs_verifier": False,
+        "tree": False,
+        "sequential": True,
+        "thinking": False,
+    }
+    store.write("cell", "a", table, config={"strategy": "lab_revise_not_installed"}, meta={"traits": traits})
+    store.write("cell", "b", table, config={"strategy": "best_of_n"})
+    got = strategy_traits(tmp_path)
+    assert got["lab_revise_not_installed"]["sequential"] is True
+    assert got["best_of_n"]["pool_based"] is True  # not stored: the installed entry's
+    data = AnalysisData(
+        stats=pd.DataFrame(), bins=pd.DataFrame(), values=lambda ids=None: pd.DataFrame(), traits=got
+    )
+    assert data.trait("lab_revise_not_installed", "sequential")
+    assert not data.trait("nobody_knows_me", "sequential")

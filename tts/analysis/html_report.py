@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -113,7 +114,7 @@ def payload(results_dir: Path, parts: dict, meta: dict) -> dict[str, Any]:
         f"{tables.method} · {int(round(tables.ci * 100))}% bootstrap CIs · {results_dir}",
         "notes": _notes(results_dir),
         "tables": [t for t in out if t is not None],
-        "charts": _charts(cands, tables.flops, tables.generation),
+        "charts": _charts(cands, tables.flops, tables.generation, parts["trait"]),
         "traces": traces,
         "trace_note": note,
     }
@@ -162,14 +163,9 @@ def _num(v: Any) -> float | None:
     return None if math.isnan(f) or math.isinf(f) else f
 
 
-def _pool_based(strategy: str) -> bool:
-    """Whether the strategy reads a shared sample pool (its traits; a strategy not registered here: no)."""
-    from tts.strategies import STRATEGIES
-
-    return strategy in STRATEGIES and STRATEGIES.get(strategy).traits.pool_based
-
-
-def _charts(cands: pd.DataFrame, flops: pd.DataFrame, generation: pd.DataFrame) -> list[dict[str, Any]]:
+def _charts(
+    cands: pd.DataFrame, flops: pd.DataFrame, generation: pd.DataFrame, trait: Callable[[object, str], bool]
+) -> list[dict[str, Any]]:
     """Chart points: every configuration's accuracy against the generations it spent (normal CI from its standard
     error), and the held-out compute-optimal curves against the FLOPs and generation budgets (bootstrap CIs)."""
     pts = []
@@ -178,7 +174,7 @@ def _charts(cands: pd.DataFrame, flops: pd.DataFrame, generation: pd.DataFrame) 
         if acc is None:
             continue
         series = f"{r['policy']} · {r['prm']} · {r['strategy']}"
-        if not _pool_based(r["strategy"]):  # pool strategies differ by N only: one series each
+        if not trait(r["strategy"], "pool_based"):  # pool strategies differ by N only: one series each
             series += f" · {r['hyperparams']}"
         pts.append({
             "bin": str(r["bin"]), "series": series, "x": _num(r.get("generations")) or 0.0, "y": acc,

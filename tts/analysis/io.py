@@ -193,6 +193,34 @@ def sweep_settings(results_dir: str | Path) -> dict[str, Any]:
     return {}
 
 
+def strategy_traits(results_dir: str | Path) -> dict[str, dict[str, bool]]:
+    """strategy name -> its traits (tts.strategies.entry.Traits as a dict), as the sweep that wrote the cells
+    recorded them in the manifests; a strategy whose cells carry none (written before traits were stored) gets
+    the installed entry's, when it is installed. The analysis reads traits from here, so a plugin's cells are
+    analyzed alike whether or not the plugin is installed where `tts analyze` runs."""
+    import dataclasses
+
+    from tts.store import SweepStore
+    from tts.strategies import STRATEGIES
+
+    out: dict[str, dict[str, bool]] = {}
+    names: set[str] = set()
+    for d in sweep_dirs(results_dir):
+        for (kind, _), e in SweepStore(d).entries().items():
+            name = (e.config or {}).get("strategy") if kind == "cell" else None
+            if isinstance(name, dict):
+                name = name.get("name")
+            if not name:
+                continue
+            names.add(str(name))
+            if isinstance(e.meta.get("traits"), dict):
+                out.setdefault(str(name), {k: bool(v) for k, v in e.meta["traits"].items()})
+    for name in names - set(out):
+        if name in STRATEGIES:
+            out[name] = dataclasses.asdict(STRATEGIES.get(name).traits)
+    return out
+
+
 def read_samples(results_dir: str | Path) -> pd.DataFrame | None:
     """The sample pools (the columns binning needs), or None when the sweep stored none."""
     files = result_files(results_dir, "pool")

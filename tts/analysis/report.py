@@ -413,7 +413,6 @@ def analyze(root: Path, args: argparse.Namespace) -> int:
     from tts.analysis.summary import build_summary, load_summary
     from tts.analysis.summary import grading as summary_grading
     from tts.analysis.tables import candidates, compute_optimal_tables
-    from tts.strategies import STRATEGIES
 
     state = folder_state(root)
     if state.ok == 0 and (state.failed or state.corrupt or state.missing):
@@ -481,9 +480,8 @@ def analyze(root: Path, args: argparse.Namespace) -> int:
         "adaptive_notes": adaptive_notes,
         "state": state,
         "revisions": report_lines(ratios, ratio_winners, cfg.ci),
-        "thinking": any(
-            n in STRATEGIES and STRATEGIES.get(n).traits.thinking for n in cands["strategy"].dropna().unique()
-        ),
+        "thinking": any(data.trait(n, "thinking") for n in cands["strategy"].dropna().unique()),
+        "trait": data.trait,
     }
     report = write_report(root, parts, meta)
     data.selection_index().prune_memo()  # sums of groups that changed since the last analysis

@@ -26,17 +26,15 @@ from tts.analysis.selection import choose, interval
 from tts.analysis.settings import AnalysisConfig
 from tts.analysis.source import AnalysisData
 from tts.analysis.tables import config_groups, sort_rows
-from tts.strategies import STRATEGIES
 
 KEY = ["policy", "prm", "dataset", "bin"]
 _PARALLEL = re.compile(r"(^|, )parallel=[^,]*")
 
 
-def sequential(s: pd.DataFrame) -> pd.DataFrame:
-    """The candidates of sequential strategies with `parallel`, `attempts` (L) and `ratio` (L / P) columns."""
-    names = [
-        n for n in s["strategy"].dropna().unique() if n in STRATEGIES and STRATEGIES.get(n).traits.sequential
-    ]
+def sequential(s: pd.DataFrame, data: AnalysisData) -> pd.DataFrame:
+    """The candidates of sequential strategies (`data.trait`) with `parallel`, `attempts` (L) and `ratio`
+    (L / P) columns."""
+    names = [n for n in s["strategy"].dropna().unique() if data.trait(n, "sequential")]
     seq = s[s["strategy"].isin(names)].copy()
     if seq.empty:
         return seq
@@ -56,7 +54,7 @@ def ratio_tables(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(ratio_table, ratio_winners) of the candidates `s` (tts.analysis.tables.candidates); empty frames when
     the sweep has no sequential configuration."""
-    seq = sequential(s)
+    seq = sequential(s, data)
     if seq.empty:
         return pd.DataFrame(), pd.DataFrame()
     lines, winners = [], []

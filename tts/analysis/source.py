@@ -19,7 +19,7 @@ notebooks). Each produces an `AnalysisData`:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -48,9 +48,20 @@ class AnalysisData:
     values: Callable[[Sequence[str] | None], pd.DataFrame]
     method: str = "none"
     binning: pd.DataFrame | None = None
-    index: Index | None = (
-        None  # the values coded for the selection (tts.analysis.cube), when the source has it
-    )
+    # the values coded for the selection (tts.analysis.cube), when the source has it
+    index: Index | None = None
+    # strategy -> traits, as stored with the results (tts.analysis.io.strategy_traits)
+    traits: dict[str, dict[str, bool]] = field(default_factory=dict)
+
+    def trait(self, strategy: object, name: str) -> bool:
+        """A strategy's trait (tts.strategies.entry.Traits) as the results recorded it, else as the installed
+        entry says; False for a strategy neither knows."""
+        stored = self.traits.get(str(strategy))
+        if stored is not None:
+            return bool(stored.get(name, False))
+        from tts.strategies import STRATEGIES
+
+        return strategy in STRATEGIES and bool(getattr(STRATEGIES.get(str(strategy)).traits, name))
 
     def selection_index(self) -> Index:
         """The values as the selection reads them: the source's own index, else one built from `values`."""

@@ -51,6 +51,7 @@ from tts.analysis.io import (
     fingerprint,
     result_files,
     results_stamp,
+    strategy_traits,
     sweep_settings,
 )
 from tts.analysis.keys import (
@@ -438,6 +439,7 @@ def load_summary(results_dir: str | Path, method: str | None = None, *, build: b
         method=method,
         values=lambda ids=None: _select(combined.index, ids),
         index=combined.index,
+        traits=strategy_traits(results_dir),
         binning=binning[binning["method"] == method].drop(columns="method"),
     )
 

@@ -16,6 +16,7 @@ answering ends the run with a message saying how to resume (tts.runtime.stops). 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -218,6 +219,8 @@ class Driver:
         error: str | None = None,
     ) -> None:
         meta: dict[str, Any] = {"overrides": list(cell.overrides), "axes": dict(cell.axes)}
+        # the strategy's traits travel with its results: the analysis never depends on what is installed
+        meta["traits"] = dataclasses.asdict(cell.entry.traits)
         if error:
             meta["error"] = error.strip().splitlines()[0][:500] if error.strip() else error
         if work is not None:
