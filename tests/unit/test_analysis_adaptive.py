@@ -164,3 +164,18 @@ def test_report_section_and_plot(tmp_path: Path) -> None:
     paths = plots.adaptive_allocation(comp.curves, tmp_path, method="predicted", ratios=comp.ratios)
     svg = next(p for p in paths if p.suffix == ".svg").read_text()
     assert "X / Y" in svg and "binning charged once" in svg
+
+
+def test_analysis_settings_are_a_structured_config_with_one_line_errors() -> None:
+    """AnalysisConfig is the schema: its defaults are the only ones (the YAML holds the baselines), and a
+    value of the wrong type or an unknown key fails naming the key, the value and what is expected."""
+    from tts.analysis.settings import AnalysisConfig, load_analysis_config
+
+    cfg = load_analysis_config()
+    assert (cfg.folds, cfg.ci, cfg.replicates) == (AnalysisConfig().folds, AnalysisConfig().ci, 1000)
+    assert cfg.baselines  # from conf/analysis/default.yaml
+    with pytest.raises(ValueError, match=r"^folds: invalid value 'abc'; expected int$"):
+        load_analysis_config(overrides=["folds=abc"])
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['nope'\]"):
+        load_analysis_config(overrides=["nope=1"])
+    assert load_analysis_config(overrides=["charge_binning=true"]).charge_binning is True

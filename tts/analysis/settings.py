@@ -1,4 +1,4 @@
-"""AnalysisConfig: the settings of `tts analyze`, defaults in conf/analysis/default.yaml.
+"""AnalysisConfig: the settings of `tts analyze`: defaults here, the analyst's choices (baselines) in conf/analysis/default.yaml.
 
 Why a config and not constants: which strategies the tables report gains over (best-of-N, majority vote) and
 which baselines the difficulty-adaptive allocation is compared with (at N = X, tts.analysis.adaptive) are
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
 DEFAULT_FILE = Path("analysis") / "default.yaml"
 
@@ -62,25 +61,35 @@ def load_analysis_config(
     path: str | Path | None = None, overrides: list[str] | None = None
 ) -> AnalysisConfig:
     """AnalysisConfig from `path` (default: conf/analysis/default.yaml of the config tree) with dotlist
-    `overrides` ("folds=3", "baselines={best-of-N: best_of_n}") applied on top."""
+    `overrides` ("folds=3", "baselines={best-of-N: best_of_n}") applied on top. The dataclass is the schema (an
+    OmegaConf structured config: its defaults are the only ones, and a value of the wrong type or an unknown key
+    is rejected in one line naming it); the YAML holds the analyst's choices (the baselines)."""
     from omegaconf import OmegaConf
+    from omegaconf.errors import ConfigKeyError, ValidationError
 
     if path is None:
         from tts.config import conf_dir
 
         path = conf_dir() / DEFAULT_FILE
-    node = OmegaConf.load(path)
-    if overrides:
-        node = OmegaConf.merge(node, OmegaConf.from_dotlist(list(overrides)))
-    values: dict[str, Any] = OmegaConf.to_container(node, resolve=True)  # type: ignore[assignment]
     known = {f.name for f in fields(AnalysisConfig)}
-    if "adaptive_line_baseline" in values:
-        raise ValueError(
-            "analysis config: adaptive_line_baseline was removed; the report now compares the compute-optimal "
-            "curve with every baseline of adaptive_baselines at every N = X (a table of X/Y with CIs): "
-            "delete the key"
-        )
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"analysis config: unknown key(s) {unknown}; allowed: {', '.join(sorted(known))}")
-    return AnalysisConfig(**values)
+    layers = [OmegaConf.load(path), OmegaConf.from_dotlist(list(overrides or []))]
+    for layer in layers:
+        if "adaptive_line_baseline" in layer:
+            raise ValueError(
+                "analysis config: adaptive_line_baseline was removed; the report now compares the compute-optimal "
+                "curve with every baseline of adaptive_baselines at every N = X (a table of X/Y with CIs): "
+                "delete the key"
+            )
+        unknown = sorted(set(layer) - known)  # type: ignore[arg-type]
+        if unknown:
+            raise ValueError(
+                f"analysis config: unknown key(s) {unknown}; allowed: {', '.join(sorted(known))}"
+            )
+    try:
+        node = OmegaConf.merge(OmegaConf.structured(AnalysisConfig), *layers)
+        return OmegaConf.to_object(node)  # type: ignore[return-value]
+    except (ValidationError, ConfigKeyError) as exc:
+        key = getattr(exc, "full_key", None) or "analysis config"
+        want = {f.name: f.type for f in fields(AnalysisConfig)}.get(str(key), "")
+        value = getattr(exc, "value", None)
+        raise ValueError(f"{key}: invalid value {value!r}" + (f"; expected {want}" if want else "")) from None
