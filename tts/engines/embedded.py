@@ -63,15 +63,18 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
 }
 
 
-ZOO_MODELS = (
+# The zoo's models, named once here (tts.zoo, which trains them, sits above the engines and reads these)
+ZOO_POLICY_NAMES = (
     "zoo-policy-s",
     "zoo-policy-m",
     "zoo-policy-l",
-    "zoo-policy-r",
-    "zoo-prm-s",
-    "zoo-prm-l",
+)  # the size ladder, each trained from scratch
+ZOO_REVISION_POLICY = "zoo-policy-r"  # zoo-policy-m fine-tuned to revise its own attempts (tts.zoo.revision)
+ZOO_PRM_NAMES = ("zoo-prm-s", "zoo-prm-l")  # the weak and the strong PRM
+ZOO_ORM_NAMES = (
     "zoo-orm",
-)
+)  # an outcome reward model: one score for the finished solution, read at its last step
+ZOO_MODELS = (*ZOO_POLICY_NAMES, ZOO_REVISION_POLICY, *ZOO_PRM_NAMES, *ZOO_ORM_NAMES)  # every shipped model
 ZOO_WEIGHTS = Path(__file__).resolve().parents[1] / "zoo" / "weights"
 
 

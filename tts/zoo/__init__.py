@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-WEIGHTS = Path(__file__).parent / "weights"
-POLICY_NAMES = ("zoo-policy-s", "zoo-policy-m", "zoo-policy-l")  # the size ladder, each trained from scratch
-REVISION_POLICY = "zoo-policy-r"  # zoo-policy-m fine-tuned to revise its own attempts (tts.zoo.revision)
-PRM_NAMES = ("zoo-prm-s", "zoo-prm-l")  # the weak and the strong PRM
-ORM_NAMES = (
-    "zoo-orm",
-)  # an outcome reward model: one score for the finished solution, read at its last step
-ZOO_NAMES = (*POLICY_NAMES, REVISION_POLICY, *PRM_NAMES, *ORM_NAMES)  # every shipped model
+from tts.engines.embedded import ZOO_MODELS as ZOO_NAMES
+from tts.engines.embedded import ZOO_ORM_NAMES as ORM_NAMES
+from tts.engines.embedded import ZOO_POLICY_NAMES as POLICY_NAMES
+from tts.engines.embedded import ZOO_PRM_NAMES as PRM_NAMES
+from tts.engines.embedded import ZOO_REVISION_POLICY as REVISION_POLICY
+from tts.engines.embedded import ZOO_WEIGHTS as WEIGHTS
+
+__all__ = ["ORM_NAMES", "POLICY_NAMES", "PRM_NAMES", "REVISION_POLICY", "WEIGHTS", "ZOO_NAMES", "weights_dir"]
 
 
 def weights_dir(name: str) -> Path:
