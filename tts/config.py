@@ -69,6 +69,9 @@ class ClusterConfig:
     max_tries: int = 3
     max_engine_restarts: int = 8  # Ray restarts a dead engine actor this many times (its work is requeued)
     gcs_timeout_s: float = 30.0  # ray mode: the GCS silent this long, the driver stops (saying how to resume)
+    # ray mode: the cluster never grows (a Slurm allocation; `tts slurm` sets it): as on a local cluster, an
+    # engine that cannot fit beside the others waits for room and idle engines are released to make it
+    fixed_size: bool = False
 
 
 @dataclass

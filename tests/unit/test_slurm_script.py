@@ -52,7 +52,7 @@ def test_script_starts_a_head_and_workers_with_token_auth_and_runs_the_sweep_aga
     assert 'tts slurm wait-nodes --address "$ADDRESS" --nodes "$NODES"' in text
     assert (
         'tts sweep --no-live +sweep=smoke dataset.per_level=2 cluster=ray "cluster.address=$ADDRESS" '
-        "cluster.auth_mode=token &"
+        "cluster.auth_mode=token cluster.fixed_size=true &"
     ) in text
     assert "ray stop" not in text.replace("`ray stop`", ""), "never `ray stop`: it stops other jobs' Ray too"
 

@@ -336,7 +336,9 @@ class Driver:
         cpus = max((s.engine.num_cpus * s.engine.replicas for s in specs.values()), default=1)
         started_ray = connect(cluster, cpus + 1, log_to_driver=self.verbose)
         self.engine_pool = EnginePool(
-            specs, max_restarts=cluster.max_engine_restarts, check_fit=cluster.mode == "local"
+            specs,
+            max_restarts=cluster.max_engine_restarts,
+            check_fit=cluster.mode == "local" or cluster.fixed_size,
         )
         scheduler = Scheduler(
             self.engine_pool,

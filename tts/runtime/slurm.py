@@ -201,7 +201,7 @@ fi
 tts slurm wait-nodes --address "$ADDRESS" --nodes "$NODES" --timeout 600 || {{ stop_ray; exit 1; }}
 
 if [[ $STOPPING == 0 ]]; then
-  {sweep_cmd} cluster=ray "cluster.address=$ADDRESS" cluster.auth_mode=token &
+  {sweep_cmd} cluster=ray "cluster.address=$ADDRESS" cluster.auth_mode=token cluster.fixed_size=true &
   DRIVER=$!
   wait "$DRIVER"; RC=$?
   while kill -0 "$DRIVER" 2>/dev/null; do wait "$DRIVER"; RC=$?; done  # a trapped signal interrupts `wait`
