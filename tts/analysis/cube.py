@@ -301,7 +301,7 @@ class Index:
             if not has.any():
                 continue
             kept = group.keep(has)
-            ident = (key, replicates, seed, kept.strata.tobytes(), kept.problem.tobytes())
+            ident = _weights_ident(kept, replicates, seed, key)
             if ident not in self.weights_cache:
                 todo.setdefault(ident, (kept, key))
         if not todo:
@@ -315,7 +315,7 @@ class Index:
     def weights(self, group: Group, replicates: int, seed: int, key: str) -> np.ndarray:
         """`group.weights(replicates, seed, key)`, cached per (key, unit layout): the PRM groups of a (policy,
         dataset, bin) and the three budget tables share them."""
-        ident = (key, replicates, seed, group.strata.tobytes(), group.problem.tobytes())
+        ident = _weights_ident(group, replicates, seed, key)
         if ident not in self.weights_cache:
             self.weights_cache[ident] = group.weights(replicates, seed, key)
         return self.weights_cache[ident]
@@ -433,6 +433,11 @@ class Index:
             problems["fold"].to_numpy(int),
             pd.factorize(problems["stratum"])[0],
         )
+
+
+def _weights_ident(group: Group, replicates: int, seed: int, key: str) -> tuple:
+    """What a group's bootstrap weights depend on: the key, the settings and the unit layout."""
+    return (key, replicates, seed, group.strata.tobytes(), group.problem.tobytes())
 
 
 def _sums(group: Group, w: np.ndarray, folds: int) -> Sums:

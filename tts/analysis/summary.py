@@ -103,16 +103,15 @@ def _columns_differ(exc: Exception) -> bool:
 
 
 def _run(
-    con: duckdb.DuckDBPyConnection, sql: Callable[[bool], str], *, fetch: bool = True
-) -> pd.DataFrame | None:
-    """Run sql(union=False): files that share their columns scan fastest; when some file lacks a column the
-    query names (the store writes only the columns its rows have), rerun with union_by_name (NULL-filled)."""
+    con: duckdb.DuckDBPyConnection, sql: Callable[[bool], str], *, arrow: bool = False
+) -> pd.DataFrame | pa.Table:
+    """Run sql(union=False) (a DataFrame, or Arrow when `arrow`): files that share their columns scan fastest;
+    when some file lacks a column the query names (the store writes only the columns its rows have), rerun with
+    union_by_name (NULL-filled)."""
 
-    def go(union: bool) -> pd.DataFrame | None:
-        if fetch:
-            return con.sql(sql(union)).df()
-        con.execute(sql(union))
-        return None
+    def go(union: bool) -> pd.DataFrame | pa.Table:
+        rel = con.sql(sql(union))
+        return rel.to_arrow_table() if arrow else rel.df()
 
     try:
         return go(False)
@@ -151,7 +150,6 @@ def _configs(
             f"FROM {_scan(files, union=union)} GROUP BY file_index ORDER BY file_index"
         ),
     )
-    assert cells is not None
     cells = cells.merge(per_file, on="part_file", how="left")
     cells[GRADING[1:]] = cells[GRADING[1:]].fillna(0.0)
     cells["file"] = np.asarray(files, dtype=object)[cells["part_file"].to_numpy(np.int64)]
@@ -328,12 +326,13 @@ def _scan_part(
     # NULL counts as 0 in every sum (as SQL's sum skips it; a sum of only NULLs reads 0, not NULL)
     y = f"COALESCE({col('expected_correct')}, {col('correct')}, 0.0)"
     measures = ", ".join(f"COALESCE({col(m)}, 0.0) AS {m}" for m in COMPUTE_COLUMNS)
-    table = _run_arrow(
+    table = _run(
         con,
         lambda union: (
             f"SELECT file_index::INTEGER AS file, problem_id::VARCHAR AS problem_id, {y} AS y, "
             f"{measures}, {_flags_sql(names)} AS flags FROM {_scan(files, union=union)} WHERE status = 'ok'"
         ),
+        arrow=True,
     )
     coded = pc.dictionary_encode(table["problem_id"].combine_chunks())
     order = pc.sort_indices(coded.dictionary).to_numpy()
@@ -356,16 +355,6 @@ def _scan_part(
     feather.write_feather(part, tmp, compression="uncompressed", chunksize=max(part.num_rows, 1))
     tmp.replace(path)
     return per_file
-
-
-def _run_arrow(con: duckdb.DuckDBPyConnection, sql: Callable[[bool], str]) -> pa.Table:
-    """`_run` for a query whose result is wanted as Arrow."""
-    try:
-        return con.sql(sql(False)).to_arrow_table()
-    except (duckdb.InvalidInputException, duckdb.BinderException) as exc:
-        if not _columns_differ(exc):
-            raise
-        return con.sql(sql(True)).to_arrow_table()
 
 
 def _config_table(cells: pd.DataFrame) -> pd.DataFrame:
